@@ -1,0 +1,49 @@
+"""Bearer-token authentication for the API: source tokens and agent tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+
+from accounts.models import AgentProfile, User
+from accounts.tokens import hash_token
+
+
+class SourceTokenAuth(HttpBearer):
+    """`Authorization: Bearer <source token>` → the active Source."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        from leads.models import Source
+
+        return Source.objects.filter(token_hash=hash_token(token), active=True).first()
+
+
+class AgentTokenAuth(HttpBearer):
+    """`Authorization: Bearer <agent token>` → the agent's User."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        profile = (AgentProfile.objects.select_related("user")
+                   .filter(api_token_hash=hash_token(token), user__is_active=True).first())
+        return profile.user if profile else None
+
+
+class AgentSessionAuth:
+    """A signed-in agent's browser session (the agent pages call the API this way)."""
+
+    openapi_type = "apiKey"
+
+    def __call__(self, request: HttpRequest) -> User | None:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and hasattr(user, "agent"):
+            return user  # type: ignore[return-value]
+        return None
+
+
+class LeadReaderAuth(HttpBearer):
+    """A source token or an agent token (reading a lead)."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        return (SourceTokenAuth().authenticate(request, token)
+                or AgentTokenAuth().authenticate(request, token))

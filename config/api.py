@@ -1,0 +1,82 @@
+"""The JSON API (`/api/v1/`): one router per app; errors as {detail, code, errors}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from leads.validation import LeadInputError
+
+api = NinjaAPI(
+    title="Leadrouter API",
+    version="1",
+    description="Lead ingestion and the agent endpoints (offers, claims, pull, hopper).",
+    urls_namespace="api",
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+)
+
+
+class ApiError(Exception):
+    """A domain error with a stable `code`, answered with STATUS."""
+
+    def __init__(self, status: int, code: str, detail: str,
+                 errors: dict[str, list[str]] | None = None):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.errors = status, code, detail, errors or {}
+
+
+def error_response(request: HttpRequest, status: int, code: str, detail: str,
+                   errors: dict[str, list[str]] | None = None) -> HttpResponse:
+    return api.create_response(request, {"detail": detail, "code": code, "errors": errors or {}},
+                               status=status)
+
+
+def _field_of(loc: list[Any]) -> str:
+    # ninja reports ("body", "<param>", "field", ...) for JSON bodies
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "payload")]
+    return parts[0] if parts else "__all__"
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors: dict[str, list[str]] = {}
+    for err in exc.errors:
+        errors.setdefault(_field_of(list(err.get("loc", []))), []).append(str(err.get("msg")))
+    return error_response(request, 422, "invalid", "The request has invalid fields.", errors)
+
+
+@api.exception_handler(LeadInputError)
+def on_lead_input_error(request: HttpRequest, exc: LeadInputError) -> HttpResponse:
+    return error_response(request, 422, exc.code, "The lead has invalid fields.", exc.errors)
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error_response(request, 401, "unauthorized", "A valid bearer token is required.")
+
+
+@api.exception_handler(ApiError)
+def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return error_response(request, exc.status, exc.code, exc.detail, exc.errors)
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    codes = {400: "bad_request", 403: "forbidden", 404: "not_found", 409: "conflict"}
+    return error_response(request, exc.status_code, codes.get(exc.status_code, "error"),
+                          str(exc))
+
+
+def _register_routers() -> None:
+    from distribution.api import router as distribution_router
+    from leads.api import router as leads_router
+
+    api.add_router("", leads_router)
+    api.add_router("", distribution_router)
+
+
+_register_routers()

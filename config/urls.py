@@ -1,0 +1,21 @@
+"""Root URLs: admin, the JSON API, agent pages, login, health."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from config.api import api
+from config.health import healthz
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="agent:home", permanent=False)),
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("agent/", include("distribution.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,372 @@
+"""The machinery of configuration as code: parse, validate with key paths, upsert, report."""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import importlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+import yaml
+from django.db import models, transaction
+
+# Modules that define sections, in the order their sections are applied.
+SECTION_MODULES = [
+    "distribution.configuration.core",
+    "distribution.configuration.routing",
+    "distribution.configuration.marketplace",
+]
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(Exception):
+    """One or more errors in a configuration file; each message starts with its key path."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+@dataclass
+class Counts:
+    created: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+
+@dataclass
+class Report:
+    """What applying a file did, per section."""
+
+    counts: dict[str, Counts] = field(default_factory=dict)
+    details: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def count(self, section: str, what: str, label: str = "") -> None:
+        c = self.counts.setdefault(section, Counts())
+        setattr(c, what, getattr(c, what) + 1)
+        if label and what != "unchanged":
+            self.details.append(f"  {what} {section[:-1] if section.endswith('s') else section}"
+                                f" {label}")
+
+    @property
+    def total_changes(self) -> int:
+        return sum(c.created + c.changed + c.removed for c in self.counts.values())
+
+    def lines(self) -> list[str]:
+        out = [f"{name}: {c.created} created, {c.changed} changed, {c.unchanged} unchanged"
+               + (f", {c.removed} removed" if c.removed else "")
+               for name, c in self.counts.items()]
+        total = self.total_changes
+        out.append(("Dry run: nothing written; " if self.dry_run else "")
+                   + (f"{total} change(s) in all." if total else "no changes."))
+        return out
+
+
+class Ctx:
+    """Validation and upsert helpers that know the key path of what they check."""
+
+    def __init__(self, report: Report, prune: bool):
+        self.report = report
+        self.prune = prune
+        self.errors: list[str] = []
+
+    # --- validation -------------------------------------------------------------------
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    def require(self, item: dict[str, Any], key: str, path: str) -> Any:
+        value = item.get(key)
+        if value in (None, ""):
+            self.error(f"{path}.{key}", "is required")
+        return value
+
+    def known_keys(self, item: Any, allowed: Iterable[str], path: str) -> bool:
+        if not isinstance(item, dict):
+            self.error(path, "must be a mapping")
+            return False
+        for key in item:
+            if key not in allowed:
+                self.error(f"{path}.{key}", f"unknown key (allowed: {', '.join(allowed)})")
+        return True
+
+    def as_bool(self, value: Any, path: str, default: bool) -> bool:
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "no", "off", "0"):
+            return False
+        self.error(path, f"{value!r} is not true or false")
+        return default
+
+    def as_int(self, value: Any, path: str, *, minimum: int | None = 0) -> int | None:
+        if value in (None, ""):
+            return None
+        try:
+            number = int(value)
+            if isinstance(value, float) and value != number:
+                raise ValueError
+        except (TypeError, ValueError):
+            self.error(path, f"{value!r} is not a whole number")
+            return None
+        if minimum is not None and number < minimum:
+            self.error(path, f"must be at least {minimum}")
+            return None
+        return number
+
+    def as_decimal(self, value: Any, path: str) -> Decimal | None:
+        if value in (None, ""):
+            return None
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            self.error(path, f"{value!r} is not a number")
+            return None
+
+    def as_float(self, value: Any, path: str, lo: float, hi: float) -> float | None:
+        if value in (None, ""):
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.error(path, f"{value!r} is not a number")
+            return None
+        if not lo <= number <= hi:
+            self.error(path, f"must be between {lo} and {hi}")
+            return None
+        return number
+
+    def as_duration(self, value: Any, path: str) -> dt.timedelta | None:
+        if value in (None, ""):
+            return None
+        parsed = parse_duration(value)
+        if parsed is None:
+            self.error(path, f"{value!r} is not a duration like \"15m\", \"2h\", \"30s\", \"1d\"")
+        return parsed
+
+    def as_date(self, value: Any, path: str) -> dt.date | None:
+        if value in (None, ""):
+            return None
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.error(path, f"{value!r} is not a date YYYY-MM-DD")
+            return None
+
+    def as_time(self, value: Any, path: str) -> dt.time | None:
+        text = str(value or "")
+        if text in ("24:00", "24:00:00"):
+            return dt.time(0, 0)  # end of day; callers treat 00:00 as an end as midnight
+        if isinstance(value, int):  # YAML 1.1 reads 09:00 unquoted as sexagesimal minutes
+            return dt.time(value // 60 % 24, value % 60)
+        try:
+            return dt.time.fromisoformat(text)
+        except ValueError:
+            self.error(path, f"{value!r} is not a time HH:MM")
+            return None
+
+    def as_choice(self, value: Any, path: str, choices: Iterable[str], default: str) -> str:
+        if value in (None, ""):
+            return default
+        options = list(choices)
+        if value not in options:
+            self.error(path, f"{value!r} is not one of {', '.join(options)}")
+            return default
+        return str(value)
+
+    def ref(self, model: type[models.Model], key: str, value: Any, path: str,
+            what: str) -> Any:
+        """Look up a referenced object by natural key; an error names the path if absent."""
+        if value in (None, ""):
+            return None
+        obj = model._default_manager.filter(**{key: value}).first()
+        if obj is None:
+            self.error(path, f"no {what} {value!r}")
+        return obj
+
+    # --- writing ----------------------------------------------------------------------
+    def upsert(self, section: str, model: type[models.Model], lookup: dict[str, Any],
+               values: dict[str, Any], label: str) -> models.Model:
+        """Create or update one row by its natural key and count what happened."""
+        obj = model._default_manager.filter(**lookup).first()
+        if obj is None:
+            obj = model(**lookup, **values)
+            obj.save()
+            self.report.count(section, "created", label)
+            return obj
+        changed = [name for name, value in values.items() if _differs(getattr(obj, name), value)]
+        if changed:
+            for name in changed:
+                setattr(obj, name, values[name])
+            obj.save()
+            self.report.count(section, "changed", f"{label} ({', '.join(changed)})")
+        else:
+            self.report.count(section, "unchanged")
+        return obj
+
+
+def _differs(current: Any, new: Any) -> bool:
+    if isinstance(current, models.Model) or isinstance(new, models.Model):
+        return getattr(current, "pk", None) != getattr(new, "pk", None)
+    if isinstance(current, Decimal) or isinstance(new, Decimal):
+        try:
+            return Decimal(str(current)) != Decimal(str(new))
+        except InvalidOperation:
+            return True
+    return bool(current != new)
+
+
+def parse_duration(value: Any) -> dt.timedelta | None:
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return dt.timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        return None
+    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def format_duration(value: dt.timedelta | None) -> str | None:
+    if value is None:
+        return None
+    seconds = int(value.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def format_time(value: dt.time) -> str:
+    return value.strftime("%H:%M")
+
+
+def plain(value: Any) -> Any:
+    """A value as it is written in a file (Decimals as numbers, dates as strings)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+class Section(abc.ABC):
+    """One top-level key of the configuration file."""
+
+    key: ClassVar[str]
+    natural_key: ClassVar[str]
+    fields: ClassVar[tuple[str, ...]]
+
+    @abc.abstractmethod
+    def apply(self, items: list[Any], ctx: Ctx) -> None:
+        """Validate and upsert ITEMS, recording errors and counts in CTX."""
+
+    @abc.abstractmethod
+    def export(self) -> list[dict[str, Any]]:
+        """Every row as a file item, ordered by natural key."""
+
+    def prune(self, named: set[Any], ctx: Ctx) -> None:
+        """Remove (or deactivate) what the file does not name; only with --prune."""
+
+
+SECTIONS: list[Section] = []
+
+
+def register(cls: type[Section]) -> type[Section]:
+    SECTIONS.append(cls())
+    return cls
+
+
+def _load_sections() -> list[Section]:
+    for module in SECTION_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return SECTIONS
+
+
+def load_text(text: str) -> dict[str, Any]:
+    """Parse YAML or JSON (JSON is YAML); the top level must be a mapping."""
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"(file): not valid YAML or JSON: {exc}"]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(["(file): the top level must be a mapping of sections"])
+    return data
+
+
+def config_apply(data: dict[str, Any], *, dry_run: bool = False, prune: bool = False) -> Report:
+    """Upsert every section of DATA by natural key in one transaction; all or nothing.
+
+    1. Reject unknown top-level keys and non-list sections.
+    2. Apply sections in dependency order (agents … rules, companies … workflows), each
+       validating its items and collecting errors with their key paths.
+    3. With --prune, let each named section remove what the file does not name.
+    4. Any error, or a dry run, rolls the whole transaction back.
+    """
+    sections = _load_sections()
+    known = {s.key: s for s in sections}
+    report = Report(dry_run=dry_run)
+    ctx = Ctx(report, prune)
+    for key, value in data.items():
+        if key not in known:
+            ctx.error(key, f"unknown section (known: {', '.join(known)})")
+        elif not isinstance(value, list):
+            ctx.error(key, "must be a list")
+    if ctx.errors:
+        raise ConfigError(ctx.errors)
+    with transaction.atomic():
+        for section in sections:
+            if section.key not in data:
+                continue
+            items = data[section.key] or []
+            section.apply(items, ctx)
+            if prune and not ctx.errors:
+                named = {i.get(section.natural_key) for i in items if isinstance(i, dict)}
+                section.prune(named, ctx)
+        if ctx.errors:
+            transaction.set_rollback(True)
+            raise ConfigError(ctx.errors)
+        if dry_run:
+            transaction.set_rollback(True)
+    return report
+
+
+def config_export(*, fmt: str = "yaml", only: Iterable[str] | None = None) -> str:
+    """The current setup in the format `apply_config` reads, deterministically ordered."""
+    wanted = set(only) if only else None
+    data: dict[str, Any] = {}
+    for section in _load_sections():
+        if wanted is None or section.key in wanted:
+            data[section.key] = section.export()
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def each_item(ctx: Ctx, section: str, items: list[Any], allowed: Iterable[str],
+              body: Callable[[dict[str, Any], str], None]) -> None:
+    """Run BODY on every mapping item with its key path, skipping malformed ones."""
+    allowed = tuple(allowed)
+    for i, item in enumerate(items):
+        path = f"{section}[{i}]"
+        if ctx.known_keys(item, allowed, path):
+            body(item, path)

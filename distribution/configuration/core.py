@@ -1,0 +1,213 @@
+"""Sections owned by the foundation: agents, sources, campaigns."""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email, validate_slug
+
+from accounts.models import AgentProfile, User
+from accounts.tokens import hash_token
+from leads.models import Campaign, Source
+
+from .base import Ctx, Section, each_item, register
+
+_TIMEZONES = zoneinfo.available_timezones()
+
+
+def _token_hash(item: dict[str, Any], path: str, ctx: Ctx) -> str | None:
+    """A token given in plain (`token`) or as its digest (`token_sha256`, what export
+    writes); None when neither is given (the stored token is kept)."""
+    if item.get("token"):
+        if len(str(item["token"])) < 16:
+            ctx.error(f"{path}.token", "must be at least 16 characters")
+            return None
+        return hash_token(str(item["token"]))
+    digest = item.get("token_sha256")
+    if digest:
+        if len(str(digest)) != 64:
+            ctx.error(f"{path}.token_sha256", "must be a 64-character SHA-256 hex digest")
+            return None
+        return str(digest)
+    return None
+
+
+def _assign(obj: Any, values: dict[str, Any]) -> list[str]:
+    """Set VALUES on OBJ; the names of the fields that really changed."""
+    changed = [k for k, v in values.items() if getattr(obj, k) != v]
+    for k in changed:
+        setattr(obj, k, values[k])
+    return changed
+
+
+@register
+class AgentsSection(Section):
+    key = "agents"
+    natural_key = "email"
+    fields = ("email", "name", "phone", "timezone", "active", "available", "token",
+              "token_sha256", "password", "manager")
+
+    def apply(self, items: list[Any], ctx: Ctx) -> None:
+        seen: set[str] = set()
+
+        def one(item: dict[str, Any], path: str) -> None:
+            email = str(ctx.require(item, "email", path) or "").strip().lower()
+            if not email:
+                return
+            try:
+                validate_email(email)
+            except ValidationError:
+                ctx.error(f"{path}.email", "not a valid e-mail")
+                return
+            if email in seen:
+                ctx.error(f"{path}.email", f"{email} is listed twice")
+                return
+            seen.add(email)
+            tz = item.get("timezone") or "UTC"
+            if tz not in _TIMEZONES:
+                ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
+                return
+            digest = _token_hash(item, path, ctx)
+            if digest and AgentProfile.objects.filter(api_token_hash=digest).exclude(
+                    user__email=email).exists():
+                ctx.error(f"{path}.token", "is already used by another agent")
+                return
+            user_values: dict[str, Any] = {"username": email,
+                                           "display_name": str(item.get("name") or "")}
+            if "manager" in item:
+                manager = ctx.as_bool(item["manager"], f"{path}.manager", False)
+                user_values.update(is_staff=manager, is_superuser=manager)
+            values: dict[str, Any] = {
+                "phone": str(item.get("phone") or ""),
+                "timezone": tz,
+                "active": ctx.as_bool(item.get("active"), f"{path}.active", True),
+                "available": ctx.as_bool(item.get("available"), f"{path}.available", True),
+            }
+            if digest:
+                values["api_token_hash"] = digest
+            user = User.objects.filter(email=email).first()
+            created = user is None
+            user = user or User(email=email)
+            changed = _assign(user, user_values)
+            if created or changed:
+                user.save()
+            if item.get("password") and not user.check_password(str(item["password"])):
+                user.set_password(str(item["password"]))
+                user.save(update_fields=["password"])
+            profile = AgentProfile.objects.filter(user=user).first()
+            if profile is None:
+                AgentProfile.objects.create(user=user, **values)
+                changed.append("agent profile")
+            else:
+                profile_changed = _assign(profile, values)
+                if profile_changed:
+                    profile.save(update_fields=profile_changed)
+                changed += profile_changed
+            if created:
+                ctx.report.count(self.key, "created", email)
+            elif changed:
+                shown = ["token" if c == "api_token_hash" else c for c in changed]
+                ctx.report.count(self.key, "changed", f"{email} ({', '.join(shown)})")
+            else:
+                ctx.report.count(self.key, "unchanged")
+
+        each_item(ctx, self.key, items, self.fields, one)
+
+    def export(self) -> list[dict[str, Any]]:
+        rows = []
+        for p in AgentProfile.objects.select_related("user").order_by("user__email"):
+            row: dict[str, Any] = {"email": p.user.email, "name": p.user.display_name,
+                                   "phone": p.phone, "timezone": p.timezone,
+                                   "active": p.active, "available": p.available}
+            if p.user.is_staff:
+                row["manager"] = True
+            if p.api_token_hash:
+                row["token_sha256"] = p.api_token_hash
+            rows.append(row)
+        return rows
+
+    def prune(self, named: set[Any], ctx: Ctx) -> None:
+        named = {str(e).lower() for e in named if e}
+        for p in AgentProfile.objects.select_related("user").filter(active=True):
+            if p.user.email not in named:
+                p.active = False
+                p.save(update_fields=["active"])
+                ctx.report.count(self.key, "removed", f"{p.user.email} (deactivated)")
+
+
+@register
+class SourcesSection(Section):
+    key = "sources"
+    natural_key = "slug"
+    fields = ("slug", "name", "token", "token_sha256", "active")
+
+    def apply(self, items: list[Any], ctx: Ctx) -> None:
+        def one(item: dict[str, Any], path: str) -> None:
+            slug = ctx.require(item, "slug", path)
+            if not slug:
+                return
+            try:
+                validate_slug(str(slug))
+            except ValidationError:
+                ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
+                return
+            digest = _token_hash(item, path, ctx)
+            if digest and Source.objects.filter(token_hash=digest).exclude(slug=slug).exists():
+                ctx.error(f"{path}.token", "is already used by another source")
+                return
+            values: dict[str, Any] = {
+                "name": str(item.get("name") or slug),
+                "active": ctx.as_bool(item.get("active"), f"{path}.active", True),
+            }
+            if digest:
+                values["token_hash"] = digest
+            ctx.upsert(self.key, Source, {"slug": slug}, values, str(slug))
+
+        each_item(ctx, self.key, items, self.fields, one)
+
+    def export(self) -> list[dict[str, Any]]:
+        rows = []
+        for s in Source.objects.order_by("slug"):
+            row: dict[str, Any] = {"slug": s.slug, "name": s.name, "active": s.active}
+            if s.token_hash:
+                row["token_sha256"] = s.token_hash
+            rows.append(row)
+        return rows
+
+    def prune(self, named: set[Any], ctx: Ctx) -> None:
+        for s in Source.objects.filter(active=True).exclude(slug__in=named):
+            s.active = False
+            s.save(update_fields=["active"])
+            ctx.report.count(self.key, "removed", f"{s.slug} (deactivated)")
+
+
+@register
+class CampaignsSection(Section):
+    key = "campaigns"
+    natural_key = "slug"
+    fields = ("slug", "name")
+
+    def apply(self, items: list[Any], ctx: Ctx) -> None:
+        def one(item: dict[str, Any], path: str) -> None:
+            slug = ctx.require(item, "slug", path)
+            if not slug:
+                return
+            try:
+                validate_slug(str(slug))
+            except ValidationError:
+                ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
+                return
+            ctx.upsert(self.key, Campaign, {"slug": slug}, {"name": str(item.get("name") or slug)},
+                       str(slug))
+
+        each_item(ctx, self.key, items, self.fields, one)
+
+    def export(self) -> list[dict[str, Any]]:
+        return [{"slug": c.slug, "name": c.name} for c in Campaign.objects.order_by("slug")]
+
+    def prune(self, named: set[Any], ctx: Ctx) -> None:
+        for c in Campaign.objects.exclude(slug__in=named).filter(leads__isnull=True):
+            c.delete()
+            ctx.report.count(self.key, "removed", c.slug)

@@ -1,0 +1,32 @@
+"""The periodic tasks Beat runs, created idempotently (update_or_create by name)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    task: str
+    every_seconds: int
+
+
+PERIODIC_TASKS: list[Periodic] = [
+    Periodic("Re-queue leads still pending", "distribution.requeue_pending", 30),
+]
+
+
+def periodic_tasks_ensure() -> tuple[int, int]:
+    """Create or update every periodic task; never deletes others. Returns (created, updated)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    created = updated = 0
+    for p in PERIODIC_TASKS:
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=p.every_seconds, period=IntervalSchedule.SECONDS)
+        _, was_created = PeriodicTask.objects.update_or_create(
+            name=p.name, defaults={"task": p.task, "interval": interval, "enabled": True})
+        created += was_created
+        updated += not was_created
+    return created, updated

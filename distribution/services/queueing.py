@@ -1,0 +1,63 @@
+"""Getting leads to the distributor: after commit, by the sweeper, or by a command."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from leads.models import DistributionState, Lead
+
+logger = logging.getLogger(__name__)
+
+
+def _enqueue(lead_id: int) -> None:
+    from distribution.tasks import distribute_lead
+
+    try:
+        distribute_lead.apply_async(args=[lead_id], retry=True,
+                                    retry_policy={"max_retries": 2, "interval_start": 0.2,
+                                                  "interval_step": 0.5})
+    except Exception:  # broker down: the lead stays pending and the sweeper re-queues it
+        logger.warning("could not queue lead %s; the sweeper will retry", lead_id, exc_info=True)
+
+
+def lead_queue_distribution(*, lead_id: int) -> None:
+    """Queue the lead's distribution once the current transaction commits."""
+    transaction.on_commit(lambda: _enqueue(lead_id))
+
+
+def leads_requeue_stale(*, grace: timedelta | None = None, limit: int = 1000) -> int:
+    """Re-queue leads still pending after the grace period (a broker outage loses none)."""
+    grace = grace or timedelta(seconds=settings.LEADROUTER_PENDING_GRACE_SECONDS)
+    cutoff = timezone.now() - grace
+    ids = list(Lead.objects.filter(distribution_state=DistributionState.PENDING,
+                                   updated_at__lt=cutoff)
+               .order_by("created_at", "id").values_list("id", flat=True)[:limit])
+    for lead_id in ids:
+        _enqueue(lead_id)
+    return len(ids)
+
+
+def leads_distribute_pending(*, trigger: str = "command",
+                             progress: Callable[[int], None] | None = None) -> dict[str, int]:
+    """Distribute every pending lead now, in process; safe to run twice or concurrently.
+
+    Returns counts of outcomes.
+    """
+    from distribution.services.routing import lead_distribute
+
+    outcomes: dict[str, int] = {}
+    ids = list(Lead.objects.filter(distribution_state=DistributionState.PENDING)
+               .order_by("created_at", "id").values_list("id", flat=True))
+    for lead_id in ids:
+        attempt = lead_distribute(lead_id=lead_id, trigger=trigger)
+        key = attempt.outcome if attempt is not None else "skipped"
+        outcomes[key] = outcomes.get(key, 0) + 1
+        if progress:
+            progress(1)
+    return outcomes
