@@ -1,0 +1,91 @@
+"""Shared fixtures: factories, tokens, an API client, and the real-server markers.
+
+Tests marked `postgres` need PostgreSQL (row locks); `redis` need a Redis broker and start a
+real Celery worker; `browser` drive Debian's chromium. Each is skipped with a message saying
+what is missing, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from tests.factories import AgentFactory, SourceFactory
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from django.conf import settings
+
+    vendor = settings.DATABASES["default"]["ENGINE"]
+    no_pg = "postgresql" not in vendor
+    redis_url = settings.TEST_REDIS_URL
+    host_port = redis_url.split("//", 1)[1].split("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    no_redis = not _reachable(host or "127.0.0.1", int(port or 6379))
+    no_browser = not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM))
+    for item in items:
+        if no_pg and (item.get_closest_marker("postgres") or item.get_closest_marker("redis")):
+            item.add_marker(pytest.mark.skip(
+                reason="needs PostgreSQL (set DATABASE_URL or start it on 127.0.0.1:5432)"))
+        elif no_redis and item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.skip(reason=f"needs Redis at {redis_url}"))
+        if no_browser and item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.skip(
+                reason=f"needs chromium at {CHROMIUM} (apt install chromium)"))
+
+
+@pytest.fixture
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+class JsonClient:
+    """The Django test client speaking JSON with a bearer token."""
+
+    def __init__(self, client: Client, token: str | None = None):
+        self.client, self.token = client, token
+
+    def _headers(self, token: str | None) -> dict[str, str]:
+        token = token if token is not None else self.token
+        return {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+
+    def get(self, path: str, token: str | None = None) -> Any:
+        return self.client.get(path, **self._headers(token))
+
+    def post(self, path: str, body: Any = None, token: str | None = None) -> Any:
+        return self.client.post(path, data=json.dumps(body if body is not None else {}),
+                                content_type="application/json", **self._headers(token))
+
+
+@pytest.fixture
+def api(client: Client) -> JsonClient:
+    return JsonClient(client)
+
+
+@pytest.fixture
+def source(db: None) -> Any:
+    """A source with a known plain token at `source.plain_token`."""
+    return SourceFactory()
+
+
+@pytest.fixture
+def agent(db: None) -> Any:
+    """An agent User (with profile) with `plain_token` and password 'pw'."""
+    return AgentFactory()
