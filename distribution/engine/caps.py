@@ -58,9 +58,8 @@ def window_end(period: str, now: datetime, tz: str | tzinfo) -> datetime:
     elif period == "week":
         naive += timedelta(days=7)
     else:
-        naive = naive.replace(year=naive.year + 1, month=1) if naive.month == 12 else (
-            naive.replace(month=naive.month + 1)
-        )
+        # Day 28 plus four days is always in the next month.
+        naive = (naive.replace(day=28) + timedelta(days=4)).replace(day=1)
     return local_to_utc(naive.replace(hour=0, minute=0), zone)
 
 

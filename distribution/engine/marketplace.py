@@ -1,0 +1,1337 @@
+"""Marketplace contract selection (seed 000): which buyer contracts receive an inbound lead.
+
+Pure: no Django, no clock, no I/O. The services build the frozen snapshots below, pass
+`now` (tz-aware, in the business time zone) and a seeded `random.Random`, and persist the
+returned `SelectionDecision`, which carries the full explanation.
+
+Cherry-picked outbound leads never appear in the counts handed to this module
+(`InboundLeadSnapshot.outbound_count`, `holder_max_share_counts`, `CapUsage`): they do not
+count as distributed, toward share counts or toward caps. `InboundLeadSnapshot.with_outbound`
+derives those fields from the lead's outbound leads so that rule lives in one place.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from geopy.distance import geodesic
+
+__all__ = [
+    "BoundingBox",
+    "CandidateExplanation",
+    "CapLimits",
+    "CapUsage",
+    "ChosenContract",
+    "ContractSnapshot",
+    "DeliverySchedule",
+    "InboundLeadSnapshot",
+    "LocationPoint",
+    "OutboundRecord",
+    "Reason",
+    "RuleOutcome",
+    "SelectionDecision",
+    "SelectionMode",
+    "SelectionRuleSnapshot",
+    "SubsetItem",
+    "WeeklyInterval",
+    "WorkflowSnapshot",
+    "best_subset",
+    "bounding_box",
+    "check_manual_selection",
+    "contract_eligibility",
+    "distance_km",
+    "nearest_location_km",
+    "remaining_room",
+    "select_contracts",
+]
+
+ZERO = Decimal(0)
+_INF = math.inf
+_NO_LIMIT = sys.maxsize
+# Great-circle distance on the mean-radius sphere vs the WGS84 geodesic: the ratio
+# geodesic / great-circle lies in [0.99442, 1.00449] (the extreme radii of curvature of the
+# ellipsoid). The margins below are wider still, so the cheap spherical value gives rigorous
+# bounds and geopy's geodesic (about 0.2 ms a call) only runs where the bounds cannot decide.
+_EARTH_MEAN_KM = 6371.0088
+_LOW = 0.99
+_HIGH = 1.01
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+class SelectionMode(StrEnum):
+    """How a contract selection rule orders (or optimises over) the eligible contracts."""
+
+    QS = "qs"
+    RANDOM = "random"
+    ROUND_ROBIN = "round_robin"
+    DISTANCE = "distance"
+    FREE_TRIAL = "free_trial"
+    TURNOVER = "turnover"
+    LEAD_COUNT = "lead_count"
+
+
+class Reason(StrEnum):
+    """Reason codes of the explanation (per contract, per rule and for the decision)."""
+
+    # A contract is not eligible for this lead.
+    NO_CAMPAIGN = "no_campaign"
+    INACTIVE = "inactive"
+    PAUSED = "paused"
+    OUT_OF_DATES = "out_of_dates"
+    OTHER_CAMPAIGN = "other_campaign"
+    ALREADY_RECEIVED = "already_received"
+    SHARE_COUNT_EXCEEDED = "share_count_exceeded"
+    CAP_REACHED = "cap_reached"
+    BUDGET_REACHED = "budget_reached"
+    LEAD_TOO_OLD = "lead_too_old"
+    SCORE_TOO_LOW = "score_too_low"
+    OUTSIDE_DELIVERY_HOURS = "outside_delivery_hours"
+    OUT_OF_SERVICE_AREA = "out_of_service_area"
+    # An eligible contract was not chosen.
+    COMPANY_ALREADY_SELECTED = "company_already_selected"
+    MULTIPLICATION_REACHED = "multiplication_reached"
+    TAKE_REACHED = "take_reached"
+    NOT_SELECTED_RANK = "not_selected_rank"
+    RULE_SKIPPED_MIN_TURNOVER = "rule_skipped_min_turnover"
+    TOTAL_MINIMUMS_NOT_REACHED = "total_minimums_not_reached"
+    NO_RULE = "no_rule"
+    # Rule outcomes.
+    NO_CANDIDATES = "no_candidates"
+    # Decision outcomes (besides the ones above).
+    NO_SELECTION_RULES = "no_selection_rules"
+    NO_ELIGIBLE_CONTRACTS = "no_eligible_contracts"
+    NOTHING_SELECTED = "nothing_selected"
+    MIN_CONTRACTS_NOT_REACHED = "min_contracts_not_reached"
+    MIN_TURNOVER_NOT_REACHED = "min_turnover_not_reached"
+
+
+# Reasons that block a manual distribution; the other eligibility reasons are advisory there.
+_MANUAL_HARD = frozenset(
+    {
+        Reason.INACTIVE,
+        Reason.ALREADY_RECEIVED,
+        Reason.COMPANY_ALREADY_SELECTED,
+        Reason.SHARE_COUNT_EXCEEDED,
+        Reason.MULTIPLICATION_REACHED,
+    }
+)
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True, slots=True)
+class LocationPoint:
+    """A company location (WGS84 degrees)."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyInterval:
+    """Open from `start` to `end` (exclusive) on `weekday` (0 = Monday); `end <= start`
+    runs past midnight into the next day (so 00:00–00:00 is the whole day)."""
+
+    weekday: int
+    start: time
+    end: time
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySchedule:
+    """The weekly hours in which a contract accepts leads, in its own time zone."""
+
+    timezone: str
+    intervals: tuple[WeeklyInterval, ...]
+
+    def is_open(self, now: datetime) -> bool:
+        """True when `now` falls inside one of the weekly intervals."""
+        local = now.astimezone(ZoneInfo(self.timezone))
+        weekday = local.weekday()
+        clock = local.time().replace(tzinfo=None)
+        for iv in self.intervals:
+            if iv.start < iv.end:
+                if iv.weekday == weekday and iv.start <= clock < iv.end:
+                    return True
+            elif (iv.weekday == weekday and clock >= iv.start) or (
+                (iv.weekday + 1) % 7 == weekday and clock < iv.end
+            ):
+                return True
+        return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapLimits:
+    """Caps per window: counts of outbound leads and budgets (sum of prices); None = no cap."""
+
+    day: int | None = None
+    week: int | None = None
+    month: int | None = None
+    day_budget: Decimal | None = None
+    week_budget: Decimal | None = None
+    month_budget: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapUsage:
+    """What a contract used in the current windows (cherry-picked outbound leads excluded)."""
+
+    day: int = 0
+    week: int = 0
+    month: int = 0
+    day_spent: Decimal = ZERO
+    week_spent: Decimal = ZERO
+    month_spent: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboundRecord:
+    """One existing outbound lead of an inbound lead, as the services load it."""
+
+    contract_id: int
+    company_id: int
+    max_share_count: int
+    cherry_picked: bool = False
+    contract_group_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundLeadSnapshot:
+    """An inbound lead as contract selection sees it.
+
+    `outbound_count` and `holder_max_share_counts` describe the non-cherry-picked outbound
+    leads only; `received_company_ids` / `received_group_ids` name every company and contract
+    group that already holds the lead (a buyer is never sold a lead it already has).
+    """
+
+    id: int
+    campaign: str | None
+    created_at: datetime
+    latitude: float | None = None
+    longitude: float | None = None
+    score: float | None = None
+    received_company_ids: frozenset[int] = frozenset()
+    received_group_ids: frozenset[int] = frozenset()
+    outbound_count: int = 0
+    holder_max_share_counts: tuple[int, ...] = ()
+
+    @property
+    def share_limit(self) -> int | None:
+        """The smallest max_share_count among contracts holding the lead (None: none)."""
+        return min(self.holder_max_share_counts) if self.holder_max_share_counts else None
+
+    def with_outbound(self, records: Iterable[OutboundRecord]) -> InboundLeadSnapshot:
+        """Return a copy whose holder fields are derived from the lead's outbound leads."""
+        records = tuple(records)
+        counted = [r for r in records if not r.cherry_picked]
+        return replace(
+            self,
+            received_company_ids=frozenset(r.company_id for r in records),
+            received_group_ids=frozenset(
+                r.contract_group_id for r in records if r.contract_group_id is not None
+            ),
+            outbound_count=len(counted),
+            holder_max_share_counts=tuple(r.max_share_count for r in counted),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContractSnapshot:
+    """A buyer contract with the usage figures of its current cap windows."""
+
+    id: int
+    company_id: int
+    campaign: str
+    price: Decimal
+    max_share_count: int
+    created_at: datetime
+    name: str = ""
+    quality_score: float = 0.0
+    trial: bool = False
+    active: bool = True
+    paused: bool = False
+    starts: date | None = None
+    ends: date | None = None
+    radius_km: float | None = None
+    locations: tuple[LocationPoint, ...] = ()
+    caps: CapLimits = CapLimits()
+    used: CapUsage = CapUsage()
+    last_outbound_at: datetime | None = None
+    contract_group_id: int | None = None
+    delivery_schedule: DeliverySchedule | None = None
+    max_lead_age: timedelta | None = None
+    min_lead_score: float | None = None
+
+    def remaining_count(self) -> int | None:
+        """Outbound leads still allowed by the count caps (None: no count cap)."""
+        caps, used = self.caps, self.used
+        rest = [
+            cap - n
+            for cap, n in ((caps.day, used.day), (caps.week, used.week), (caps.month, used.month))
+            if cap is not None
+        ]
+        return max(0, min(rest)) if rest else None
+
+    def remaining_budget(self) -> Decimal | None:
+        """Amount still allowed by the budget caps (None: no budget cap)."""
+        caps, used = self.caps, self.used
+        rest = [
+            cap - spent
+            for cap, spent in (
+                (caps.day_budget, used.day_spent),
+                (caps.week_budget, used.week_spent),
+                (caps.month_budget, used.month_spent),
+            )
+            if cap is not None
+        ]
+        return max(ZERO, min(rest)) if rest else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SelectionRuleSnapshot:
+    """A contract selection rule: take at most `take` contracts ordered by `mode`."""
+
+    position: int
+    mode: SelectionMode
+    take: int
+    min_turnover: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowSnapshot:
+    """A campaign workflow's selection settings (None max_multiplication: no limit)."""
+
+    max_multiplication: int | None
+    rules: tuple[SelectionRuleSnapshot, ...] = ()
+    min_contracts: int = 0
+    min_turnover: Decimal | None = None
+
+
+# --------------------------------------------------------------------------- decision
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenContract:
+    """A contract that receives the lead, with the rule that chose it."""
+
+    contract_id: int
+    company_id: int
+    price: Decimal
+    rule_position: int | None
+    mode: SelectionMode | None
+    rank: int
+
+
+class CandidateExplanation(NamedTuple):
+    """One contract in the explanation (a NamedTuple: thousands are built per decision).
+
+    `reason` is None for a chosen contract; `rank` is the 1-based rank in the ordering of rule
+    `rule_position` (the rule that chose it, else the last rule that ranked it); ineligible
+    contracts have no rank. `note` is an advisory eligibility code (manual selection only).
+    """
+
+    contract_id: int
+    company_id: int
+    reason: Reason | None
+    rank: int | None
+    rule_position: int | None
+    distance_km: float | None
+    note: Reason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """What one selection rule did."""
+
+    position: int
+    mode: SelectionMode
+    take: int
+    considered: int
+    chosen_ids: tuple[int, ...]
+    turnover: Decimal
+    skipped: bool
+    reason: Reason | None
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionDecision:
+    """The contracts chosen for one lead, and why every contract was or was not chosen.
+
+    `candidates` lists the chosen contracts in selection order, then the other eligible ones
+    by (rule, rank), then the ineligible ones by id.
+    """
+
+    lead_id: int
+    chosen: tuple[ChosenContract, ...]
+    turnover: Decimal
+    reason: Reason | None
+    rules: tuple[RuleOutcome, ...]
+    candidates: tuple[CandidateExplanation, ...]
+    outbound_count_before: int
+    outbound_count_after: int
+
+    @property
+    def distributed(self) -> bool:
+        """True when at least one contract receives the lead."""
+        return bool(self.chosen)
+
+    @property
+    def chosen_ids(self) -> tuple[int, ...]:
+        """Ids of the chosen contracts in selection order."""
+        return tuple(c.contract_id for c in self.chosen)
+
+    def explanation_for(self, contract_id: int) -> CandidateExplanation | None:
+        """The explanation line of one contract (None if it was not passed in)."""
+        for line in self.candidates:
+            if line.contract_id == contract_id:
+                return line
+        return None
+
+
+# --------------------------------------------------------------------------- geography
+
+
+@dataclass(frozen=True, slots=True)
+class BoundingBox:
+    """A lat/lon box that contains every point within a distance of its centre."""
+
+    lat_min: float
+    lat_max: float
+    lon_min: float
+    lon_max: float
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """True when the point lies in the box (edges included)."""
+        return self.lat_min <= lat <= self.lat_max and self.lon_min <= lon <= self.lon_max
+
+
+def bounding_box(lat: float, lon: float, km: float) -> BoundingBox:
+    """A conservative box around (lat, lon) holding every point within `km` (geodesic).
+
+    1. Inflate the radius by the sphere/ellipsoid margin so the spherical cap contains the
+       geodesic disc, and turn it into an angle on the mean-radius sphere.
+    2. Latitude extent: centre ± that angle (clamped to ±90).
+    3. Longitude extent: the exact extent of a spherical cap, asin(sin r / cos φ); a cap that
+       reaches a pole or crosses the antimeridian gets the full -180..180 range, so the box
+       is always one plain SQL range per axis.
+    """
+    r = max(0.0, km) / (_LOW * _EARTH_MEAN_KM)
+    dlat = math.degrees(r)
+    lat_min, lat_max = lat - dlat, lat + dlat
+    if lat_min <= -90.0 or lat_max >= 90.0:
+        return BoundingBox(max(lat_min, -90.0), min(lat_max, 90.0), -180.0, 180.0)
+    ratio = math.sin(r) / math.cos(math.radians(lat))
+    if ratio >= 1.0:
+        return BoundingBox(lat_min, lat_max, -180.0, 180.0)
+    dlon = math.degrees(math.asin(ratio))
+    lon_min, lon_max = lon - dlon, lon + dlon
+    if lon_min < -180.0 or lon_max > 180.0:
+        return BoundingBox(lat_min, lat_max, -180.0, 180.0)
+    return BoundingBox(lat_min, lat_max, lon_min, lon_max)
+
+
+def distance_km(lat: float, lon: float, point: LocationPoint) -> float:
+    """Geodesic (WGS84) distance in km between a coordinate and a location."""
+    return float(geodesic((lat, lon), (point.lat, point.lon)).km)
+
+
+def _great_circle_km(lat1: float, cos1: float, lon1: float, lat2: float, lon2: float) -> float:
+    # Haversine with the lead's latitude cosine precomputed; inputs in radians.
+    s_lat = math.sin((lat2 - lat1) * 0.5)
+    s_lon = math.sin((lon2 - lon1) * 0.5)
+    h = s_lat * s_lat + cos1 * math.cos(lat2) * s_lon * s_lon
+    return 2.0 * _EARTH_MEAN_KM * math.asin(math.sqrt(h) if h < 1.0 else 1.0)
+
+
+def nearest_location_km(contract: ContractSnapshot, lat: float, lon: float) -> float | None:
+    """Geodesic distance from a point to the nearest location of the contract's company."""
+    if not contract.locations:
+        return None
+    return min(distance_km(lat, lon, loc) for loc in contract.locations)
+
+
+# --------------------------------------------------------------------------- eligibility
+
+
+class _LeadContext:
+    """Per-lead values computed once and shared by every contract check (and caches)."""
+
+    __slots__ = (
+        "approx",
+        "cos_lat",
+        "count",
+        "exact",
+        "has_point",
+        "lat",
+        "lat_r",
+        "lead",
+        "lon",
+        "lon_r",
+        "now",
+        "open_cache",
+        "share_limit",
+        "today",
+    )
+
+    def __init__(self, lead: InboundLeadSnapshot, now: datetime) -> None:
+        _require_aware(now)
+        self.lead = lead
+        self.now = now
+        self.today = now.date()
+        self.count = lead.outbound_count
+        self.share_limit = lead.share_limit
+        self.has_point = lead.latitude is not None and lead.longitude is not None
+        self.lat = lead.latitude if lead.latitude is not None else 0.0
+        self.lon = lead.longitude if lead.longitude is not None else 0.0
+        self.lat_r = math.radians(self.lat)
+        self.lon_r = math.radians(self.lon)
+        self.cos_lat = math.cos(self.lat_r)
+        self.approx: dict[int, list[tuple[float, LocationPoint]]] = {}
+        self.exact: dict[int, float] = {}
+        self.open_cache: dict[int, bool] = {}
+
+    def spherical(self, contract: ContractSnapshot) -> list[tuple[float, LocationPoint]]:
+        """Great-circle km to each location, nearest first (cached per contract)."""
+        found = self.approx.get(contract.id)
+        if found is None:
+            found = sorted(
+                (
+                    (
+                        _great_circle_km(
+                            self.lat_r,
+                            self.cos_lat,
+                            self.lon_r,
+                            math.radians(loc.lat),
+                            math.radians(loc.lon),
+                        ),
+                        loc,
+                    )
+                    for loc in contract.locations
+                ),
+                key=lambda pair: pair[0],
+            )
+            self.approx[contract.id] = found
+        return found
+
+    def lower_bound(self, contract: ContractSnapshot) -> float:
+        """A lower bound of the geodesic distance to the nearest location (inf: unknown)."""
+        if not self.has_point or not contract.locations:
+            return _INF
+        return self.spherical(contract)[0][0] * _LOW
+
+    def nearest(self, contract: ContractSnapshot) -> float:
+        """Exact geodesic km to the nearest location (inf without coordinates/locations)."""
+        found = self.exact.get(contract.id)
+        if found is not None:
+            return found
+        best = _INF
+        if self.has_point:
+            for approx, loc in self.spherical(contract):
+                if approx * _LOW >= best:
+                    break  # every further location is provably farther
+                best = min(best, distance_km(self.lat, self.lon, loc))
+        self.exact[contract.id] = best
+        return best
+
+    def within(self, contract: ContractSnapshot, radius: float) -> bool:
+        """True when some location lies within `radius` km (geodesic, decided exactly)."""
+        if not self.has_point:
+            return False
+        for approx, loc in self.spherical(contract):
+            if approx * _LOW > radius:
+                return False  # sorted: the rest are farther still
+            if approx * _HIGH <= radius or distance_km(self.lat, self.lon, loc) <= radius:
+                return True
+        return False
+
+    def is_open(self, schedule: DeliverySchedule) -> bool:
+        """Delivery-schedule check, cached per schedule object."""
+        key = id(schedule)
+        found = self.open_cache.get(key)
+        if found is None:
+            found = schedule.is_open(self.now)
+            self.open_cache[key] = found
+        return found
+
+
+def _require_aware(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+
+
+def _eligibility(c: ContractSnapshot, ctx: _LeadContext) -> Reason | None:
+    # Cheap checks first; the geographic one last because it may need a geodesic.
+    lead = ctx.lead
+    if lead.campaign is None:
+        return Reason.NO_CAMPAIGN
+    if not c.active:
+        return Reason.INACTIVE
+    if c.paused:
+        return Reason.PAUSED
+    if (c.starts is not None and ctx.today < c.starts) or (
+        c.ends is not None and ctx.today > c.ends
+    ):
+        return Reason.OUT_OF_DATES
+    if c.campaign != lead.campaign:
+        return Reason.OTHER_CAMPAIGN
+    if c.company_id in lead.received_company_ids or (
+        c.contract_group_id is not None and c.contract_group_id in lead.received_group_ids
+    ):
+        return Reason.ALREADY_RECEIVED
+    after = ctx.count + 1
+    if after > c.max_share_count or (ctx.share_limit is not None and after > ctx.share_limit):
+        return Reason.SHARE_COUNT_EXCEEDED
+    caps, used = c.caps, c.used
+    if (
+        (caps.day is not None and used.day >= caps.day)
+        or (caps.week is not None and used.week >= caps.week)
+        or (caps.month is not None and used.month >= caps.month)
+    ):
+        return Reason.CAP_REACHED
+    if (
+        (caps.day_budget is not None and used.day_spent + c.price > caps.day_budget)
+        or (caps.week_budget is not None and used.week_spent + c.price > caps.week_budget)
+        or (caps.month_budget is not None and used.month_spent + c.price > caps.month_budget)
+    ):
+        return Reason.BUDGET_REACHED
+    if c.max_lead_age is not None and ctx.now - lead.created_at > c.max_lead_age:
+        return Reason.LEAD_TOO_OLD
+    if c.min_lead_score is not None and (lead.score is None or lead.score < c.min_lead_score):
+        return Reason.SCORE_TOO_LOW
+    if c.delivery_schedule is not None and not ctx.is_open(c.delivery_schedule):
+        return Reason.OUTSIDE_DELIVERY_HOURS
+    if c.radius_km is not None and not ctx.within(c, c.radius_km):
+        return Reason.OUT_OF_SERVICE_AREA
+    return None
+
+
+def contract_eligibility(
+    contract: ContractSnapshot, lead: InboundLeadSnapshot, now: datetime
+) -> Reason | None:
+    """Why the contract may not receive the lead now, or None when it may."""
+    return _eligibility(contract, _LeadContext(lead, now))
+
+
+def remaining_room(lead: InboundLeadSnapshot, workflow: WorkflowSnapshot) -> int:
+    """How many more outbound leads the lead may get (multiplication and share counts)."""
+    return max(0, _limit(lead, workflow) - lead.outbound_count)
+
+
+def _limit(lead: InboundLeadSnapshot, workflow: WorkflowSnapshot) -> int:
+    limit = _NO_LIMIT if workflow.max_multiplication is None else workflow.max_multiplication
+    share = lead.share_limit
+    return limit if share is None else min(limit, share)
+
+
+# --------------------------------------------------------------------------- exact subsets
+
+
+@dataclass(frozen=True, slots=True)
+class SubsetItem:
+    """An option for `best_subset`: lexicographic weight (larger is better) and conflicts.
+
+    `tiebreak` orders options of equal weight (smaller first) so results are deterministic.
+    """
+
+    ref: int
+    weight: tuple[Decimal, ...]
+    max_share_count: int
+    company_id: int
+    group_id: int | None
+    tiebreak: int
+
+
+def _tsum(items: Sequence[SubsetItem], width: int) -> tuple[Decimal, ...]:
+    total = [ZERO] * width
+    for it in items:
+        for pos, value in enumerate(it.weight):
+            total[pos] += value
+    return tuple(total)
+
+
+def best_subset(
+    items: Sequence[SubsetItem], *, outbound_count: int, limit: int, take: int
+) -> list[SubsetItem]:
+    """The subset of maximal total weight that may join a lead; exact, not greedy.
+
+    Feasible: at most `take` items, one per company and per group, and with k items chosen
+    the lead ends with n = outbound_count + k outbound leads, which must not exceed `limit`
+    (multiplication and the share counts of existing holders) nor any chosen item's
+    max_share_count.
+
+    1. Rank the items by weight, then tiebreak (a strict total order).
+    2. For every final size k (1 … min(take, limit - outbound_count)): the feasible k-sets
+       are exactly the k-sets of E_k = {items with max_share_count ≥ outbound_count + k}
+       with no company or group twice; take the best one (`_best_of_size`). E_k shrinks as
+       k grows, so once no k-set exists no larger one does either.
+    3. The answer is the best of these (ties: the smaller set). Every feasible subset of
+       size k lies in E_k, so the maximum over k is the global optimum.
+    """
+    if take <= 0 or outbound_count >= limit or not items:
+        return []
+    width = len(items[0].weight)
+    ranked = sorted(items, key=lambda it: (tuple(-w for w in it.weight), it.tiebreak))
+    best: list[SubsetItem] = []
+    best_value: tuple[Decimal, ...] | None = None
+    for k in range(1, min(take, limit - outbound_count, len(ranked)) + 1):
+        need = outbound_count + k
+        pool = [it for it in ranked if it.max_share_count >= need]
+        found = _best_of_size(pool, k)
+        if found is None:
+            break
+        value = _tsum(found, width)
+        if best_value is None or value > best_value:
+            best, best_value = found, value
+    return best
+
+
+def _best_of_size(ranked: list[SubsetItem], k: int) -> list[SubsetItem] | None:
+    """The best k ranked items with no company and no group twice (None: impossible).
+
+    1. Without groups this is a partition matroid: the first item of each company in rank
+       order, the first k of those.
+    2. With groups it is a max-weight k-matching between companies and groups. Prune first,
+       keeping some optimum (take S optimal with the smallest sum of ranks; an item of S
+       outside the kept set could be swapped for a kept item of no lower rank that conflicts
+       with nothing in S, contradicting the choice of S):
+       a. of items sharing company and group keep the first;
+       b. keep an item only if it is among the first k of its company and of its group
+          (S minus one item uses k - 1 groups/companies, so one of k better ones is free);
+       c. keep the first 2k(k-1)+1 (S minus one item conflicts with at most 2k(k-1) kept
+          items, so one of that many better ones is free).
+    3. Solve the small remaining graph exactly by successive shortest paths (min-cost flow;
+       each augmentation yields the optimum for one more unit of flow).
+    """
+    if all(it.group_id is None for it in ranked):
+        seen: set[int] = set()
+        out: list[SubsetItem] = []
+        for it in ranked:
+            if it.company_id not in seen:
+                seen.add(it.company_id)
+                out.append(it)
+                if len(out) == k:
+                    return out
+        return None
+    pairs: set[tuple[int, int | None]] = set()
+    per_company: dict[int, int] = {}
+    per_group: dict[int, int] = {}
+    kept: list[SubsetItem] = []
+    limit = 2 * k * (k - 1) + 1
+    for it in ranked:
+        pair = (it.company_id, it.group_id)
+        if pair in pairs:
+            continue
+        pairs.add(pair)
+        company_rank = per_company[it.company_id] = per_company.get(it.company_id, 0) + 1
+        group_rank = 0
+        if it.group_id is not None:
+            group_rank = per_group[it.group_id] = per_group.get(it.group_id, 0) + 1
+        if company_rank <= k and group_rank <= k:
+            kept.append(it)
+            if len(kept) == limit:
+                break
+    return _matching(kept, k)
+
+
+class _Arc:
+    """A residual arc of the min-cost-flow network."""
+
+    __slots__ = ("cap", "cost", "head", "rev")
+
+    def __init__(self, head: int, cap: int, cost: tuple[Decimal, ...], rev: int) -> None:
+        self.head = head
+        self.cap = cap
+        self.cost = cost
+        self.rev = rev
+
+
+def _matching(items: list[SubsetItem], k: int) -> list[SubsetItem] | None:
+    """Max-weight matching of exactly k items (companies × groups), by min-cost flow.
+
+    1. Network: source → company (capacity 1) → group (one arc per item, cost = -weight) →
+       sink (capacity 1); an item without group goes straight to the sink.
+    2. k times: shortest source–sink path in the residual network (Bellman-Ford, costs are
+       lexicographic tuples, which add and compare like numbers), push one unit along it.
+       Successive shortest paths keep the flow min-cost for every flow value.
+    3. The item arcs carrying flow are the answer.
+    """
+    if len(items) < k:
+        return None
+    width = len(items[0].weight)
+    zero = (ZERO,) * width
+    source, sink = 0, 1
+    graph: list[list[_Arc]] = [[], []]
+    companies: dict[int, int] = {}
+    groups: dict[int, int] = {}
+
+    def add(tail: int, head: int, cost: tuple[Decimal, ...]) -> _Arc:
+        arc = _Arc(head, 1, cost, len(graph[head]))
+        graph[tail].append(arc)
+        graph[head].append(_Arc(tail, 0, tuple(-c for c in cost), len(graph[tail]) - 1))
+        return arc
+
+    def new_node() -> int:
+        graph.append([])
+        return len(graph) - 1
+
+    item_arcs: list[tuple[_Arc, SubsetItem]] = []
+    for it in items:
+        company = companies.get(it.company_id)
+        if company is None:
+            company = companies[it.company_id] = new_node()
+            add(source, company, zero)
+        head = sink
+        if it.group_id is not None:
+            found = groups.get(it.group_id)
+            if found is None:
+                found = groups[it.group_id] = new_node()
+                add(found, sink, zero)
+            head = found
+        item_arcs.append((add(company, head, tuple(-w for w in it.weight)), it))
+
+    size = len(graph)
+    for _ in range(k):
+        dist: list[tuple[Decimal, ...] | None] = [None] * size
+        back: list[tuple[int, _Arc] | None] = [None] * size
+        dist[source] = zero
+        changed = True
+        while changed:  # Bellman-Ford; the residual network never has a negative cycle
+            changed = False
+            for tail in range(size):
+                base = dist[tail]
+                if base is None:
+                    continue
+                for arc in graph[tail]:
+                    if arc.cap <= 0:
+                        continue
+                    cand = tuple(a + b for a, b in zip(base, arc.cost, strict=True))
+                    old = dist[arc.head]
+                    if old is None or cand < old:
+                        dist[arc.head] = cand
+                        back[arc.head] = (tail, arc)
+                        changed = True
+        if dist[sink] is None:
+            return None
+        at = sink
+        while at != source:
+            step = back[at]
+            assert step is not None  # every node on the path was reached from the source
+            tail, arc = step
+            arc.cap -= 1
+            graph[at][arc.rev].cap += 1
+            at = tail
+    return [it for arc, it in item_arcs if arc.cap == 0]
+
+
+# --------------------------------------------------------------------------- selection
+
+
+class _State:
+    """The lead's outbound situation while rules choose (copied per rule, committed after)."""
+
+    __slots__ = ("companies", "count", "groups", "limit", "max_mult")
+
+    def __init__(
+        self, count: int, limit: int, max_mult: int, companies: set[int], groups: set[int]
+    ) -> None:
+        self.count = count
+        self.limit = limit
+        self.max_mult = max_mult
+        self.companies = companies
+        self.groups = groups
+
+    def copy(self) -> _State:
+        return _State(self.count, self.limit, self.max_mult, set(self.companies), set(self.groups))
+
+    def full_reason(self) -> Reason:
+        return (
+            Reason.MULTIPLICATION_REACHED
+            if self.count >= self.max_mult
+            else Reason.SHARE_COUNT_EXCEEDED
+        )
+
+    def conflicts(self, c: ContractSnapshot) -> bool:
+        return c.company_id in self.companies or (
+            c.contract_group_id is not None and c.contract_group_id in self.groups
+        )
+
+    def add(self, c: ContractSnapshot) -> None:
+        self.count += 1
+        self.limit = min(self.limit, c.max_share_count)
+        self.companies.add(c.company_id)
+        if c.contract_group_id is not None:
+            self.groups.add(c.contract_group_id)
+
+
+class _Explain:
+    """Per-contract explanation, indexed like the `contracts` argument."""
+
+    __slots__ = ("rank", "reason", "rule")
+
+    def __init__(self, n: int) -> None:
+        self.reason: list[Reason | None] = [None] * n
+        self.rank: list[int | None] = [None] * n
+        self.rule: list[int | None] = [None] * n
+
+    def ranked(self, order: Sequence[int], start: int, position: int, reason: Reason) -> None:
+        rank_list, reason_list, rule_list = self.rank, self.reason, self.rule
+        for offset, idx in enumerate(order, start):
+            rank_list[idx] = offset
+            reason_list[idx] = reason
+            rule_list[idx] = position
+
+
+def _tie(c: ContractSnapshot) -> tuple[float, Decimal, int]:
+    # "Equally placed contracts are further sorted by QS and price" (descending), then id.
+    return (-c.quality_score, -c.price, c.id)
+
+
+class _DistanceOrder:
+    """Exact nearest-first order, computing geodesics lazily (only where bounds overlap).
+
+    A heap holds each contract under its exact distance once known, else under a proven
+    lower bound; a popped lower-bound entry is resolved and pushed back. A popped exact entry
+    is next in exact order, because every remaining key is at most its true distance.
+    """
+
+    def __init__(
+        self, pool: Sequence[int], contracts: Sequence[ContractSnapshot], ctx: _LeadContext
+    ) -> None:
+        self.contracts = contracts
+        self.ctx = ctx
+        self.heap: list[tuple[float, tuple[float, Decimal, int], int, bool]] = []
+        for idx in pool:
+            c = contracts[idx]
+            known = ctx.exact.get(c.id)
+            if known is not None:
+                self.heap.append((known, _tie(c), idx, True))
+            else:
+                bound = ctx.lower_bound(c)
+                self.heap.append((bound, _tie(c), idx, bound == _INF))
+        heapq.heapify(self.heap)
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        heap = self.heap
+        while heap:
+            key, tie, idx, exact = heapq.heappop(heap)
+            if exact:
+                return idx
+            heapq.heappush(heap, (self.ctx.nearest(self.contracts[idx]), tie, idx, True))
+        raise StopIteration
+
+    def rest(self) -> list[int]:
+        # The unexamined tail, ranked by what is known (exact distance or lower bound).
+        return [entry[2] for entry in sorted(self.heap)]
+
+
+def _ordered(
+    mode: SelectionMode,
+    pool: list[int],
+    contracts: Sequence[ContractSnapshot],
+    ctx: _LeadContext,
+    rng: random.Random,
+) -> list[int] | _DistanceOrder:
+    if mode is SelectionMode.DISTANCE:
+        return _DistanceOrder(pool, contracts, ctx)
+    if mode is SelectionMode.QS:
+        return sorted(pool, key=lambda i: _tie(contracts[i]))
+    if mode is SelectionMode.RANDOM:
+        # One draw per contract in id order: reproducible for a given seed.
+        draws = {i: rng.random() for i in pool}
+        return sorted(pool, key=lambda i: (draws[i], _tie(contracts[i])))
+    if mode is SelectionMode.ROUND_ROBIN:
+
+        def rr_key(i: int) -> tuple[datetime, tuple[float, Decimal, int]]:
+            c = contracts[i]
+            last = c.last_outbound_at if c.last_outbound_at is not None else c.created_at
+            return (last, _tie(c))
+
+        return sorted(pool, key=rr_key)
+    if mode is SelectionMode.FREE_TRIAL:
+
+        def trial_key(i: int) -> tuple[int, Decimal, tuple[float, Decimal, int]]:
+            c = contracts[i]
+            return (0, ZERO, _tie(c)) if c.trial else (1, -c.price, _tie(c))
+
+        return sorted(pool, key=trial_key)
+    raise ValueError(f"{mode} is not an ordering mode")
+
+
+def _walk(
+    order: list[int] | _DistanceOrder,
+    contracts: Sequence[ContractSnapshot],
+    rule: SelectionRuleSnapshot,
+    state: _State,
+    explain: _Explain,
+) -> tuple[list[int], int]:
+    """Take contracts in order while take, multiplication and share counts allow.
+
+    1. Skip a contract whose company or group already has the lead (or was just chosen),
+       or whose own max_share_count cannot accept one more outbound lead.
+    2. Take the others until `take` is reached or the lead is full; label the rest.
+    Returns the taken indices and how many contracts were ranked.
+    """
+    taken: list[int] = []
+    reasons, ranks, rules = explain.reason, explain.rank, explain.rule
+    position = rule.position
+    rank = 0
+    iterator = iter(order)
+    stop: Reason | None = None
+    for idx in iterator:
+        rank += 1
+        ranks[idx] = rank
+        rules[idx] = position
+        c = contracts[idx]
+        if state.conflicts(c):
+            reasons[idx] = Reason.COMPANY_ALREADY_SELECTED
+            continue
+        if c.max_share_count < state.count + 1:
+            reasons[idx] = Reason.SHARE_COUNT_EXCEEDED
+            continue
+        reasons[idx] = None
+        state.add(c)
+        taken.append(idx)
+        if len(taken) >= rule.take:
+            stop = Reason.TAKE_REACHED
+            break
+        if state.count >= state.limit:
+            stop = state.full_reason()
+            break
+    if stop is not None:
+        rest = order[rank:] if isinstance(order, list) else order.rest()
+        explain.ranked(rest, rank + 1, position, stop)
+        rank += len(rest)
+    return taken, rank
+
+
+def _optimise(
+    mode: SelectionMode,
+    pool: list[int],
+    contracts: Sequence[ContractSnapshot],
+    rule: SelectionRuleSnapshot,
+    state: _State,
+    explain: _Explain,
+) -> tuple[list[int], int]:
+    """Turnover / lead count: the exact best subset, then the explanation of the rest."""
+    free = [i for i in pool if not state.conflicts(contracts[i])]
+    blocked = [i for i in pool if state.conflicts(contracts[i])]
+    items = []
+    for i in free:
+        c = contracts[i]
+        qs = Decimal(repr(c.quality_score))
+        weight = (c.price, qs) if mode is SelectionMode.TURNOVER else (Decimal(1), c.price, qs)
+        items.append(
+            SubsetItem(i, weight, c.max_share_count, c.company_id, c.contract_group_id, c.id)
+        )
+    rank_key = {it.ref: (tuple(-w for w in it.weight), _tie(contracts[it.ref])) for it in items}
+    chosen = best_subset(
+        items, outbound_count=state.count, limit=state.limit, take=max(0, rule.take)
+    )
+    taken = sorted((it.ref for it in chosen), key=rank_key.__getitem__)
+    taken_set = set(taken)
+    for idx in taken:
+        state.add(contracts[idx])
+    others = sorted((i for i in free if i not in taken_set), key=rank_key.__getitem__)
+    order = taken + others + sorted(blocked, key=lambda i: _tie(contracts[i]))
+    explain.ranked(order, 1, rule.position, Reason.NOT_SELECTED_RANK)
+    reasons = explain.reason
+    for idx in taken:
+        reasons[idx] = None
+    for idx in others:
+        # Why this one could not simply join the chosen set (it would add weight if it could).
+        c = contracts[idx]
+        if state.conflicts(c):
+            reasons[idx] = Reason.COMPANY_ALREADY_SELECTED
+        elif len(taken) >= rule.take:
+            reasons[idx] = Reason.TAKE_REACHED
+        elif state.count >= state.limit:
+            reasons[idx] = state.full_reason()
+        elif c.max_share_count < state.count + 1:
+            reasons[idx] = Reason.SHARE_COUNT_EXCEEDED
+    for idx in blocked:
+        reasons[idx] = Reason.COMPANY_ALREADY_SELECTED
+    return taken, len(order)
+
+
+def select_contracts(
+    lead: InboundLeadSnapshot,
+    contracts: Sequence[ContractSnapshot],
+    workflow: WorkflowSnapshot,
+    now: datetime,
+    rng: random.Random,
+) -> SelectionDecision:
+    """Choose the contracts that receive a lead by the workflow's contract selection rules.
+
+    1. Eligibility of every contract (reason code for each ineligible one).
+    2. Rules in position order; each sees the eligible contracts not chosen yet and takes at
+       most `take` of them in its mode's order (qs, random, round_robin, distance,
+       free_trial) or as the exact best subset (turnover, lead_count). Throughout, the lead's
+       final count of (non-cherry-picked) outbound leads stays within the workflow's
+       max_multiplication and the max_share_count of every contract holding it, existing
+       or newly chosen, and no company or contract group gets it twice.
+    3. A rule whose selection turns over less than its min_turnover is skipped; its
+       contracts stay available to the next rules.
+    4. If the whole selection misses the workflow's min_contracts / min_turnover, nothing is
+       chosen and the decision says why.
+    """
+    ctx = _LeadContext(lead, now)
+    n = len(contracts)
+    explain = _Explain(n)
+    by_id = sorted(range(n), key=lambda i: contracts[i].id)
+    eligible: list[int] = []
+    ineligible: list[int] = []
+    for idx in by_id:
+        why = _eligibility(contracts[idx], ctx)
+        explain.reason[idx] = why
+        (ineligible if why is not None else eligible).append(idx)
+
+    max_mult = _NO_LIMIT if workflow.max_multiplication is None else workflow.max_multiplication
+    state = _State(
+        lead.outbound_count,
+        _limit(lead, workflow),
+        max_mult,
+        set(lead.received_company_ids),
+        set(lead.received_group_ids),
+    )
+    rules = sorted(workflow.rules, key=lambda r: r.position)
+    outcomes: list[RuleOutcome] = []
+    chosen: list[tuple[int, SelectionRuleSnapshot]] = []
+    chosen_set: set[int] = set()
+    for idx in eligible:
+        explain.reason[idx] = Reason.NO_RULE
+
+    for rule in rules:
+        pool = [i for i in eligible if i not in chosen_set]
+        if state.count >= state.limit:
+            full = state.full_reason()
+            for idx in pool:
+                explain.reason[idx] = full
+            outcomes.append(
+                RuleOutcome(rule.position, rule.mode, rule.take, 0, (), ZERO, False, full)
+            )
+            continue
+        if not pool:
+            outcomes.append(
+                RuleOutcome(
+                    rule.position, rule.mode, rule.take, 0, (), ZERO, False, Reason.NO_CANDIDATES
+                )
+            )
+            continue
+        trial = state.copy()
+        if rule.take <= 0:
+            explain.ranked(
+                sorted(pool, key=lambda i: _tie(contracts[i])),
+                1,
+                rule.position,
+                Reason.TAKE_REACHED,
+            )
+            taken: list[int] = []
+            considered = len(pool)
+        elif rule.mode in (SelectionMode.TURNOVER, SelectionMode.LEAD_COUNT):
+            taken, considered = _optimise(rule.mode, pool, contracts, rule, trial, explain)
+        else:
+            order = _ordered(rule.mode, pool, contracts, ctx, rng)
+            taken, considered = _walk(order, contracts, rule, trial, explain)
+        turnover = sum((contracts[i].price for i in taken), ZERO)
+        ids = tuple(contracts[i].id for i in taken)
+        if taken and rule.min_turnover is not None and turnover < rule.min_turnover:
+            for idx in taken:
+                explain.reason[idx] = Reason.RULE_SKIPPED_MIN_TURNOVER
+            outcomes.append(
+                RuleOutcome(
+                    rule.position,
+                    rule.mode,
+                    rule.take,
+                    considered,
+                    ids,
+                    turnover,
+                    True,
+                    Reason.RULE_SKIPPED_MIN_TURNOVER,
+                )
+            )
+            continue
+        state = trial
+        for idx in taken:
+            chosen.append((idx, rule))
+            chosen_set.add(idx)
+        outcomes.append(
+            RuleOutcome(
+                rule.position,
+                rule.mode,
+                rule.take,
+                considered,
+                ids,
+                turnover,
+                False,
+                None if taken else Reason.NOTHING_SELECTED,
+            )
+        )
+
+    turnover = sum((contracts[i].price for i, _ in chosen), ZERO)
+    reason: Reason | None = None
+    if lead.campaign is None:
+        reason = Reason.NO_CAMPAIGN
+    elif not chosen:
+        if lead.outbound_count >= _limit(lead, workflow):
+            reason = state.full_reason()
+        elif not eligible:
+            reason = Reason.NO_ELIGIBLE_CONTRACTS
+        elif not rules:
+            reason = Reason.NO_SELECTION_RULES
+        else:
+            reason = Reason.NOTHING_SELECTED
+    elif len(chosen) < workflow.min_contracts:
+        reason = Reason.MIN_CONTRACTS_NOT_REACHED
+    elif workflow.min_turnover is not None and turnover < workflow.min_turnover:
+        reason = Reason.MIN_TURNOVER_NOT_REACHED
+    if reason is not None and chosen:
+        for idx, _ in chosen:
+            explain.reason[idx] = Reason.TOTAL_MINIMUMS_NOT_REACHED
+        chosen, chosen_set, turnover = [], set(), ZERO
+
+    return _decision(
+        lead, contracts, ctx, explain, eligible, ineligible, chosen, outcomes, turnover, reason
+    )
+
+
+def _decision(
+    lead: InboundLeadSnapshot,
+    contracts: Sequence[ContractSnapshot],
+    ctx: _LeadContext,
+    explain: _Explain,
+    eligible: list[int],
+    ineligible: list[int],
+    chosen: Sequence[tuple[int, SelectionRuleSnapshot | None]],
+    outcomes: list[RuleOutcome],
+    turnover: Decimal,
+    reason: Reason | None,
+    notes: dict[int, Reason] | None = None,
+) -> SelectionDecision:
+    chosen_set = {idx for idx, _ in chosen}
+    big = _NO_LIMIT
+    rest = sorted(
+        (i for i in eligible if i not in chosen_set),
+        key=lambda i: (
+            explain.rule[i] if explain.rule[i] is not None else big,
+            explain.rank[i] if explain.rank[i] is not None else big,
+            contracts[i].id,
+        ),
+    )
+    exact = ctx.exact
+    notes = notes or {}
+
+    def line(idx: int) -> CandidateExplanation:
+        c = contracts[idx]
+        return CandidateExplanation(
+            c.id,
+            c.company_id,
+            explain.reason[idx],
+            explain.rank[idx],
+            explain.rule[idx],
+            exact.get(c.id),
+            notes.get(idx),
+        )
+
+    candidates = [line(idx) for idx, _ in chosen]
+    candidates.extend(line(idx) for idx in rest)
+    candidates.extend(line(idx) for idx in ineligible)
+    picked = tuple(
+        ChosenContract(
+            contracts[idx].id,
+            contracts[idx].company_id,
+            contracts[idx].price,
+            rule.position if rule is not None else None,
+            rule.mode if rule is not None else None,
+            explain.rank[idx] or 0,
+        )
+        for idx, rule in chosen
+    )
+    return SelectionDecision(
+        lead_id=lead.id,
+        chosen=picked,
+        turnover=turnover,
+        reason=reason,
+        rules=tuple(outcomes),
+        candidates=tuple(candidates),
+        outbound_count_before=lead.outbound_count,
+        outbound_count_after=lead.outbound_count + len(picked),
+    )
+
+
+def check_manual_selection(
+    lead: InboundLeadSnapshot,
+    contracts: Sequence[ContractSnapshot],
+    workflow: WorkflowSnapshot,
+    now: datetime,
+) -> SelectionDecision:
+    """Accept a manager's chosen contracts, in order, as far as the hard limits allow.
+
+    1. A contract is refused when inactive, when its company or group already has the lead
+       (or was accepted just before), or when one more outbound lead would break the
+       workflow's max_multiplication or a max_share_count (existing holders, the contract,
+       the contracts accepted before it).
+    2. Softer eligibility findings (caps, dates, hours, area, campaign, …) do not block a
+       manual distribution; they come back as the line's `note` so the page can warn.
+    Cherry-picking is not this: it bypasses all of it and is not counted by the services.
+    """
+    ctx = _LeadContext(lead, now)
+    n = len(contracts)
+    explain = _Explain(n)
+    max_mult = _NO_LIMIT if workflow.max_multiplication is None else workflow.max_multiplication
+    state = _State(
+        lead.outbound_count,
+        _limit(lead, workflow),
+        max_mult,
+        set(lead.received_company_ids),
+        set(lead.received_group_ids),
+    )
+    notes: dict[int, Reason] = {}
+    accepted: list[tuple[int, SelectionRuleSnapshot | None]] = []
+    refused: list[int] = []
+    for idx, c in enumerate(contracts):
+        explain.rank[idx] = idx + 1
+        why: Reason | None
+        if not c.active:
+            why = Reason.INACTIVE
+        elif c.company_id in lead.received_company_ids or (
+            c.contract_group_id is not None and c.contract_group_id in lead.received_group_ids
+        ):
+            why = Reason.ALREADY_RECEIVED
+        elif state.conflicts(c):
+            why = Reason.COMPANY_ALREADY_SELECTED
+        elif state.count >= state.limit:
+            why = state.full_reason()
+        elif c.max_share_count < state.count + 1:
+            why = Reason.SHARE_COUNT_EXCEEDED
+        else:
+            why = None
+            soft = _eligibility(c, ctx)
+            if soft is not None and soft not in _MANUAL_HARD and soft is not Reason.NO_CAMPAIGN:
+                notes[idx] = soft
+            state.add(c)
+            accepted.append((idx, None))
+        explain.reason[idx] = why
+        if why is not None:
+            refused.append(idx)
+    turnover = sum((contracts[i].price for i, _ in accepted), ZERO)
+    reason = None if accepted else Reason.NOTHING_SELECTED
+    decision = _decision(
+        lead, contracts, ctx, explain, [], refused, accepted, [], turnover, reason, notes
+    )
+    return decision

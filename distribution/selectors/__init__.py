@@ -1,0 +1,7 @@
+"""Reads for distribution (what the API, pages and admin show)."""
+
+from __future__ import annotations
+
+from .routing import lead_offered_to, outbound_for_lead, rule_name_for_lead
+
+__all__ = ["lead_offered_to", "outbound_for_lead", "rule_name_for_lead"]
