@@ -17,7 +17,7 @@ def validate_timezone(value: str) -> None:
 class User(AbstractUser):
     """A person who signs in: an agent, a manager, or both. Agents are found by e-mail."""
 
-    email = models.EmailField("e-mail address", unique=True, null=True, blank=True)
+    email = models.EmailField("e-mail address", unique=True, null=True, blank=True)  # type: ignore[assignment]
     display_name = models.CharField(max_length=150, blank=True)
 
     class Meta(AbstractUser.Meta):
@@ -46,6 +46,9 @@ class AgentProfile(models.Model):
         null=True, blank=True, help_text="When the agent last got a lead (round robin order)."
     )
     api_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    schedule = models.ForeignKey(
+        "distribution.Schedule", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="agents", help_text="The agent's own working hours (blank = always).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

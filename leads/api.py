@@ -77,11 +77,12 @@ class ErrorOut(Schema):
 def post_lead(request: HttpRequest, payload: LeadIn) -> tuple[int, dict[str, Any]]:
     """Save a lead and queue it for distribution; a repeat of (source, external_id) answers
     200 with the stored lead and changes nothing."""
+    source = request.auth  # type: ignore[attr-defined]  # set by ninja's auth
     data = payload.model_dump()
     extra = payload.model_extra or {}
     if extra:
         data["attributes"] = {**extra, **(data.get("attributes") or {})}
-    lead, created = services.lead_ingest(source=request.auth, data=data)
+    lead, created = services.lead_ingest(source=source, data=data)
     return (201 if created else 200), selectors.lead_document(lead)
 
 
@@ -90,7 +91,7 @@ def post_lead(request: HttpRequest, payload: LeadIn) -> tuple[int, dict[str, Any
 def get_lead(request: HttpRequest, lead_id: int) -> dict[str, Any]:
     """A source sees only its own leads; an agent sees leads it owns or is offered."""
     lead = selectors.lead_get_for_api(lead_id=lead_id)
-    reader = request.auth
+    reader = request.auth  # type: ignore[attr-defined]  # set by ninja's auth
     if lead is None or not selectors.lead_visible_to(lead, reader):
         raise ApiError(404, "not_found", "No such lead.")
     return selectors.lead_document(lead)

@@ -83,7 +83,7 @@ def _rows(handle: IO[str], mapping: dict[str, str],
 
 def leads_import_csv(*, handle: IO[str], source: Source | None, overrides: dict[str, str],
                      default_campaign: str | None = None, queue: bool = True,
-                     on_row: Callable[[], None] | None = None) -> ImportResult:
+                     on_row: Callable[[], object] | None = None) -> ImportResult:
     """Import every good row (each in its own transaction); bad rows are reported by line.
 
     Raises ValueError when the file has no header row.

@@ -139,6 +139,13 @@ class Lead(models.Model):
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="duplicates")
     exception_reason = models.CharField(max_length=200, blank=True)
+    rule = models.ForeignKey("distribution.Rule", null=True, blank=True,
+                             on_delete=models.SET_NULL, related_name="leads",
+                             help_text="The rule that routed the lead")
+    held_until = models.DateTimeField(
+        null=True, blank=True, help_text="Held after hours: distributed when the rule opens")
+    sla_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="A contact attempt is due by then (rule contact SLA)")
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -172,6 +179,11 @@ class Lead(models.Model):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["distribution_state", "created_at"]),
             models.Index(fields=["owner", "status"]),
+            models.Index(fields=["held_until"], condition=Q(status="held"),
+                         name="lead_held_until_idx"),
+            models.Index(fields=["sla_due_at"], condition=Q(sla_due_at__isnull=False),
+                         name="lead_sla_due_idx"),
+            models.Index(fields=["rule", "status", "created_at"]),
         ]
 
     def __str__(self) -> str:

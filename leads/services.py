@@ -20,7 +20,7 @@ def _link_duplicate(lead: Lead) -> Lead | None:
         match |= Q(email_normalized=lead.email_normalized)
     if lead.phone_normalized:
         match |= Q(phone_normalized=lead.phone_normalized)
-    if not match:
+    if not match or lead.campaign_id is None:
         return None
     return (Lead.objects.filter(match, campaign_id=lead.campaign_id, duplicate_of__isnull=True)
             .exclude(status__in=CLOSED_STATUSES).exclude(pk=lead.pk).order_by("created_at", "id")

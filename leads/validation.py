@@ -10,8 +10,10 @@ from django.core.validators import validate_email
 
 from leads.models import Campaign, Lead
 
-MAX_LENGTHS = {f.name: f.max_length for f in Lead._meta.get_fields()
-               if getattr(f, "max_length", None) and f.name in (*Lead.COLUMN_FIELDS, "external_id")}
+MAX_LENGTHS: dict[str, int] = {
+    f.name: f.max_length for f in Lead._meta.concrete_fields
+    if f.max_length and f.name in (*Lead.COLUMN_FIELDS, "external_id")
+}
 PHONE_RE = re.compile(r"^[0-9+()./\-\s]{3,40}$")
 INPUT_FIELDS = (*Lead.COLUMN_FIELDS, "external_id", "campaign", "attributes")
 
@@ -33,7 +35,8 @@ def _number(value: Any, field: str, errors: dict[str, list[str]], *, integer: bo
     try:
         number: float | int = int(value) if integer else float(value)
     except (TypeError, ValueError):
-        errors.setdefault(field, []).append(f"{value!r} is not a {'whole ' if integer else ''}number.")
+        kind = "whole number" if integer else "number"
+        errors.setdefault(field, []).append(f"{value!r} is not a {kind}.")
         return None
     if (lo is not None and number < lo) or (hi is not None and number > hi):
         errors.setdefault(field, []).append(f"must be between {lo} and {hi}.")

@@ -278,7 +278,7 @@ class Section(abc.ABC):
     def export(self) -> list[dict[str, Any]]:
         """Every row as a file item, ordered by natural key."""
 
-    def prune(self, named: set[Any], ctx: Ctx) -> None:
+    def prune(self, named: set[Any], ctx: Ctx) -> None:  # noqa: B027 - optional hook
         """Remove (or deactivate) what the file does not name; only with --prune."""
 
 

@@ -15,11 +15,11 @@ from leads.models import DistributionState, Lead
 logger = logging.getLogger(__name__)
 
 
-def _enqueue(lead_id: int) -> None:
+def _enqueue(lead_id: int, trigger: str = "arrival") -> None:
     from distribution.tasks import distribute_lead
 
     try:
-        distribute_lead.apply_async(args=[lead_id], retry=True,
+        distribute_lead.apply_async(args=[lead_id], kwargs={"trigger": trigger}, retry=True,
                                     retry_policy={"max_retries": 2, "interval_start": 0.2,
                                                   "interval_step": 0.5})
     except Exception:  # broker down: the lead stays pending and the sweeper re-queues it
@@ -33,18 +33,19 @@ def lead_queue_distribution(*, lead_id: int) -> None:
 
 def leads_requeue_stale(*, grace: timedelta | None = None, limit: int = 1000) -> int:
     """Re-queue leads still pending after the grace period (a broker outage loses none)."""
-    grace = grace or timedelta(seconds=settings.LEADROUTER_PENDING_GRACE_SECONDS)
+    if grace is None:
+        grace = timedelta(seconds=settings.LEADROUTER_PENDING_GRACE_SECONDS)
     cutoff = timezone.now() - grace
     ids = list(Lead.objects.filter(distribution_state=DistributionState.PENDING,
                                    updated_at__lt=cutoff)
                .order_by("created_at", "id").values_list("id", flat=True)[:limit])
     for lead_id in ids:
-        _enqueue(lead_id)
+        _enqueue(lead_id, trigger="sweeper")
     return len(ids)
 
 
 def leads_distribute_pending(*, trigger: str = "command",
-                             progress: Callable[[int], None] | None = None) -> dict[str, int]:
+                             progress: Callable[[int], object] | None = None) -> dict[str, int]:
     """Distribute every pending lead now, in process; safe to run twice or concurrently.
 
     Returns counts of outcomes.

@@ -9,13 +9,14 @@ from factory.django import DjangoModelFactory
 
 from accounts.models import AgentProfile, User
 from accounts.tokens import hash_token
-from leads.models import Activity, Campaign, Lead, Source
+from leads.models import Activity, Campaign, Lead, Source, normalise_phone
 
 
 class UserFactory(DjangoModelFactory):
     class Meta:
         model = User
         django_get_or_create = ("email",)
+        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     username = factory.LazyAttribute(lambda o: o.email)
@@ -36,10 +37,13 @@ class AgentProfileFactory(DjangoModelFactory):
 class AgentFactory(UserFactory):
     """A User with an AgentProfile and an API token (`plain_token`)."""
 
+    class Meta:
+        skip_postgeneration_save = True
+
     email = factory.Sequence(lambda n: f"agent{n}@example.com")
 
     @factory.post_generation
-    def profile(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+    def profile(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:
         token = f"agent-token-{obj.email}"
         obj.plain_token = token  # type: ignore[attr-defined]
         if create:
@@ -51,13 +55,14 @@ class SourceFactory(DjangoModelFactory):
     class Meta:
         model = Source
         django_get_or_create = ("slug",)
+        skip_postgeneration_save = True
 
     slug = factory.Sequence(lambda n: f"source-{n}")
     name = factory.LazyAttribute(lambda o: f"Source {o.slug}")
     token_hash = factory.LazyAttribute(lambda o: hash_token(f"source-token-{o.slug}"))
 
     @factory.post_generation
-    def plain(obj: Source, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+    def plain(obj: Source, create: bool, extracted: Any, **kwargs: Any) -> None:
         obj.plain_token = f"source-token-{obj.slug}"  # type: ignore[attr-defined]
 
 
@@ -81,6 +86,7 @@ class LeadFactory(DjangoModelFactory):
     email = factory.LazyAttribute(lambda o: f"{o.external_id}@example.com")
     phone = factory.Sequence(lambda n: f"+31 6 {10000000 + n}")
     email_normalized = factory.LazyAttribute(lambda o: o.email.lower())
+    phone_normalized = factory.LazyAttribute(lambda o: normalise_phone(o.phone))
 
     class Params:
         unassigned = factory.Trait(status="unassigned", distribution_state="done")
