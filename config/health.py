@@ -22,7 +22,8 @@ def _check_database() -> str | None:
 def _check_broker() -> str | None:
     try:
         with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+            # one immediate retry: a probe must answer (and name the failure) within ~1 s
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
     except Exception as exc:  # kombu raises many kinds; all mean "down"
         return str(exc) or exc.__class__.__name__
     return None

@@ -93,7 +93,10 @@ AUTH_PASSWORD_VALIDATORS = [
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = env("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
+# Outside production, whitenoise serves static files straight from the app and static/
+# folders (no collectstatic needed, also with DEBUG off).
+STATIC_ROOT = env("STATIC_ROOT", default=None)
+WHITENOISE_USE_FINDERS = True
 
 # --- e-mail -----------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
