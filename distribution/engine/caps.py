@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from distribution.engine.schedule import local_to_utc, to_utc
@@ -33,7 +33,7 @@ def window_start(period: str, now: datetime, tz: str | tzinfo) -> datetime:
     local = to_utc(now).astimezone(zone)
     if period == "hour":
         # replace() keeps fold, so the repeated hour of a fall-back night is its own window.
-        return local.replace(minute=0, second=0, microsecond=0).astimezone(ZoneInfo("UTC"))
+        return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
     naive = local.replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     if period == "day":
         pass
@@ -73,13 +73,20 @@ def count_received(
     timestamps: Iterable[datetime], starts: Mapping[str, datetime]
 ) -> ReceivedCounts:
     """Count the timestamps at or after each period's window start."""
-    counts = dict.fromkeys(PERIODS, 0)
+    hour, day, week, month = (starts[p] for p in PERIODS)
+    counts = [0, 0, 0, 0]
     for stamp in timestamps:
-        u = to_utc(stamp)
-        for period in PERIODS:
-            if u >= starts[period]:
-                counts[period] += 1
-    return ReceivedCounts(**counts)
+        # One conversion, then four cheap UTC comparisons (Django already hands out UTC).
+        u = stamp if stamp.tzinfo is UTC else to_utc(stamp)
+        if u >= month:
+            counts[3] += 1
+        if u >= week:
+            counts[2] += 1
+        if u >= day:
+            counts[1] += 1
+            if u >= hour:
+                counts[0] += 1
+    return ReceivedCounts(*counts)
 
 
 def scaled_cap(cap: int, multiplier: float) -> int:

@@ -63,7 +63,10 @@ def _equal(actual: object, expected: object) -> bool:
         return _is_empty(actual) and _is_empty(expected)
     if isinstance(actual, list | tuple | set | frozenset):
         return any(_equal(item, expected) for item in actual)
-    if _number(actual, from_text=False) is not None or _number(expected, from_text=False) is not None:
+    if (
+        _number(actual, from_text=False) is not None
+        or _number(expected, from_text=False) is not None
+    ):
         a, b = _number(actual, from_text=True), _number(expected, from_text=True)
         if a is not None and b is not None:
             return a == b

@@ -110,7 +110,9 @@ def _day_segments(
     local: list[tuple[datetime, datetime]] = []
     for interval in by_day[day.weekday()]:
         start = datetime.combine(day, interval.start)
-        end = datetime.combine(day, interval.end) if interval.end > interval.start else next_midnight
+        end = (
+            datetime.combine(day, interval.end) if interval.end > interval.start else next_midnight
+        )
         local.append((start, end))
     for interval in by_day[(day.weekday() - 1) % 7]:
         if interval.end <= interval.start and interval.end != _MIDNIGHT:
@@ -154,9 +156,7 @@ def _search_days(schedule: ScheduleSnapshot, start_day: date) -> int:
 
 def _require_open_time(schedule: ScheduleSnapshot) -> None:
     if not schedule.intervals:
-        raise ValueError(
-            f"schedule in {schedule.timezone} has no open interval: it never opens"
-        )
+        raise ValueError(f"schedule in {schedule.timezone} has no open interval: it never opens")
 
 
 def _start_day(schedule: ScheduleSnapshot, t_utc: datetime) -> date:

@@ -179,9 +179,7 @@ def within_km_target(value: object) -> tuple[float, float, float]:
         lat_f, lon_f, km_f = (float(str(v)) for v in raw)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"within_km values must be numbers, got {value!r}") from exc
-    _check(
-        all(math.isfinite(v) for v in (lat_f, lon_f, km_f)), "within_km values must be finite"
-    )
+    _check(all(math.isfinite(v) for v in (lat_f, lon_f, km_f)), "within_km values must be finite")
     _check(-90 <= lat_f <= 90 and -180 <= lon_f <= 180, f"bad coordinates in {value!r}")
     _check(km_f >= 0, "within_km radius must not be negative")
     return lat_f, lon_f, km_f
@@ -233,9 +231,7 @@ class Caps:
 
     def merged_over(self, defaults: Caps) -> Caps:
         """These caps, with each unset period taken from ``defaults``."""
-        return Caps(
-            *(self.get(p) if self.get(p) is not None else defaults.get(p) for p in PERIODS)
-        )
+        return Caps(*(self.get(p) if self.get(p) is not None else defaults.get(p) for p in PERIODS))
 
 
 @dataclass(frozen=True, slots=True)
