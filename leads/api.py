@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from django.http import HttpRequest
 from ninja import Router, Schema
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import LeadReaderAuth, SourceTokenAuth
 from config.api import ApiError
@@ -18,9 +18,11 @@ from leads.models import Source
 router = Router(tags=["leads"])
 
 
-class LeadIn(Schema):
+class LeadIn(BaseModel):
     """A lead as a web form or vendor posts it. Unknown keys are kept in `attributes`."""
 
+    # a plain pydantic model, not a ninja Schema: Schema validates through a DjangoGetter,
+    # which hides the unknown keys from pydantic (model_extra stayed empty)
     model_config = ConfigDict(extra="allow")
 
     first_name: str | None = None

@@ -34,6 +34,8 @@ def _number(value: Any, field: str, errors: dict[str, list[str]], *, integer: bo
         return None
     try:
         number: float | int = int(value) if integer else float(value)
+        if number != number:  # NaN ("nan" in a CSV, NaN in JSON) passes any range check
+            raise ValueError(value)
     except (TypeError, ValueError):
         kind = "whole number" if integer else "number"
         errors.setdefault(field, []).append(f"{value!r} is not a {kind}.")

@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -89,3 +91,42 @@ def source(db: None) -> Any:
 def agent(db: None) -> Any:
     """An agent User (with profile) with `plain_token` and password 'pw'."""
     return AgentFactory()
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def closed_port() -> int:
+    return free_port()
+
+
+def _reset_celery_pools(app: Any) -> None:
+    # the app caches its connection and producer pools per broker; drop the references (not
+    # the pools: kombu's registry hands them out again) so the next publish uses the broker
+    # configured now
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
+
+
+@contextmanager
+def celery_publishing_to(url: str) -> Iterator[Any]:
+    """Within the block the in-process Celery app really publishes to the broker at URL
+    (not eagerly), as a web process does in production."""
+    from config.celery import app
+
+    keys = ("broker_url", "task_always_eager", "broker_transport_options")
+    saved = {key: app.conf[key] for key in keys}
+    _reset_celery_pools(app)
+    app.conf.update(broker_url=url, task_always_eager=False,
+                    broker_transport_options={"visibility_timeout": 3600})
+    try:
+        yield app
+    finally:
+        _reset_celery_pools(app)
+        app.conf.update(saved)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 from .base import *  # noqa: F403
@@ -25,6 +26,13 @@ else:
 DATABASES = {"default": env.db_url_config(_db_url)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30}
+else:
+    # Several runs may share one PostgreSQL server (engineers side by side, CI jobs): with
+    # one fixed test database name each run dropped the database of the other. One per run.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env("TEST_DATABASE_NAME",
+                    default=f"test_{DATABASES['default']['NAME']}_{os.getpid()}"),
+    }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

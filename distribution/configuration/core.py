@@ -144,6 +144,8 @@ class SourcesSection(Section):
     fields = ("slug", "name", "token", "token_sha256", "active")
 
     def apply(self, items: list[Any], ctx: Ctx) -> None:
+        seen: set[str] = set()
+
         def one(item: dict[str, Any], path: str) -> None:
             slug = ctx.require(item, "slug", path)
             if not slug:
@@ -153,6 +155,11 @@ class SourcesSection(Section):
             except ValidationError:
                 ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
                 return
+            # a slug given twice would be upserted twice: never "no changes" on re-apply
+            if str(slug) in seen:
+                ctx.error(f"{path}.slug", f"{slug} is listed twice")
+                return
+            seen.add(str(slug))
             digest = _token_hash(item, path, ctx)
             if digest and Source.objects.filter(token_hash=digest).exclude(slug=slug).exists():
                 ctx.error(f"{path}.token", "is already used by another source")
@@ -190,6 +197,8 @@ class CampaignsSection(Section):
     fields = ("slug", "name")
 
     def apply(self, items: list[Any], ctx: Ctx) -> None:
+        seen: set[str] = set()
+
         def one(item: dict[str, Any], path: str) -> None:
             slug = ctx.require(item, "slug", path)
             if not slug:
@@ -199,6 +208,11 @@ class CampaignsSection(Section):
             except ValidationError:
                 ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
                 return
+            # a slug given twice would be upserted twice: never "no changes" on re-apply
+            if str(slug) in seen:
+                ctx.error(f"{path}.slug", f"{slug} is listed twice")
+                return
+            seen.add(str(slug))
             ctx.upsert(self.key, Campaign, {"slug": slug}, {"name": str(item.get("name") or slug)},
                        str(slug))
 

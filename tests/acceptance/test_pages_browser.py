@@ -1,0 +1,113 @@
+"""The server-rendered pages in a real browser (Debian chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from leads.models import Activity
+from tests.conftest import CHROMIUM
+from tests.factories import AgentFactory, LeadFactory, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; the tests' own ORM
+    # calls are plain synchronous ones, so let Django allow them while the browser is up.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def sign_in(page: Any, username: str, password: str) -> None:
+    page.get_by_label("Username or e-mail").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_an_anonymous_visit_lands_on_the_login_page(live_server, page):
+    page.goto(f"{live_server.url}/agent/")
+
+    assert "/accounts/login/" in page.url
+    assert page.get_by_role("heading", name="Sign in").is_visible()
+
+
+def test_an_agent_signs_in_opens_a_lead_and_logs_an_activity(live_server, page):
+    from playwright.sync_api import expect
+
+    agent = AgentFactory(email="ava@example.com")
+    lead = LeadFactory(first_name="Mara", last_name="Mulder", owner=agent, assigned=True)
+    LeadFactory(first_name="Theo", last_name="Theirs", owner=AgentFactory(), assigned=True)
+
+    page.goto(f"{live_server.url}/agent/")
+    sign_in(page, "ava@example.com", "pw")
+
+    expect(page.get_by_role("heading", name="My leads")).to_be_visible()
+    expect(page.get_by_role("link", name="Mara Mulder")).to_be_visible()
+    expect(page.get_by_text("Theo Theirs")).to_have_count(0)
+
+    page.get_by_role("link", name="Mara Mulder").click()
+    expect(page.get_by_role("heading", name=f"Lead #{lead.pk} — Mara Mulder")).to_be_visible()
+    expect(page.get_by_text("Nothing logged yet.")).to_be_visible()
+
+    page.get_by_label("Kind").select_option("contact_made")
+    page.get_by_role("textbox", name="Note").fill("Wants a quote for 12 panels")
+    page.get_by_role("button", name="Log activity").click()
+
+    expect(page.get_by_role("status")).to_have_text("Activity logged.")
+    activity = page.locator("ul.activities li").first
+    expect(activity).to_contain_text("Contact made")
+    expect(activity).to_contain_text("Wants a quote for 12 panels")
+    assert Activity.objects.get(lead=lead).kind == "contact_made"
+
+
+def test_a_manager_signs_in_to_the_admin_and_sees_the_leads(live_server, page):
+    from playwright.sync_api import expect
+
+    UserFactory(email="morgan@example.com", is_staff=True, is_superuser=True)
+    LeadFactory(first_name="Mara", last_name="Mulder", unassigned=True)
+
+    page.goto(f"{live_server.url}/admin/")
+    page.get_by_label("Username").fill("morgan@example.com")
+    page.get_by_label("Password").fill("pw")
+    page.get_by_role("button", name="Log in").click()
+
+    page.locator("#leads-lead").get_by_role("link", name="Leads").click()
+
+    expect(page.get_by_role("heading", name="Select lead to change")).to_be_visible()
+    expect(page.get_by_role("link", name="Mara Mulder")).to_be_visible()
+    expect(page.locator("#result_list")).to_contain_text("Unassigned")
