@@ -100,8 +100,10 @@ def normalise_email(value: str) -> str:
 
 
 def normalise_phone(value: str) -> str:
+    """The last nine digits: the same number written with a country code (+31 6…, +1 212…)
+    or a trunk prefix (06…, 212…) compares equal, without a per-country numbering plan."""
     digits = re.sub(r"\D", "", value or "")
-    return digits[-10:] if len(digits) > 10 else digits
+    return digits[-9:]
 
 
 class Lead(models.Model):

@@ -116,3 +116,12 @@ def test_a_signed_in_user_without_an_agent_profile_is_told_so(client):
 
     assert response.status_code == 403
     assert "for agents" in response.content.decode()
+
+
+def test_a_user_signs_in_with_the_email_even_when_the_username_differs(client, db):
+    from tests.factories import UserFactory
+
+    UserFactory(email="boss@example.com", username="boss", is_staff=True)
+    response = client.post("/accounts/login/", {"username": "boss@example.com", "password": "pw"})
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200

@@ -88,3 +88,11 @@ def test_the_event_names_the_actor_and_is_saved_on_the_timeline(agent):
     assert lead.status == "contacted"
     stored = lead.events.get(kind="status")
     assert (stored.actor, stored.message) == (agent, "called back")
+
+
+def test_phone_numbers_with_and_without_country_code_normalise_alike():
+    from leads.models import normalise_phone
+
+    assert normalise_phone("+31 6 1234 5678") == normalise_phone("06-12345678")
+    assert normalise_phone("+1 (212) 555-0104") == normalise_phone("212 555 0104")
+    assert normalise_phone("+31 6 1234 5678") != normalise_phone("+31 6 1234 5679")
