@@ -11,7 +11,7 @@ from accounts.models import AgentProfile, User
 class AgentProfileInline(admin.StackedInline):
     model = AgentProfile
     can_delete = False
-    fields = ("phone", "timezone", "active", "available", "last_turn_at")
+    fields = ("phone", "timezone", "active", "available", "schedule", "last_turn_at")
     readonly_fields = ("last_turn_at",)
 
 

@@ -1,4 +1,177 @@
-"""Buyers: companies, their locations, and their contracts (the marketplace issue fills
-these in)."""
+"""Buyers: companies, their locations, and their contracts (what marketplace leads are sold
+to). The marketplace engine reads these through `distribution.selectors.marketplace`."""
 
 from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now as _now
+
+from accounts.models import validate_timezone
+
+
+def default_timezone() -> str:
+    return str(settings.TIME_ZONE)
+
+
+class Company(models.Model):
+    """A buyer account; its locations define where its contracts' service areas are."""
+
+    name = models.CharField(max_length=200, unique=True)
+    active = models.BooleanField(default=True, help_text="Inactive companies get no leads.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "companies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Location(models.Model):
+    """An account location (WGS84); service areas are measured from the nearest one."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="locations")
+    name = models.CharField(max_length=200)
+    latitude = models.FloatField(validators=[MinValueValidator(-90), MaxValueValidator(90)])
+    longitude = models.FloatField(validators=[MinValueValidator(-180), MaxValueValidator(180)])
+
+    class Meta:
+        ordering = ["company", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "name"], name="location_unique_name"),
+            models.CheckConstraint(condition=Q(latitude__gte=-90, latitude__lte=90),
+                                   name="location_latitude_range"),
+            models.CheckConstraint(condition=Q(longitude__gte=-180, longitude__lte=180),
+                                   name="location_longitude_range"),
+        ]
+        # The service-area prefilter probes a company's locations by latitude band (per
+        # contract) and reads the locations of a box (per lead).
+        indexes = [
+            models.Index(fields=["company", "latitude", "longitude"],
+                         name="location_company_latlon_idx"),
+            models.Index(fields=["latitude", "longitude"], name="location_latlon_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company}: {self.name}"
+
+
+class ContractGroup(models.Model):
+    """Contracts of one buyer across accounts: a lead never reaches two of them."""
+
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contract(models.Model):
+    """What a company buys: leads of one campaign, at a price, within an area and caps."""
+
+    name = models.CharField(max_length=200, unique=True)
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="contracts")
+    campaign = models.ForeignKey("leads.Campaign", on_delete=models.PROTECT,
+                                 related_name="contracts")
+    group = models.ForeignKey(ContractGroup, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="contracts",
+                              help_text="One lead never reaches two contracts of a group.")
+    price = models.DecimalField(max_digits=10, decimal_places=2,
+                                validators=[MinValueValidator(Decimal(0))])
+    quality_score = models.FloatField(default=0, help_text="QS: higher is preferred.")
+    trial = models.BooleanField(default=False, help_text="A free-trial contract.")
+    active = models.BooleanField(default=True)
+    paused = models.BooleanField(default=False,
+                                 help_text="Paused by the buyer; resumes without other changes.")
+    starts = models.DateField(null=True, blank=True)
+    ends = models.DateField(null=True, blank=True, help_text="Last day (inclusive).")
+    radius_km = models.FloatField(null=True, blank=True,
+                                  validators=[MinValueValidator(0)],
+                                  help_text="Service area around the company's locations; "
+                                            "empty = anywhere.")
+    max_share_count = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1)],
+        help_text="At most this many (non-cherry-picked) outbound leads of one inbound lead "
+                  "when this contract has it; 1 = exclusive.")
+    cap_day = models.PositiveIntegerField(null=True, blank=True)
+    cap_week = models.PositiveIntegerField(null=True, blank=True)
+    cap_month = models.PositiveIntegerField(null=True, blank=True)
+    budget_day = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    budget_week = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    budget_month = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    timezone = models.CharField(max_length=64, default=default_timezone,
+                                validators=[validate_timezone],
+                                help_text="Cap windows and delivery hours are in this zone.")
+    max_lead_age = models.DurationField(null=True, blank=True,
+                                        help_text="Older leads are not delivered.")
+    min_lead_score = models.FloatField(null=True, blank=True,
+                                       help_text="Leads need attributes.score at least this.")
+    # Written by the marketplace services when the contract is sold a lead (round robin
+    # orders by it); kept on the row so selection needs no aggregate over outbound leads.
+    last_outbound_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=_now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="contract_price_nonnegative"),
+            models.CheckConstraint(condition=Q(max_share_count__gte=1),
+                                   name="contract_share_count_positive"),
+            models.CheckConstraint(
+                condition=Q(starts__isnull=True) | Q(ends__isnull=True)
+                | Q(ends__gte=models.F("starts")),
+                name="contract_dates_ordered"),
+        ]
+        indexes = [models.Index(fields=["campaign", "active"], name="contract_campaign_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.starts and self.ends and self.ends < self.starts:
+            raise ValidationError({"ends": "The contract cannot end before it starts."})
+
+    @property
+    def has_caps(self) -> bool:
+        """True when a count or budget cap is set."""
+        return any(v is not None for v in (self.cap_day, self.cap_week, self.cap_month,
+                                           self.budget_day, self.budget_week,
+                                           self.budget_month))
+
+
+class DeliveryInterval(models.Model):
+    """Weekly hours a contract accepts leads, in the contract's time zone; a contract with
+    none accepts them at any time. An end at or before the start runs past midnight."""
+
+    class Weekday(models.IntegerChoices):
+        MON = 0, "Monday"
+        TUE = 1, "Tuesday"
+        WED = 2, "Wednesday"
+        THU = 3, "Thursday"
+        FRI = 4, "Friday"
+        SAT = 5, "Saturday"
+        SUN = 6, "Sunday"
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE,
+                                 related_name="delivery_intervals")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    start = models.TimeField()
+    end = models.TimeField(help_text="Exclusive; 00:00 is the end of the day.")
+
+    class Meta:
+        ordering = ["contract", "weekday", "start"]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.start:%H:%M}–{self.end:%H:%M}"

@@ -14,6 +14,11 @@ class Periodic:
 
 PERIODIC_TASKS: list[Periodic] = [
     Periodic("Re-queue leads still pending", "distribution.requeue_pending", 30),
+    Periodic("Expire overdue offers", "distribution.expire_offers", 5),
+    Periodic("Release held leads when schedules open", "distribution.release_held", 15),
+    Periodic("Reassign leads that missed their contact SLA",
+             "distribution.reassign_missed_sla", 60),
+    Periodic("Recheck auto-distribution windows", "distribution.recheck_windows", 60),
 ]
 
 

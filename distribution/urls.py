@@ -11,4 +11,13 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("leads/<int:lead_id>/", views.lead_detail, name="lead"),
     path("leads/<int:lead_id>/activity", views.log_activity, name="log_activity"),
+    path("leads/<int:lead_id>/status", views.set_status, name="set_status"),
+    path("offers/<int:offer_id>/claim", views.claim_offer, name="claim_offer"),
+    path("offers/<int:offer_id>/decline", views.decline_offer, name="decline_offer"),
+    path("claim", views.claim_pin, name="claim_pin"),
+    path("pull", views.pull, name="pull"),
+    path("hopper/", views.hopper, name="hopper"),
+    path("hopper/<int:lead_id>/claim", views.hopper_claim, name="hopper_claim"),
+    path("inbox/", views.inbox, name="inbox"),
+    path("inbox/read", views.inbox_read, name="inbox_read"),
 ]

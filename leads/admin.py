@@ -112,3 +112,14 @@ class ActivityAdmin(admin.ModelAdmin):
     search_fields = ("lead__email", "agent__email", "note")
     autocomplete_fields = ("lead", "agent")
     show_full_result_count = False
+
+
+# --- marketplace: actions opening a lead's manual-distribution page or cherry-pick form ---
+# (the screens live in distribution.admin.marketplace)
+def _add_marketplace_actions() -> None:
+    from distribution.admin.marketplace import lead_marketplace_actions
+
+    LeadAdmin.actions = [*(LeadAdmin.actions or []), *lead_marketplace_actions]
+
+
+_add_marketplace_actions()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from .routing import lead_offered_to, outbound_for_lead, rule_name_for_lead
+from .marketplace import outbound_for_lead
+from .routing import lead_offered_to, rule_name_for_lead
 
 __all__ = ["lead_offered_to", "outbound_for_lead", "rule_name_for_lead"]

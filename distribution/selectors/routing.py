@@ -1,22 +1,146 @@
-"""Reads for distribution: what the API and pages show."""
+"""Reads for agent routing: what the API, the agent pages and the admin queues show."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from leads.models import Lead
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
+from accounts.models import User
+from distribution.engine.filters import match_filters
+from distribution.models import Notice, Offer, PoolMember, Rule, Strategy
+from distribution.services.snapshot import filters_of, lead_snapshot
+from leads.models import Lead, LeadStatus
 
-def outbound_for_lead(lead: Lead) -> list[dict[str, Any]]:
-    """The lead's outbound leads (the marketplace issue adds them)."""
-    return []
+HOPPER_LIMIT = 200
 
 
 def rule_name_for_lead(lead: Lead) -> str | None:
     """The rule that routed the lead, if any."""
-    return None
+    if not lead.rule_id:
+        return None
+    rule = lead.rule
+    return rule.name if rule is not None else None
 
 
 def lead_offered_to(lead: Lead, user: Any) -> bool:
-    """Whether the agent holds an open offer for the lead (the routing issue adds offers)."""
-    return False
+    """Whether the agent holds an open offer for the lead."""
+    if not getattr(user, "pk", None):
+        return False
+    return Offer.objects.filter(lead=lead, agent_id=user.pk, status=Offer.Status.OPEN).exists()
+
+
+def offers_open_for_agent(*, agent: User, now: datetime | None = None) -> list[Offer]:
+    """The agent's open, unexpired offers, oldest first, with their leads."""
+    now = now or timezone.now()
+    return list(Offer.objects.filter(agent=agent, status=Offer.Status.OPEN)
+                .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+                .select_related("lead", "lead__campaign", "rule")
+                .order_by("created_at", "id"))
+
+
+def _hopper_memberships(agent: User) -> dict[int, PoolMember]:
+    """The agent's active memberships of pools that enabled hopper rules use."""
+    rows = PoolMember.objects.filter(
+        agent=agent, active=True, pool__rules__enabled=True,
+        pool__rules__strategy=Strategy.HOPPER).distinct()
+    return {m.pool_id: m for m in rows}
+
+
+def hopper_leads_for_agent(*, agent: User, limit: int = HOPPER_LIMIT) -> list[Lead]:
+    """Leads waiting in the hopper rules the agent belongs to and whose member filters the
+    lead passes, oldest first."""
+    memberships = _hopper_memberships(agent)
+    if not memberships:
+        return []
+    leads = (Lead.objects.filter(status=LeadStatus.WAITING, rule__strategy=Strategy.HOPPER,
+                                 rule__enabled=True, rule__pool_id__in=list(memberships))
+             .select_related("source", "campaign", "rule").order_by("created_at", "id"))
+    out = []
+    for lead in leads[: limit * 2]:
+        pool_id = lead.rule.pool_id if lead.rule else None
+        member = memberships.get(pool_id) if pool_id is not None else None
+        if member is None:
+            continue
+        if member.filters and not match_filters(filters_of(member.filters),
+                                                lead_snapshot(lead))[0]:
+            continue
+        out.append(lead)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def agent_can_pull(*, agent: User) -> bool:
+    """Whether the agent belongs to a pool of an enabled pull rule (shows "Get lead")."""
+    return PoolMember.objects.filter(agent=agent, active=True, pool__rules__enabled=True,
+                                     pool__rules__strategy=Strategy.PULL).exists()
+
+
+def agent_leads(*, agent: User, limit: int = 200) -> QuerySet[Lead]:
+    """The agent's own leads, most recently assigned first."""
+    return (Lead.objects.filter(owner=agent).select_related("source", "campaign")
+            .order_by("-assigned_at", "-id")[:limit])
+
+
+def lead_for_agent(*, agent: User, lead_id: int) -> tuple[Lead | None, Offer | None]:
+    """A lead the agent may see (owned, offered, or in their hopper) and their open offer."""
+    lead = (Lead.objects.select_related("source", "campaign", "owner", "rule")
+            .filter(pk=lead_id).first())
+    if lead is None:
+        return None, None
+    offer = (Offer.objects.filter(lead=lead, agent=agent, status=Offer.Status.OPEN)
+             .order_by("-created_at").first())
+    if lead.owner_id == agent.pk or offer is not None:
+        return lead, offer
+    if (lead.status == LeadStatus.WAITING and lead.rule is not None
+            and lead.rule.strategy == Strategy.HOPPER
+            and lead.rule.pool_id in _hopper_memberships(agent)):
+        return lead, None
+    return None, None
+
+
+def notices_for_agent(*, agent: User, limit: int = 50) -> list[Notice]:
+    return list(Notice.objects.filter(agent=agent).select_related("lead")
+                .order_by("-created_at", "-id")[:limit])
+
+
+def notices_unread_count(*, agent: User) -> int:
+    return Notice.objects.filter(agent=agent, read=False).count()
+
+
+# --- manager queues ---------------------------------------------------------------------------
+
+
+def assignment_queue() -> QuerySet[Lead]:
+    """The Lead Assignment queue: leads no rule placed (unassigned) and Lead Exceptions
+    (with their reason), no owner, oldest first (docs/decisions.md D13)."""
+    return (Lead.objects.filter(status__in=[LeadStatus.UNASSIGNED, LeadStatus.EXCEPTION],
+                                owner__isnull=True)
+            .select_related("source", "campaign", "rule").order_by("created_at", "id"))
+
+
+def exception_queue() -> QuerySet[Lead]:
+    """The Lead Exception queue, with each lead's reason."""
+    return (Lead.objects.filter(status=LeadStatus.EXCEPTION, owner__isnull=True)
+            .select_related("source", "campaign", "rule").order_by("created_at", "id"))
+
+
+def hopper_queue() -> QuerySet[Lead]:
+    """Every lead waiting in a hopper or pull queue (managers see them all)."""
+    return (Lead.objects.filter(status=LeadStatus.WAITING)
+            .select_related("source", "campaign", "rule", "owner").order_by("created_at", "id"))
+
+
+def assignable_agents() -> QuerySet[User]:
+    """Agents a manager may assign leads to (active profile), by e-mail."""
+    return (User.objects.filter(agent__active=True, is_active=True)
+            .select_related("agent").order_by("email"))
+
+
+def rules_with_counts() -> QuerySet[Rule]:
+    return Rule.objects.select_related("pool", "schedule").annotate(
+        waiting=Count("leads", filter=Q(leads__status__in=[LeadStatus.WAITING,
+                                                           LeadStatus.HELD])))

@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
-from .queueing import lead_queue_distribution, leads_distribute_pending, leads_requeue_stale
+from .marketplace import (
+    MarketplaceError,
+    contract_pause,
+    contract_resume,
+    lead_cherry_pick,
+    lead_distribute_manually,
+    lead_distribute_marketplace,
+    outbound_return_approve,
+    outbound_return_deny,
+    outbound_return_request,
+    window_edit,
+    window_open,
+    window_pause,
+    window_recheck,
+    window_resume,
+    window_stop,
+    windows_recheck_due,
+    workflow_allocate_batch,
+)
+from .queueing import (
+    lead_dispatch,
+    lead_queue_distribution,
+    leads_distribute_pending,
+    leads_requeue_stale,
+)
 from .routing import lead_distribute
 
 __all__ = [
+    "MarketplaceError",
+    "contract_pause",
+    "contract_resume",
+    "lead_cherry_pick",
+    "lead_dispatch",
     "lead_distribute",
+    "lead_distribute_manually",
+    "lead_distribute_marketplace",
     "lead_queue_distribution",
     "leads_distribute_pending",
     "leads_requeue_stale",
+    "outbound_return_approve",
+    "outbound_return_deny",
+    "outbound_return_request",
+    "window_edit",
+    "window_open",
+    "window_pause",
+    "window_recheck",
+    "window_resume",
+    "window_stop",
+    "windows_recheck_due",
+    "workflow_allocate_batch",
 ]

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from distribution.models import DistributionAttempt
 from leads.models import DistributionState, Lead
 
 logger = logging.getLogger(__name__)
@@ -46,19 +47,29 @@ def leads_requeue_stale(*, grace: timedelta | None = None, limit: int = 1000) ->
 
 def leads_distribute_pending(*, trigger: str = "command",
                              progress: Callable[[int], object] | None = None) -> dict[str, int]:
-    """Distribute every pending lead now, in process; safe to run twice or concurrently.
+    """Distribute every pending lead now, in process; safe to run twice or concurrently
+    (each run claims its chunks with SKIP LOCKED). Returns counts of outcomes."""
+    from distribution.services.marketplace import leads_distribute_marketplace_pending
+    from distribution.services.routing import leads_distribute_all_pending
 
-    Returns counts of outcomes.
-    """
+    # --- marketplace: leads of a campaign with a workflow are sold first (not routed) ---
+    outcomes = leads_distribute_marketplace_pending(trigger=trigger, progress=progress)
+    # --- agent routing: every other pending lead -----------------------------------------
+    for key, count in leads_distribute_all_pending(trigger=trigger, progress=progress).items():
+        outcomes[key] = outcomes.get(key, 0) + count
+    return outcomes
+
+
+# --- arrival dispatch: marketplace or agent routing (see docs/decisions.md) ---------------
+
+
+def lead_dispatch(*, lead_id: int, trigger: str = "arrival") -> DistributionAttempt | None:
+    """Distribute a pending lead: the marketplace when its campaign has a workflow, agent
+    routing for every other lead."""
+    from distribution.selectors.marketplace import lead_has_workflow
+    from distribution.services.marketplace import lead_distribute_marketplace
     from distribution.services.routing import lead_distribute
 
-    outcomes: dict[str, int] = {}
-    ids = list(Lead.objects.filter(distribution_state=DistributionState.PENDING)
-               .order_by("created_at", "id").values_list("id", flat=True))
-    for lead_id in ids:
-        attempt = lead_distribute(lead_id=lead_id, trigger=trigger)
-        key = attempt.outcome if attempt is not None else "skipped"
-        outcomes[key] = outcomes.get(key, 0) + 1
-        if progress:
-            progress(1)
-    return outcomes
+    if lead_has_workflow(lead_id=lead_id):
+        return lead_distribute_marketplace(lead_id=lead_id, trigger=trigger)
+    return lead_distribute(lead_id=lead_id, trigger=trigger)

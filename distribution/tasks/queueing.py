@@ -10,8 +10,9 @@ from distribution import services
 @shared_task(name="distribution.distribute_lead", autoretry_for=(Exception,),
              retry_backoff=True, retry_backoff_max=60, max_retries=5)
 def distribute_lead(lead_id: int, trigger: str = "arrival") -> str | None:
-    """Distribute one lead (idempotent: an already distributed lead is left alone)."""
-    attempt = services.lead_distribute(lead_id=lead_id, trigger=trigger)
+    """Distribute one lead, by the marketplace or agent routing (idempotent: an already
+    distributed lead is left alone)."""
+    attempt = services.lead_dispatch(lead_id=lead_id, trigger=trigger)
     return attempt.outcome if attempt is not None else None
 
 

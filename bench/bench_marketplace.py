@@ -1,0 +1,312 @@
+"""Marketplace benchmark: contract selection latency at 10,000 contracts, and batch-optimal
+turnover against greedy arrival order and the LP upper bound on a capped instance.
+
+1. Engine only: `select_contracts` for one lead against 10,000 in-memory contract snapshots.
+2. Full service path: `lead_distribute_marketplace` on PostgreSQL with the same 10,000
+   contracts (snapshot queries, locks, engine, outbound leads, history).
+3. Batch: 5,000 leads × 300 capped contracts — `greedy_in_arrival_order`, `optimise_batch`
+   (HiGHS MILP) and `lp_upper_bound`.
+
+Run through the harness: `python bench/run.py marketplace` (settings config.settings.bench,
+DATABASE_URL default postgres://postgres@127.0.0.1:5432/leadrouter_bench).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = (50.8, 53.5, 3.4, 7.2)  # lat min/max, lon min/max: roughly the Netherlands
+N_CONTRACTS = 10_000
+N_LEADS_LATENCY = 200
+N_SERVICE_LEADS = 200
+BATCH_LEADS = 5_000
+BATCH_CONTRACTS = 300
+PREFIX = "bench-mkt"
+
+
+def _setup_django() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.bench")
+    import django
+
+    django.setup()
+
+
+def _ensure_database() -> None:
+    """Create the benchmark database when it does not exist, then migrate it."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    db = settings.DATABASES["default"]
+    if "postgresql" in db["ENGINE"]:
+        import psycopg
+
+        conninfo = {"host": db.get("HOST") or "127.0.0.1", "port": db.get("PORT") or 5432,
+                    "user": db.get("USER") or "postgres", "dbname": "postgres"}
+        if db.get("PASSWORD"):
+            conninfo["password"] = db["PASSWORD"]
+        with psycopg.connect(**conninfo, autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s",
+                                  [db["NAME"]]).fetchone()
+            if not exists:
+                conn.execute(f'create database "{db["NAME"]}"')
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"mean": round(statistics.fmean(values), 3),
+            "p50": round(ordered[len(ordered) // 2], 3),
+            "p95": round(ordered[int(len(ordered) * 0.95) - 1], 3),
+            "max": round(ordered[-1], 3)}
+
+
+# --------------------------------------------------------------------------- instances
+
+
+def _contract_specs(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    lat0, lat1, lon0, lon1 = REGION
+    specs = []
+    for i in range(n):
+        capped = rng.random() < 0.5
+        specs.append({
+            "i": i,
+            "price": Decimal(rng.randint(5, 60)),
+            "quality_score": float(rng.randint(1, 10)),
+            "max_share_count": rng.choice([1, 2, 3, 3, 5]),
+            "radius_km": None if rng.random() < 0.4 else float(rng.randint(20, 120)),
+            "trial": rng.random() < 0.05,
+            "paused": rng.random() < 0.03,
+            "cap_day": rng.randint(10, 50) if capped else None,
+            "budget_month": Decimal(rng.randint(500, 5000)) if rng.random() < 0.1 else None,
+            "locations": [(rng.uniform(lat0, lat1), rng.uniform(lon0, lon1))
+                          for _ in range(rng.choice([1, 1, 2, 3]))],
+        })
+    return specs
+
+
+def _lead_point(rng: random.Random) -> tuple[float, float]:
+    lat0, lat1, lon0, lon1 = REGION
+    return rng.uniform(lat0, lat1), rng.uniform(lon0, lon1)
+
+
+def _snapshots(specs: list[dict[str, Any]], now: datetime, rng: random.Random,
+               *, used_fraction: float = 0.3) -> list[Any]:
+    from distribution.engine import marketplace as engine
+
+    out = []
+    for s in specs:
+        cap = s["cap_day"]
+        used = engine.CapUsage(day=int(cap * used_fraction * rng.random()) if cap else 0)
+        out.append(engine.ContractSnapshot(
+            id=s["i"] + 1, company_id=s["i"] + 1, campaign="1", price=s["price"],
+            max_share_count=s["max_share_count"], created_at=now - timedelta(days=30),
+            name=f"c{s['i']}", quality_score=s["quality_score"], trial=s["trial"],
+            paused=s["paused"], radius_km=s["radius_km"],
+            locations=tuple(engine.LocationPoint(a, b) for a, b in s["locations"]),
+            caps=engine.CapLimits(day=cap, month_budget=s["budget_month"]), used=used,
+            last_outbound_at=now - timedelta(minutes=rng.randint(1, 10_000))))
+    return out
+
+
+def _workflow() -> Any:
+    from distribution.engine import marketplace as engine
+
+    mode = engine.SelectionMode
+    return engine.WorkflowSnapshot(max_multiplication=3, min_contracts=1, rules=(
+        engine.SelectionRuleSnapshot(position=1, mode=mode.QS, take=1),
+        engine.SelectionRuleSnapshot(position=2, mode=mode.TURNOVER, take=2),
+        engine.SelectionRuleSnapshot(position=3, mode=mode.FREE_TRIAL, take=1),
+    ))
+
+
+# --------------------------------------------------------------------------- 1. engine
+
+
+def bench_engine(now: datetime) -> dict[str, Any]:
+    """`select_contracts` per lead against 10,000 contracts (snapshots built once)."""
+    from distribution.engine import marketplace as engine
+
+    rng = random.Random(1)
+    started = time.perf_counter()
+    contracts = _snapshots(_contract_specs(N_CONTRACTS, rng), now, rng)
+    build_ms = (time.perf_counter() - started) * 1000
+    workflow = _workflow()
+    times, chosen = [], []
+    for n in range(N_LEADS_LATENCY):
+        lat, lon = _lead_point(rng)
+        lead = engine.InboundLeadSnapshot(id=n + 1, campaign="1", created_at=now,
+                                          latitude=lat, longitude=lon)
+        t = time.perf_counter()
+        decision = engine.select_contracts(lead, contracts, workflow, now, random.Random(n))
+        times.append((time.perf_counter() - t) * 1000)
+        chosen.append(len(decision.chosen))
+    return {"contracts": N_CONTRACTS, "leads": N_LEADS_LATENCY,
+            "snapshot_build_ms_once": round(build_ms, 1),
+            "select_ms": _ms(times), "mean_chosen": round(statistics.fmean(chosen), 2)}
+
+
+# --------------------------------------------------------------------------- 2. service
+
+
+def _seed_database(now: datetime) -> Any:
+    """10,000 contracts (each with its own company and locations) on a fresh campaign."""
+    from crm.models import Company, Contract, Location
+    from distribution.models import DistributionAttempt, OutboundLead, SelectionRule, Workflow
+    from leads.models import Campaign, Lead
+
+    old = Campaign.objects.filter(slug__startswith=PREFIX)
+    OutboundLead.objects.filter(lead__campaign__in=old).delete()
+    DistributionAttempt.objects.filter(lead__campaign__in=old).delete()
+    Lead.objects.filter(campaign__in=old).delete()
+    Contract.objects.filter(campaign__in=old).delete()
+    Company.objects.filter(name__startswith=PREFIX).delete()
+    Workflow.objects.filter(campaign__in=old).delete()
+    old.delete()
+    tag = f"{PREFIX}-{int(time.time())}"
+    campaign = Campaign.objects.create(slug=tag, name=tag)
+    workflow = Workflow.objects.create(campaign=campaign, mode="on_arrival",
+                                       max_multiplication=3, min_contracts=1)
+    SelectionRule.objects.bulk_create([
+        SelectionRule(workflow=workflow, position=1, mode="qs", take=1),
+        SelectionRule(workflow=workflow, position=2, mode="turnover", take=2),
+        SelectionRule(workflow=workflow, position=3, mode="free_trial", take=1)])
+    rng = random.Random(1)
+    specs = _contract_specs(N_CONTRACTS, rng)
+    companies = Company.objects.bulk_create(
+        [Company(name=f"{tag}-company-{s['i']}") for s in specs], batch_size=2000)
+    Location.objects.bulk_create(
+        [Location(company=c, name=f"site {k}", latitude=a, longitude=b)
+         for c, s in zip(companies, specs, strict=True)
+         for k, (a, b) in enumerate(s["locations"])], batch_size=2000)
+    Contract.objects.bulk_create(
+        [Contract(name=f"{tag}-contract-{s['i']}", company=c, campaign=campaign,
+                  price=s["price"], quality_score=s["quality_score"], trial=s["trial"],
+                  paused=s["paused"], radius_km=s["radius_km"],
+                  max_share_count=s["max_share_count"], cap_day=s["cap_day"],
+                  budget_month=s["budget_month"], timezone="UTC",
+                  created_at=now - timedelta(days=30))
+         for c, s in zip(companies, specs, strict=True)], batch_size=2000)
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # fresh statistics, as autovacuum would give
+            cursor.execute("ANALYZE crm_contract, crm_location, crm_company")
+    return campaign
+
+
+def bench_service(now: datetime) -> dict[str, Any]:
+    """`lead_distribute_marketplace` per lead on PostgreSQL with 10,000 contracts."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from distribution.services.marketplace import lead_distribute_marketplace
+    from leads.models import Lead
+
+    campaign = _seed_database(now)
+    rng = random.Random(2)
+    leads = Lead.objects.bulk_create([
+        Lead(campaign=campaign, first_name="Bench", last_name=str(n),
+             latitude=p[0], longitude=p[1])
+        for n, p in enumerate(_lead_point(rng) for _ in range(N_SERVICE_LEADS))])
+    times, queries, outcomes = [], [], {}
+    for lead in leads:
+        with CaptureQueriesContext(connection) as ctx:
+            t = time.perf_counter()
+            attempt = lead_distribute_marketplace(lead_id=lead.pk)
+            times.append((time.perf_counter() - t) * 1000)
+        queries.append(len(ctx.captured_queries))
+        key = attempt.outcome if attempt else "skipped"
+        outcomes[key] = outcomes.get(key, 0) + 1
+    return {"contracts": N_CONTRACTS, "leads": N_SERVICE_LEADS,
+            "service_ms": _ms(times), "queries_per_lead": {"min": min(queries),
+                                                           "max": max(queries)},
+            "outcomes": outcomes}
+
+
+# --------------------------------------------------------------------------- 3. batch
+
+
+def bench_batch(now: datetime) -> dict[str, Any]:
+    """5,000 waiting leads × 300 capped contracts: greedy, MILP, LP bound."""
+    from distribution.engine import marketplace as engine
+    from distribution.engine import optimizer
+
+    rng = random.Random(3)
+    specs = _contract_specs(BATCH_CONTRACTS, rng)
+    for s in specs:  # caps bind: about 3,000 slots for up to 15,000 wanted outbound leads
+        s["cap_day"] = rng.randint(3, 17)
+        s["paused"] = False
+        s["radius_km"] = float(rng.randint(60, 150))
+    contracts = _snapshots(specs, now, rng, used_fraction=0.0)
+    workflow = engine.WorkflowSnapshot(max_multiplication=3)
+    started = time.perf_counter()
+    leads = []
+    for n in range(BATCH_LEADS):
+        lat, lon = _lead_point(rng)
+        snap = engine.InboundLeadSnapshot(id=n + 1, campaign="1",
+                                          created_at=now - timedelta(seconds=BATCH_LEADS - n),
+                                          latitude=lat, longitude=lon)
+        leads.append(optimizer.batch_lead(snap, contracts, workflow, now))
+    batch_contracts = [optimizer.batch_contract(c) for c in contracts]
+    eligibility_s = time.perf_counter() - started
+    t = time.perf_counter()
+    greedy = optimizer.greedy_in_arrival_order(leads, batch_contracts)
+    greedy_s = time.perf_counter() - t
+    t = time.perf_counter()
+    best = optimizer.optimise_batch(leads, batch_contracts, time_limit=300.0)
+    milp_s = time.perf_counter() - t
+    t = time.perf_counter()
+    bound = optimizer.lp_upper_bound(leads, batch_contracts)
+    lp_s = time.perf_counter() - t
+    problems = optimizer.allocation_violations(leads, batch_contracts, best.assignments)
+    slots = sum(c.remaining_count or 0 for c in batch_contracts)
+    return {
+        "leads": BATCH_LEADS, "contracts": BATCH_CONTRACTS, "cap_slots": slots,
+        "edges": best.n_edges, "eligibility_s": round(eligibility_s, 2),
+        "greedy_turnover": float(greedy.objective), "greedy_outbound": len(greedy.assignments),
+        "greedy_s": round(greedy_s, 2),
+        "batch_turnover": float(best.objective), "batch_outbound": len(best.assignments),
+        "batch_status": best.status, "batch_method": best.method, "batch_s": round(milp_s, 2),
+        "lp_upper_bound": round(bound, 2), "lp_s": round(lp_s, 2),
+        "batch_vs_bound_pct": round(100 * float(best.objective) / bound, 3) if bound else None,
+        "greedy_vs_bound_pct": round(100 * float(greedy.objective) / bound, 3) if bound else None,
+        "batch_gain_over_greedy_pct": round(
+            100 * (float(best.objective) / float(greedy.objective) - 1), 2)
+        if greedy.objective else None,
+        "violations": len(problems),
+    }
+
+
+def run() -> dict[str, Any]:
+    """Every figure of the marketplace benchmark (see the module docstring)."""
+    _setup_django()
+    now = datetime.now(UTC)
+    figures: dict[str, Any] = {}
+    engine_figures = bench_engine(now)
+    figures["engine_select_ms_p50"] = engine_figures["select_ms"]["p50"]
+    figures["engine_select_ms_p95"] = engine_figures["select_ms"]["p95"]
+    _ensure_database()
+    service_figures = bench_service(now)
+    figures["service_ms_p50"] = service_figures["service_ms"]["p50"]
+    figures["service_ms_p95"] = service_figures["service_ms"]["p95"]
+    batch = bench_batch(now)
+    figures["batch_vs_bound_pct"] = batch["batch_vs_bound_pct"]
+    figures["greedy_vs_bound_pct"] = batch["greedy_vs_bound_pct"]
+    figures.update(engine=engine_figures, service=service_figures, batch=batch)
+    return figures
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2, default=str))

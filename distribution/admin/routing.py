@@ -1,0 +1,466 @@
+"""Admin for agent routing: schedules, pools, rules, offers, automations; the Lead
+Assignment and Exception queues, the hopper and simulate (custom views); distribution
+history on each lead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+
+from distribution.errors import DistributionError
+from distribution.models import (
+    Assignment,
+    Automation,
+    DistributionAttempt,
+    Holiday,
+    Notice,
+    Offer,
+    PerformanceTier,
+    Pool,
+    PoolMember,
+    Rule,
+    Schedule,
+    ScheduleInterval,
+    Strategy,
+)
+from distribution.selectors import routing as selectors
+from distribution.services import claims
+from distribution.services import routing as services
+from distribution.services.simulate import rule_simulate
+from leads.models import Lead
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+
+class ScheduleIntervalInline(admin.TabularInline):
+    model = ScheduleInterval
+    extra = 1
+    fields = ("weekday", "start", "end")
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 1
+    fields = ("date", "name", "origin")
+    readonly_fields = ("origin",)
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    list_display = ("name", "timezone", "holiday_country", "interval_count")
+    search_fields = ("name",)
+    inlines = [ScheduleIntervalInline, HolidayInline]
+    actions = ["fill_holidays"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
+        return super().get_queryset(request).annotate(n_intervals=Count("intervals"))
+
+    @admin.display(description="intervals", ordering="n_intervals")
+    def interval_count(self, obj: Any) -> int:
+        return int(obj.n_intervals)
+
+    @admin.action(description="Fill holidays from the schedule's country")
+    def fill_holidays(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        added = sum(services.schedule_fill_holidays(schedule_id=s.pk) for s in queryset)
+        self.message_user(request, f"Added {_plural(added, 'holiday')}.", messages.SUCCESS)
+
+
+# --- pools ------------------------------------------------------------------------------------
+
+
+class PoolMemberForm(forms.ModelForm):
+    filters = forms.JSONField(required=False, initial=list,
+                              help_text='User filters: [{"field": "city", "op": "eq", '
+                                        '"value": "Utrecht"}]')
+
+    class Meta:
+        model = PoolMember
+        fields = ("agent", "position", "weight", "active", "cap_hour", "cap_day", "cap_week",
+                  "cap_month", "filters")
+
+    def clean_filters(self) -> list[Any]:
+        return _clean_filters(self.cleaned_data.get("filters"))
+
+
+def _clean_filters(value: Any) -> list[Any]:
+    from distribution.engine.types import Filter
+
+    value = value or []
+    if not isinstance(value, list):
+        raise forms.ValidationError("A list of {field, op, value}.")
+    for item in value:
+        if not isinstance(item, dict) or "field" not in item or "op" not in item:
+            raise forms.ValidationError("Each filter needs field and op.")
+        try:
+            Filter(str(item["field"]), str(item["op"]), item.get("value"))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+    return value
+
+
+class PoolMemberInline(admin.TabularInline):
+    model = PoolMember
+    form = PoolMemberForm
+    extra = 1
+    autocomplete_fields = ("agent",)
+
+
+@admin.register(Pool)
+class PoolAdmin(admin.ModelAdmin):
+    list_display = ("name", "member_count", "description")
+    search_fields = ("name",)
+    inlines = [PoolMemberInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Pool]:
+        return super().get_queryset(request).annotate(n_members=Count("members"))
+
+    @admin.display(description="members", ordering="n_members")
+    def member_count(self, obj: Any) -> int:
+        return int(obj.n_members)
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+class PerformanceTierInline(admin.TabularInline):
+    model = PerformanceTier
+    extra = 0
+    fields = ("metric", "op", "threshold", "multiplier", "position")
+
+
+class RuleForm(forms.ModelForm):
+    filters = forms.JSONField(required=False, initial=list,
+                              help_text='Lead filters: [{"field": "company_size", "op": "gte",'
+                                        ' "value": 50}]')
+
+    class Meta:
+        model = Rule
+        fields = ("name", "priority", "enabled", "sources", "campaign", "filters", "strategy",
+                  "pool", "claim_timeout", "max_rounds", "batch_size", "default_agent",
+                  "pull_allotment", "sticky_owner", "schedule", "after_hours",
+                  "require_agent_hours", "tcpa", "cap_hour", "cap_day", "cap_week",
+                  "cap_month", "catch_up", "initial_status", "initial_activity",
+                  "contact_sla")
+
+    def clean_filters(self) -> list[Any]:
+        return _clean_filters(self.cleaned_data.get("filters"))
+
+
+@admin.register(Rule)
+class RuleAdmin(admin.ModelAdmin):
+    form = RuleForm
+    list_display = ("name", "priority", "enabled", "strategy", "pool", "claim_timeout",
+                    "schedule", "after_hours", "waiting")
+    list_display_links = ("name",)
+    list_filter = ("enabled", "strategy", "after_hours")
+    list_select_related = ("pool", "schedule")
+    search_fields = ("name",)
+    autocomplete_fields = ("pool", "schedule", "default_agent", "campaign")
+    filter_horizontal = ("sources",)
+    inlines = [PerformanceTierInline]
+    actions = ["enable_rules", "disable_rules"]
+    change_list_template = "admin/distribution/rule/change_list.html"
+    fieldsets = (
+        (None, {"fields": ("name", "priority", "enabled")}),
+        ("Which leads", {"fields": ("sources", "campaign", "filters")}),
+        ("How", {"fields": ("strategy", "pool", "claim_timeout", "max_rounds", "batch_size",
+                            "default_agent", "pull_allotment", "sticky_owner")}),
+        ("When", {"fields": ("schedule", "after_hours", "require_agent_hours", "tcpa")}),
+        ("Caps (per member)", {"fields": (("cap_hour", "cap_day", "cap_week", "cap_month"),
+                                          "catch_up")}),
+        ("On assignment", {"fields": ("initial_status", "initial_activity", "contact_sla")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
+        return selectors.rules_with_counts()
+
+    @admin.display(description="waiting", ordering="waiting")
+    def waiting(self, obj: Any) -> int:
+        return int(getattr(obj, "waiting", 0))
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        # a rule is created disabled: simulate first, then enable (seed 002)
+        return {**super().get_changeform_initial_data(request), "enabled": False}
+
+    def save_model(self, request: HttpRequest, obj: Rule, form: Any, change: bool) -> None:
+        was_enabled = bool(change and Rule.objects.filter(pk=obj.pk, enabled=True).exists())
+        super().save_model(request, obj, form, change)
+        if obj.enabled and not was_enabled:
+            services.rule_queue_waiting_leads(rule_id=obj.pk)
+            self.message_user(request, "Rule enabled: the waiting leads it matches are "
+                                       "being distributed now.", messages.INFO)
+
+    @admin.action(description="Enable (distributes every waiting lead it matches)")
+    def enable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
+        outcomes = services.rules_enable(rule_ids=list(queryset.values_list("pk", flat=True)),
+                                         actor=request.user)  # type: ignore[arg-type]
+        enabled = outcomes.pop("enabled", 0)
+        moved = sum(outcomes.values())
+        detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(outcomes.items()))
+        self.message_user(request, f"Enabled {_plural(enabled, 'rule')}; distributed "
+                                   f"{_plural(moved, 'waiting lead')}"
+                                   + (f" ({detail})." if detail else "."), messages.SUCCESS)
+
+    @admin.action(description="Disable")
+    def disable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
+        n = services.rules_disable(rule_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Disabled {_plural(n, 'rule')}.", messages.SUCCESS)
+
+    # --- custom views ---------------------------------------------------------------------
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("queues/assignment/", view(self.assignment_queue_view),
+                 name="distribution_assignment_queue"),
+            path("queues/exception/", view(self.exception_queue_view),
+                 name="distribution_exception_queue"),
+            path("queues/hopper/", view(self.hopper_view), name="distribution_hopper"),
+            path("simulate/", view(self.simulate_view), name="distribution_simulate"),
+            *super().get_urls(),
+        ]
+
+    def _queue(self, request: HttpRequest, *, title: str, queryset: QuerySet[Lead],
+               url_name: str, show_reason: bool = False) -> HttpResponse:
+        """A lead queue: check leads, choose an agent, "Save assignment" (or re-distribute)."""
+        if not self.has_change_permission(request):
+            return HttpResponse(status=403)
+        if request.method == "POST":
+            ids = [int(i) for i in request.POST.getlist("lead") if i.isdigit()]
+            if not ids:
+                self.message_user(request, "Check the leads first.", messages.WARNING)
+            elif "redistribute" in request.POST:
+                outcomes = services.leads_redistribute(
+                    lead_ids=ids, actor=request.user)  # type: ignore[arg-type]
+                self.message_user(request, "Re-distributed: " + ", ".join(
+                    f"{n} {k.replace('_', ' ')}" for k, n in sorted(outcomes.items())) + ".",
+                    messages.SUCCESS)
+            else:
+                agent = selectors.assignable_agents().filter(
+                    pk=request.POST.get("agent") or 0).first()
+                if agent is None:
+                    self.message_user(request, "Choose an agent.", messages.WARNING)
+                else:
+                    try:
+                        n = claims.leads_assign_manually(lead_ids=ids, agent=agent,
+                                                         actor=request.user)  # type: ignore
+                    except DistributionError as exc:
+                        self.message_user(request, exc.detail, messages.ERROR)
+                    else:
+                        self.message_user(request, f"Assigned {_plural(n, 'lead')} to "
+                                                   f"{agent.email}; they were e-mailed.",
+                                          messages.SUCCESS)
+            return HttpResponseRedirect(reverse(f"admin:{url_name}"))
+        page = Paginator(queryset, 100).get_page(request.GET.get("page"))
+        context = {
+            **self.admin_site.each_context(request), "title": title, "page": page,
+            "agents": selectors.assignable_agents(), "show_reason": show_reason,
+            "opts": self.model._meta, "queue_url": reverse(f"admin:{url_name}"),
+        }
+        return TemplateResponse(request, "admin/distribution/queue.html", context)
+
+    def assignment_queue_view(self, request: HttpRequest) -> HttpResponse:
+        return self._queue(request, title="Lead Assignment queue",
+                           queryset=selectors.assignment_queue(),
+                           url_name="distribution_assignment_queue", show_reason=True)
+
+    def exception_queue_view(self, request: HttpRequest) -> HttpResponse:
+        return self._queue(request, title="Lead Exception queue",
+                           queryset=selectors.exception_queue(),
+                           url_name="distribution_exception_queue", show_reason=True)
+
+    def hopper_view(self, request: HttpRequest) -> HttpResponse:
+        return self._queue(request, title="Hopper and pull queues",
+                           queryset=selectors.hopper_queue(), url_name="distribution_hopper")
+
+    def simulate_view(self, request: HttpRequest) -> HttpResponse:
+        """Simulate a rule, optionally changed, over the last N days: nothing is written."""
+        form = SimulateForm(request.GET or None)
+        result = None
+        error = ""
+        if form.is_valid():
+            data = form.cleaned_data
+            changes = {k: data[k] for k in ("strategy", "claim_timeout", "batch_size",
+                                            "filters") if data.get(k) not in (None, "", [])}
+            if data.get("pool"):
+                changes["pool"] = data["pool"].name
+            caps = {p: data.get(f"cap_{p}") for p in ("day", "week")}
+            if any(v is not None for v in caps.values()):
+                changes["caps"] = caps
+            try:
+                result = rule_simulate(rule_name=data["rule"].name if data["rule"] else None,
+                                       days=data["days"], changes=changes)
+            except (DistributionError, ValueError) as exc:
+                error = str(exc)
+        context = {**self.admin_site.each_context(request), "title": "Simulate distribution",
+                   "form": form, "result": result, "error": error, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/distribution/simulate.html", context)
+
+
+class SimulateForm(forms.Form):
+    rule = forms.ModelChoiceField(Rule.objects.order_by("priority", "name"), required=False,
+                                  help_text="Empty: the whole rule table as it is.")
+    days = forms.IntegerField(min_value=1, max_value=90, initial=7)
+    strategy = forms.ChoiceField(choices=[("", "(as it is)"), *Strategy.choices],
+                                 required=False)
+    pool = forms.ModelChoiceField(Pool.objects.order_by("name"), required=False)
+    claim_timeout = forms.CharField(required=False, help_text='e.g. "15m"')
+    batch_size = forms.IntegerField(min_value=1, required=False)
+    cap_day = forms.IntegerField(min_value=0, required=False)
+    cap_week = forms.IntegerField(min_value=0, required=False)
+    filters = forms.JSONField(required=False)
+
+    def clean_filters(self) -> list[Any]:
+        return _clean_filters(self.cleaned_data.get("filters"))
+
+
+# --- offers, assignments, notices, automations ------------------------------------------------
+
+
+@admin.register(Offer)
+class OfferAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "lead", "agent", "rule", "round", "status", "expires_at",
+                    "closed_at")
+    list_filter = ("status", "rule")
+    list_select_related = ("lead", "agent", "rule")
+    search_fields = ("=lead__id", "agent__email")
+    readonly_fields = [f.name for f in Offer._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "lead", "agent", "method", "rule", "pool", "sla_missed")
+    list_filter = ("method", "sla_missed", "rule")
+    list_select_related = ("lead", "agent", "rule", "pool")
+    search_fields = ("=lead__id", "agent__email")
+    readonly_fields = [f.name for f in Assignment._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Notice)
+class NoticeAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "agent", "lead", "message", "read")
+    list_filter = ("read",)
+    list_select_related = ("agent", "lead")
+    search_fields = ("agent__email", "message")
+    autocomplete_fields = ("agent", "lead")
+    show_full_result_count = False
+
+
+class AutomationForm(forms.ModelForm):
+    filters = forms.JSONField(required=False, initial=list)
+
+    class Meta:
+        model = Automation
+        fields = ("name", "enabled", "priority", "trigger", "filters", "action",
+                  "target_user", "target_rule")
+
+    def clean_filters(self) -> list[Any]:
+        return _clean_filters(self.cleaned_data.get("filters"))
+
+
+@admin.register(Automation)
+class AutomationAdmin(admin.ModelAdmin):
+    form = AutomationForm
+    list_display = ("name", "enabled", "priority", "trigger", "action", "target_user",
+                    "target_rule")
+    list_filter = ("enabled", "trigger", "action")
+    list_select_related = ("target_user", "target_rule")
+    search_fields = ("name",)
+    autocomplete_fields = ("target_user", "target_rule")
+
+
+# --- distribution history on the lead ---------------------------------------------------------
+
+
+class DistributionAttemptInline(admin.TabularInline):
+    """The lead's distribution history, readable: rules tried, candidates, outcome."""
+
+    model = DistributionAttempt
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "distribution history"
+    fields = ("created_at", "trigger", "rule_name", "outcome", "explanation", "rules",
+              "candidate_table", "duration")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="why")
+    def explanation(self, obj: DistributionAttempt) -> str:
+        return obj.reason
+
+    @admin.display(description="rules tried")
+    def rules(self, obj: DistributionAttempt) -> str:
+        rows = [r for r in obj.rules_tried or [] if isinstance(r, dict)]
+        if not rows:
+            return "—"
+        return format_html_join(
+            "", "<div>{} <b>{}</b>{}</div>",
+            (("✔" if r.get("matched") else "✘", r.get("rule", ""),
+              format_html(": {} {}", r.get("reason") or "", r.get("detail") or "")
+              if not r.get("matched") else "") for r in rows))
+
+    @admin.display(description="candidates")
+    def candidate_table(self, obj: DistributionAttempt) -> str:
+        rows = [c for c in obj.candidates or [] if isinstance(c, dict)]
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><tr><th>agent</th><th>rank</th><th>reason</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+                             ((c.get("agent", ""), c.get("rank") or "—",
+                               c.get("reason") or "eligible", c.get("detail") or "")
+                              for c in rows)))
+
+    @admin.display(description="ms")
+    def duration(self, obj: DistributionAttempt) -> str:
+        return f"{obj.duration_ms:.1f}"
+
+
+class OfferInline(admin.TabularInline):
+    model = Offer
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "agent", "round", "status", "expires_at", "closed_at")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _attach_lead_inlines() -> None:
+    """Show routing on the lead's change page without taking over its admin class (the
+    marketplace adds its own inlines the same way)."""
+    lead_admin = admin.site._registry.get(Lead)
+    if lead_admin is None:
+        return
+    cls = type(lead_admin)
+    for inline in (OfferInline, DistributionAttemptInline):
+        if inline not in cls.inlines:
+            cls.inlines = [*cls.inlines, inline]
+
+
+_attach_lead_inlines()

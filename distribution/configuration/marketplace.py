@@ -1,0 +1,446 @@
+"""Sections owned by the marketplace: companies, contracts, workflows (DESIGN §7).
+
+Natural keys: a company's and a contract's `name`, a workflow's `campaign` slug. Nested
+lists (a company's locations, a contract's delivery hours, a workflow's selection rules)
+describe the whole set: applying a company replaces its locations with those listed.
+Top-level items are only upserted; `--prune` removes or deactivates the unnamed ones.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Model
+
+from crm.models import Company, Contract, ContractGroup, DeliveryInterval, Location
+from distribution.models import SelectionMode, SelectionRule, Workflow, WorkflowMode
+from leads.models import Campaign
+
+from .base import (
+    DAYS,
+    Ctx,
+    Section,
+    _differs,
+    each_item,
+    format_duration,
+    format_time,
+    plain,
+    register,
+)
+
+_TIMEZONES = zoneinfo.available_timezones()
+PERIODS = ("day", "week", "month")
+
+
+def _count(ctx: Ctx, section: str, created: bool, changed: list[str], label: str) -> None:
+    if created:
+        ctx.report.count(section, "created", label)
+    elif changed:
+        ctx.report.count(section, "changed", f"{label} ({', '.join(changed)})")
+    else:
+        ctx.report.count(section, "unchanged")
+
+
+def _save_fields(obj: Model, values: dict[str, Any]) -> list[str]:
+    """Set VALUES on OBJ and save it when new or changed; the names that changed."""
+    if obj.pk is None:
+        for k, v in values.items():
+            setattr(obj, k, v)
+        obj.save()
+        return []
+    changed = [k for k, v in values.items() if _differs(getattr(obj, k), v)]
+    for k in changed:
+        setattr(obj, k, values[k])
+    if obj.pk is None or changed:
+        obj.save()
+    return changed
+
+
+def _non_negative(ctx: Ctx, value: Any, path: str) -> Decimal | None:
+    number = ctx.as_decimal(value, path)
+    if number is not None and number < 0:
+        ctx.error(path, "must not be negative")
+        return None
+    return number
+
+
+def _plain_float(value: float | None) -> Any:
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
+# --- companies ----------------------------------------------------------------------------
+
+
+@register
+class CompaniesSection(Section):
+    key = "companies"
+    natural_key = "name"
+    fields = ("name", "active", "locations")
+
+    def _locations(self, ctx: Ctx, value: Any, path: str
+                   ) -> dict[str, tuple[float, float]] | None:
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, list):
+            ctx.error(path, "must be a list of {name, latitude, longitude}")
+            return None
+        out: dict[str, tuple[float, float]] = {}
+        for i, item in enumerate(value):
+            p = f"{path}[{i}]"
+            if not ctx.known_keys(item, ("name", "latitude", "longitude"), p):
+                continue
+            name = str(item.get("name") or f"location {i + 1}")
+            lat = ctx.as_float(ctx.require(item, "latitude", p), f"{p}.latitude", -90, 90)
+            lon = ctx.as_float(ctx.require(item, "longitude", p), f"{p}.longitude", -180, 180)
+            if name in out:
+                ctx.error(f"{p}.name", f"{name!r} is listed twice")
+                continue
+            if lat is not None and lon is not None:
+                out[name] = (lat, lon)
+        return out
+
+    def apply(self, items: list[Any], ctx: Ctx) -> None:
+        seen: set[str] = set()
+
+        def one(item: dict[str, Any], path: str) -> None:
+            name = ctx.require(item, "name", path)
+            if not name:
+                return
+            name = str(name)
+            if name in seen:
+                ctx.error(f"{path}.name", f"{name!r} is listed twice")
+                return
+            seen.add(name)
+            active = ctx.as_bool(item.get("active"), f"{path}.active", True)
+            locations = self._locations(ctx, item.get("locations"), f"{path}.locations")
+            if locations is None or ctx.errors:
+                return
+            company = Company.objects.filter(name=name).first()
+            created = company is None
+            company = company or Company(name=name)
+            changed = _save_fields(company, {"active": active})
+            current = {loc.name: loc for loc in company.locations.all()} if not created else {}
+            moved = False
+            for loc_name, (lat, lon) in locations.items():
+                loc = current.pop(loc_name, None)
+                if loc is None:
+                    Location.objects.create(company=company, name=loc_name, latitude=lat,
+                                            longitude=lon)
+                    moved = True
+                elif _save_fields(loc, {"latitude": lat, "longitude": lon}):
+                    moved = True
+            if current:
+                Location.objects.filter(pk__in=[loc.pk for loc in current.values()]).delete()
+                moved = True
+            if moved and not created:
+                changed.append("locations")
+            _count(ctx, self.key, created, changed, name)
+
+        each_item(ctx, self.key, items, self.fields, one)
+
+    def export(self) -> list[dict[str, Any]]:
+        rows = []
+        for company in Company.objects.prefetch_related("locations").order_by("name"):
+            row: dict[str, Any] = {"name": company.name}
+            if not company.active:
+                row["active"] = False
+            row["locations"] = [{"name": loc.name, "latitude": loc.latitude,
+                                 "longitude": loc.longitude}
+                                for loc in sorted(company.locations.all(), key=lambda x: x.name)]
+            rows.append(row)
+        return rows
+
+    def prune(self, named: set[Any], ctx: Ctx) -> None:
+        for company in Company.objects.exclude(name__in=named):
+            if company.contracts.exists():
+                if company.active:
+                    company.active = False
+                    company.save(update_fields=["active", "updated_at"])
+                    ctx.report.count(self.key, "removed", f"{company.name} (deactivated)")
+            else:
+                company.delete()
+                ctx.report.count(self.key, "removed", company.name)
+
+
+# --- contracts ----------------------------------------------------------------------------
+
+
+@register
+class ContractsSection(Section):
+    key = "contracts"
+    natural_key = "name"
+    fields = ("name", "company", "campaign", "price", "quality_score", "trial", "active",
+              "paused", "starts", "ends", "radius_km", "max_share_count", "caps", "budget",
+              "timezone", "max_lead_age", "min_lead_score", "group", "delivery")
+
+    def _caps(self, ctx: Ctx, value: Any, path: str, *, money: bool) -> dict[str, Any]:
+        prefix = "budget" if money else "cap"
+        out: dict[str, Any] = {f"{prefix}_{p}": None for p in PERIODS}
+        if value in (None, "") or not ctx.known_keys(value, PERIODS, path):
+            return out
+        for period in PERIODS:
+            p = f"{path}.{period}"
+            out[f"{prefix}_{period}"] = (_non_negative(ctx, value.get(period), p) if money
+                                         else ctx.as_int(value.get(period), p))
+        return out
+
+    def _delivery(self, ctx: Ctx, value: Any, path: str) -> set[tuple[int, Any, Any]] | None:
+        if value in (None, ""):
+            return set()
+        if not isinstance(value, list):
+            ctx.error(path, "must be a list of {days, start, end}")
+            return None
+        out: set[tuple[int, Any, Any]] = set()
+        for i, item in enumerate(value):
+            p = f"{path}[{i}]"
+            if not ctx.known_keys(item, ("days", "start", "end"), p):
+                continue
+            days = item.get("days")
+            if isinstance(days, str):
+                days = [days]
+            if not isinstance(days, list) or not days:
+                ctx.error(f"{p}.days", "must be a list of mon … sun")
+                continue
+            bad = [d for d in days if str(d).lower()[:3] not in DAYS]
+            if bad:
+                ctx.error(f"{p}.days", f"{bad[0]!r} is not one of {', '.join(DAYS)}")
+                continue
+            start = ctx.as_time(ctx.require(item, "start", p), f"{p}.start")
+            end = ctx.as_time(ctx.require(item, "end", p), f"{p}.end")
+            if start is None or end is None:
+                continue
+            for d in days:
+                out.add((DAYS.index(str(d).lower()[:3]), start, end))
+        return out
+
+    def apply(self, items: list[Any], ctx: Ctx) -> None:
+        seen: set[str] = set()
+
+        def one(item: dict[str, Any], path: str) -> None:
+            name = ctx.require(item, "name", path)
+            company = ctx.ref(Company, "name", ctx.require(item, "company", path),
+                              f"{path}.company", "company")
+            campaign = ctx.ref(Campaign, "slug", ctx.require(item, "campaign", path),
+                               f"{path}.campaign", "campaign")
+            price = _non_negative(ctx, ctx.require(item, "price", path), f"{path}.price")
+            qs = ctx.as_float(item.get("quality_score"), f"{path}.quality_score", -1e9, 1e9)
+            share = ctx.as_int(item.get("max_share_count"), f"{path}.max_share_count",
+                               minimum=1)
+            radius = ctx.as_float(item.get("radius_km"), f"{path}.radius_km", 0, 40_100)
+            starts = ctx.as_date(item.get("starts"), f"{path}.starts")
+            ends = ctx.as_date(item.get("ends"), f"{path}.ends")
+            if starts and ends and ends < starts:
+                ctx.error(f"{path}.ends", "must not be before starts")
+            tz = str(item.get("timezone") or settings.TIME_ZONE)
+            if tz not in _TIMEZONES:
+                ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
+            min_score = ctx.as_float(item.get("min_lead_score"), f"{path}.min_lead_score",
+                                     -1e12, 1e12)
+            values: dict[str, Any] = {
+                "company": company, "campaign": campaign, "price": price,
+                "quality_score": qs if qs is not None else 0.0,
+                "trial": ctx.as_bool(item.get("trial"), f"{path}.trial", False),
+                "active": ctx.as_bool(item.get("active"), f"{path}.active", True),
+                "paused": ctx.as_bool(item.get("paused"), f"{path}.paused", False),
+                "starts": starts, "ends": ends, "radius_km": radius,
+                "max_share_count": share if share is not None else 1,
+                "timezone": tz,
+                "max_lead_age": ctx.as_duration(item.get("max_lead_age"),
+                                                f"{path}.max_lead_age"),
+                "min_lead_score": min_score,
+                **self._caps(ctx, item.get("caps"), f"{path}.caps", money=False),
+                **self._caps(ctx, item.get("budget"), f"{path}.budget", money=True),
+            }
+            delivery = self._delivery(ctx, item.get("delivery"), f"{path}.delivery")
+            if name and str(name) in seen:
+                ctx.error(f"{path}.name", f"{name!r} is listed twice")
+                return
+            seen.add(str(name))
+            if not name or delivery is None or ctx.errors:
+                return
+            group_name = str(item.get("group") or "")
+            values["group"] = (ContractGroup.objects.get_or_create(name=group_name)[0]
+                               if group_name else None)
+            contract = Contract.objects.filter(name=name).first()
+            created = contract is None
+            contract = contract or Contract(name=name)
+            changed = _save_fields(contract, values)
+            current = set() if created else {
+                (d.weekday, d.start, d.end) for d in contract.delivery_intervals.all()}
+            if current != delivery:
+                DeliveryInterval.objects.filter(contract=contract).delete()
+                DeliveryInterval.objects.bulk_create([
+                    DeliveryInterval(contract=contract, weekday=d, start=s, end=e)
+                    for d, s, e in sorted(delivery)])
+                if not created:
+                    changed.append("delivery")
+            _count(ctx, self.key, created, changed, str(name))
+
+        each_item(ctx, self.key, items, self.fields, one)
+
+    def export(self) -> list[dict[str, Any]]:
+        rows = []
+        for c in (Contract.objects.select_related("company", "campaign", "group")
+                  .prefetch_related("delivery_intervals").order_by("name")):
+            row: dict[str, Any] = {
+                "name": c.name, "company": c.company.name, "campaign": c.campaign.slug,
+                "price": plain(c.price), "quality_score": _plain_float(c.quality_score),
+                "trial": c.trial, "active": c.active, "max_share_count": c.max_share_count,
+                "timezone": c.timezone,
+            }
+            if c.paused:
+                row["paused"] = True
+            if c.starts:
+                row["starts"] = plain(c.starts)
+            if c.ends:
+                row["ends"] = plain(c.ends)
+            if c.radius_km is not None:
+                row["radius_km"] = _plain_float(c.radius_km)
+            caps = {p: getattr(c, f"cap_{p}") for p in PERIODS
+                    if getattr(c, f"cap_{p}") is not None}
+            if caps:
+                row["caps"] = caps
+            budget = {p: plain(getattr(c, f"budget_{p}")) for p in PERIODS
+                      if getattr(c, f"budget_{p}") is not None}
+            if budget:
+                row["budget"] = budget
+            if c.max_lead_age is not None:
+                row["max_lead_age"] = format_duration(c.max_lead_age)
+            if c.min_lead_score is not None:
+                row["min_lead_score"] = _plain_float(c.min_lead_score)
+            if c.group is not None:
+                row["group"] = c.group.name
+            intervals = sorted(c.delivery_intervals.all(),
+                               key=lambda d: (d.weekday, d.start, d.end))
+            if intervals:
+                row["delivery"] = [{"days": [DAYS[d.weekday]], "start": format_time(d.start),
+                                    "end": format_time(d.end)} for d in intervals]
+            rows.append(row)
+        return rows
+
+    def prune(self, named: set[Any], ctx: Ctx) -> None:
+        for c in Contract.objects.filter(active=True).exclude(name__in=named):
+            c.active = False
+            c.save(update_fields=["active", "updated_at"])
+            ctx.report.count(self.key, "removed", f"{c.name} (deactivated)")
+
+
+# --- workflows ----------------------------------------------------------------------------
+
+
+@register
+class WorkflowsSection(Section):
+    key = "workflows"
+    natural_key = "campaign"
+    fields = ("campaign", "mode", "window", "max_multiplication", "min_contracts",
+              "min_turnover", "batch_optimal", "selection_rules")
+
+    def _rules(self, ctx: Ctx, value: Any, path: str) -> list[dict[str, Any]] | None:
+        if value in (None, ""):
+            return []
+        if not isinstance(value, list):
+            ctx.error(path, "must be a list of {mode, take, min_turnover}")
+            return None
+        out: list[dict[str, Any]] = []
+        for i, item in enumerate(value):
+            p = f"{path}[{i}]"
+            if not ctx.known_keys(item, ("mode", "take", "min_turnover"), p):
+                continue
+            mode = ctx.as_choice(ctx.require(item, "mode", p), f"{p}.mode",
+                                 SelectionMode.values, SelectionMode.QS)
+            take = ctx.as_int(ctx.require(item, "take", p), f"{p}.take", minimum=1)
+            out.append({"position": i + 1, "mode": mode, "take": take or 1,
+                        "min_turnover": _non_negative(ctx, item.get("min_turnover"),
+                                                      f"{p}.min_turnover")})
+        return out
+
+    def apply(self, items: list[Any], ctx: Ctx) -> None:
+        seen: set[str] = set()
+
+        def one(item: dict[str, Any], path: str) -> None:
+            slug = ctx.require(item, "campaign", path)
+            campaign = ctx.ref(Campaign, "slug", slug, f"{path}.campaign", "campaign")
+            mode = ctx.as_choice(item.get("mode"), f"{path}.mode", WorkflowMode.values,
+                                 WorkflowMode.ON_ARRIVAL)
+            window = item.get("window")
+            duration = every = None
+            if window not in (None, "") and ctx.known_keys(window, ("duration", "every"),
+                                                           f"{path}.window"):
+                duration = ctx.as_duration(window.get("duration"), f"{path}.window.duration")
+                every = ctx.as_duration(window.get("every"), f"{path}.window.every")
+                for key, value in (("duration", duration), ("every", every)):
+                    if value is not None and value.total_seconds() <= 0:
+                        ctx.error(f"{path}.window.{key}", "must be positive")
+            rules = self._rules(ctx, item.get("selection_rules"), f"{path}.selection_rules")
+            values: dict[str, Any] = {
+                "mode": mode, "window_duration": duration, "recheck_every": every,
+                "max_multiplication": ctx.as_int(item.get("max_multiplication"),
+                                                 f"{path}.max_multiplication", minimum=1),
+                "min_contracts": ctx.as_int(item.get("min_contracts"),
+                                            f"{path}.min_contracts") or 0,
+                "min_turnover": _non_negative(ctx, item.get("min_turnover"),
+                                              f"{path}.min_turnover"),
+                "batch_optimal": ctx.as_bool(item.get("batch_optimal"),
+                                             f"{path}.batch_optimal", False),
+            }
+            if slug and str(slug) in seen:
+                ctx.error(f"{path}.campaign", f"{slug!r} has two workflows")
+                return
+            seen.add(str(slug))
+            if campaign is None or rules is None or ctx.errors:
+                return
+            workflow = Workflow.objects.filter(campaign=campaign).first()
+            created = workflow is None
+            workflow = workflow or Workflow(campaign=campaign)
+            changed = _save_fields(workflow, values)
+            current = {r.position: r for r in workflow.selection_rules.all()}
+            rules_changed = False
+            for rule in rules:
+                existing = current.pop(rule["position"], None)
+                if existing is None:
+                    SelectionRule.objects.create(workflow=workflow, **rule)
+                    rules_changed = True
+                elif _save_fields(existing, rule):
+                    rules_changed = True
+            if current:
+                SelectionRule.objects.filter(pk__in=[r.pk for r in current.values()]).delete()
+                rules_changed = True
+            if rules_changed and not created:
+                changed.append("selection_rules")
+            _count(ctx, self.key, created, changed, str(slug))
+
+        each_item(ctx, self.key, items, self.fields, one)
+
+    def export(self) -> list[dict[str, Any]]:
+        rows = []
+        for w in (Workflow.objects.select_related("campaign")
+                  .prefetch_related("selection_rules").order_by("campaign__slug")):
+            row: dict[str, Any] = {"campaign": w.campaign.slug, "mode": w.mode}
+            window = {k: format_duration(v) for k, v in (("duration", w.window_duration),
+                                                         ("every", w.recheck_every))
+                      if v is not None}
+            if window:
+                row["window"] = window
+            row["max_multiplication"] = w.max_multiplication
+            row["min_contracts"] = w.min_contracts
+            if w.min_turnover is not None:
+                row["min_turnover"] = plain(w.min_turnover)
+            row["batch_optimal"] = w.batch_optimal
+            row["selection_rules"] = [
+                {"mode": r.mode, "take": r.take,
+                 **({"min_turnover": plain(r.min_turnover)} if r.min_turnover is not None
+                    else {})}
+                for r in sorted(w.selection_rules.all(), key=lambda r: r.position)]
+            rows.append(row)
+        return rows
+
+    def prune(self, named: set[Any], ctx: Ctx) -> None:
+        for w in Workflow.objects.select_related("campaign").exclude(campaign__slug__in=named):
+            slug = w.campaign.slug
+            w.delete()
+            ctx.report.count(self.key, "removed", slug)

@@ -1,0 +1,44 @@
+"""Domain errors of distribution services: each has a stable `code` and an HTTP status."""
+
+from __future__ import annotations
+
+
+class DistributionError(Exception):
+    """A service refused an action; `code` is stable, `status` is what the API answers."""
+
+    code = "distribution_error"
+    status = 400
+
+    def __init__(self, detail: str = "", *, code: str | None = None):
+        super().__init__(detail or self.__class__.__doc__ or self.code)
+        self.detail = str(self)
+        if code is not None:
+            self.code = code
+
+
+class AlreadyClaimed(DistributionError):
+    """Someone else has already claimed this lead."""
+
+    code = "already_claimed"
+    status = 409
+
+
+class OfferExpired(DistributionError):
+    """The offer expired before it was claimed."""
+
+    code = "offer_expired"
+    status = 409
+
+
+class NotAllowed(DistributionError):
+    """The agent may not take this lead."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(DistributionError):
+    """No such object."""
+
+    code = "not_found"
+    status = 404

@@ -1,0 +1,520 @@
+"""Reads for the marketplace: the API's outbound list, and the engine snapshots of a lead,
+its workflow and the contracts that may buy it, each in a fixed number of queries."""
+
+from __future__ import annotations
+
+import operator
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import reduce
+from typing import Any
+
+from django.db.models import (
+    Count,
+    Exists,
+    ExpressionWrapper,
+    FloatField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.utils import timezone
+
+from crm.models import Contract, DeliveryInterval, Location
+from distribution.engine import marketplace as engine
+from distribution.engine.caps import window_starts
+from distribution.models import (
+    OPEN_WINDOW_STATUSES,
+    DistributionAttempt,
+    DistributionWindow,
+    OutboundLead,
+    OutboundMethod,
+    ReturnStatus,
+    Workflow,
+)
+from leads.models import Lead
+
+ZERO = Decimal(0)
+_USAGE_PERIODS = ("day", "week", "month")
+
+
+# --------------------------------------------------------------------------- API / pages
+
+
+def outbound_for_lead(lead: Lead) -> list[dict[str, Any]]:
+    """The lead's outbound leads as the API shows them (one query)."""
+    rows = (OutboundLead.objects.filter(lead_id=lead.pk)
+            .select_related("contract__company").order_by("created_at", "id"))
+    return [{"contract": o.contract.name, "company": o.contract.company.name,
+             "method": o.method, "price": str(o.price)} for o in rows]
+
+
+def outbound_list_for_lead(*, lead_id: int) -> QuerySet[OutboundLead]:
+    """Every outbound lead of an inbound lead with its contract, company and actor."""
+    return (OutboundLead.objects.filter(lead_id=lead_id)
+            .select_related("contract__company", "actor", "return_decided_by")
+            .order_by("created_at", "id"))
+
+
+def attempts_for_lead(*, lead_id: int, limit: int = 50) -> list[DistributionAttempt]:
+    """The lead's distribution history, newest first (users' and the system's attempts)."""
+    return list(DistributionAttempt.objects.filter(lead_id=lead_id)
+                .select_related("actor").order_by("-created_at", "-id")[:limit])
+
+
+def window_open_for_lead(*, lead_id: int) -> DistributionWindow | None:
+    """The lead's active or paused window, if any."""
+    return (DistributionWindow.objects.filter(lead_id=lead_id, status__in=OPEN_WINDOW_STATUSES)
+            .first())
+
+
+def workflow_for_campaign(*, campaign_id: int | None) -> Workflow | None:
+    """The campaign's workflow with its selection rules (two queries), or None."""
+    if campaign_id is None:
+        return None
+    return (Workflow.objects.filter(campaign_id=campaign_id).select_related("campaign")
+            .prefetch_related("selection_rules").first())
+
+
+def lead_has_workflow(*, lead_id: int) -> bool:
+    """True when the lead's campaign has a marketplace workflow (one query)."""
+    return Workflow.objects.filter(campaign__leads__id=lead_id).exists()
+
+
+def turnover_by_contract(*, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Sold, returned and net turnover per contract (cherry-picks shown apart)."""
+    qs = OutboundLead.objects.all()
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    sold = ~Q(method=OutboundMethod.CHERRY_PICK)
+    returned = sold & Q(return_status=ReturnStatus.APPROVED)
+    rows = (qs.values("contract__name", "contract__company__name")
+            .annotate(sold_count=Count("id", filter=sold),
+                      sold=Sum("price", filter=sold, default=ZERO),
+                      returned_count=Count("id", filter=returned),
+                      returned=Sum("price", filter=returned, default=ZERO),
+                      cherry_count=Count("id", filter=~sold),
+                      cherry=Sum("price", filter=~sold, default=ZERO),
+                      last=Max("created_at"))
+            .order_by("contract__company__name", "contract__name"))
+    return [{**row, "net": row["sold"] - row["returned"]} for row in rows]
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def workflow_snapshot(workflow: Workflow | None) -> engine.WorkflowSnapshot:
+    """The engine's view of a workflow; no workflow means no rules and no limit."""
+    if workflow is None:
+        return engine.WorkflowSnapshot(max_multiplication=None)
+    rules = tuple(
+        engine.SelectionRuleSnapshot(position=r.position, mode=engine.SelectionMode(r.mode),
+                                     take=r.take, min_turnover=r.min_turnover)
+        for r in workflow.selection_rules.all())
+    return engine.WorkflowSnapshot(max_multiplication=workflow.max_multiplication, rules=rules,
+                                   min_contracts=workflow.min_contracts,
+                                   min_turnover=workflow.min_turnover)
+
+
+def lead_score(lead: Lead) -> float | None:
+    """The lead's score for contracts' minimum lead score: `attributes.score` if numeric."""
+    value = (lead.attributes or {}).get("score")
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def outbound_records(*, lead_ids: Iterable[int]) -> dict[int, list[engine.OutboundRecord]]:
+    """Existing outbound leads per inbound lead, as the engine needs them (one query)."""
+    out: dict[int, list[engine.OutboundRecord]] = {}
+    rows = (OutboundLead.objects.filter(lead_id__in=list(lead_ids))
+            .values_list("lead_id", "contract_id", "contract__company_id",
+                         "contract__max_share_count", "method", "contract__group_id"))
+    for lead_id, contract_id, company_id, share, method, group_id in rows:
+        out.setdefault(lead_id, []).append(engine.OutboundRecord(
+            contract_id=contract_id, company_id=company_id, max_share_count=share,
+            cherry_picked=method == OutboundMethod.CHERRY_PICK, contract_group_id=group_id))
+    return out
+
+
+def lead_snapshot(lead: Lead,
+                  records: Sequence[engine.OutboundRecord] = ()) -> engine.InboundLeadSnapshot:
+    """The engine's view of an inbound lead (campaigns are compared by id)."""
+    base = engine.InboundLeadSnapshot(
+        id=lead.pk, campaign=str(lead.campaign_id) if lead.campaign_id else None,
+        created_at=lead.created_at, latitude=lead.latitude, longitude=lead.longitude,
+        score=lead_score(lead))
+    return base.with_outbound(records)
+
+
+@dataclass
+class ContractRows:
+    """Contract snapshots for the engine, and the names the explanation shows."""
+
+    snapshots: list[engine.ContractSnapshot] = field(default_factory=list)
+    names: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (contract, company)
+    timezones: dict[int, str] = field(default_factory=dict)
+    prefiltered: int = 0  # left out by the SQL service-area prefilter
+
+    def by_id(self) -> dict[int, engine.ContractSnapshot]:
+        return {c.id: c for c in self.snapshots}
+
+
+_CONTRACT_COLUMNS = (
+    "id", "name", "company_id", "company__name", "company__active", "campaign_id", "group_id",
+    "price", "quality_score", "trial", "active", "paused", "starts", "ends", "radius_km",
+    "max_share_count", "cap_day", "cap_week", "cap_month", "budget_day", "budget_week",
+    "budget_month", "timezone", "max_lead_age", "min_lead_score", "last_outbound_at",
+    "created_at",
+)
+
+def contracts_for_campaign(*, campaign_id: int, today: Any) -> QuerySet[Contract]:
+    """The contracts automatic distribution considers: the campaign's active, not ended ones
+    (the engine explains why each of them is or is not eligible)."""
+    return (Contract.objects.filter(campaign_id=campaign_id, active=True)
+            .exclude(ends__lt=today))
+
+
+# The shortest meridian degree (at the equator) is 110.574 km, so a point within r km of
+# the lead lies within r / 110.5 degrees of its latitude, whatever the path.
+KM_PER_LAT_DEGREE_MIN = 110.5
+
+
+@dataclass(frozen=True)
+class AreaFilter:
+    """The contracts that may serve a point: no radius, or a company location inside their
+    own latitude band and the longitude span of the largest radius (all conservative)."""
+
+    contracts: QuerySet[Contract]
+    considered: int  # contracts before the filter
+    radius_max: float | None
+
+
+def contracts_near(*, contracts: QuerySet[Contract],
+                   point: tuple[float, float] | None) -> AreaFilter:
+    """Prefilter CONTRACTS in SQL by service area around POINT (two queries in all).
+
+    1. One aggregate: how many contracts and their largest radius.
+    2. Keep contracts without a radius, and contracts with a radius whose company has a
+       location within radius / 110.5 degrees of latitude and within the longitude span of
+       the largest radius's bounding box — a superset of those whose service area holds the
+       point (the engine then decides exactly with geopy). A lead without coordinates is in
+       no service area.
+    """
+    totals = contracts.aggregate(total=Count("id"), radius_max=Max("radius_km"))
+    radius_max = totals["radius_max"]
+    if radius_max is None:
+        return AreaFilter(contracts, totals["total"], None)
+    if point is None:
+        return AreaFilter(contracts.filter(radius_km__isnull=True), totals["total"],
+                          radius_max)
+    lat, lon = point
+    box = engine.bounding_box(lat, lon, radius_max)
+    band = ExpressionWrapper(OuterRef("radius_km") / KM_PER_LAT_DEGREE_MIN,
+                             output_field=FloatField())
+    in_box = Location.objects.filter(latitude__range=(box.lat_min, box.lat_max),
+                                     longitude__range=(box.lon_min, box.lon_max))
+    near = in_box.filter(company_id=OuterRef("company_id"), latitude__gte=Value(lat) - band,
+                         latitude__lte=Value(lat) + band)
+    # The semi-join on the box (one index range scan) discards most contracts cheaply; the
+    # correlated latitude band then only runs for the companies in the box.
+    return AreaFilter(
+        contracts.filter(Q(radius_km__isnull=True)
+                         | (Q(company_id__in=in_box.values("company_id")) & Exists(near))),
+        totals["total"], radius_max)
+
+
+# Snapshots are immutable, and building thousands for every lead is a large part of a
+# sale's cost: one is reused while everything it was built from is equal (compared in full,
+# so a reused snapshot is always the one the current rows would give).
+_SNAPSHOTS: dict[int, tuple[tuple[Any, ...], engine.ContractSnapshot]] = {}
+_SNAPSHOTS_MAX = 100_000
+
+
+def contract_snapshots(*, contracts: QuerySet[Contract], now: datetime,
+                       point: tuple[float, float] | None,
+                       campaign_id: int | None = None,
+                       distance_locations: bool = False,
+                       all_locations: bool = False) -> ContractRows:
+    """Load the contracts of CONTRACTS as engine snapshots in at most five queries.
+
+    1. The contract rows (with the company's name and active flag).
+    2. Locations of contracts with a radius, around POINT (the lead): only those inside the
+       bounding box of the largest radius (SQL range prefilter). A location outside it is
+       farther than any radius, so it decides no service area and is no eligible
+       contract's nearest location. The engine then measures the survivors with geopy.
+    3. Locations of the companies of contracts without a radius, only when a rule orders by
+       distance (DISTANCE_LOCATIONS; no radius bounds them). ALL_LOCATIONS loads every
+       location of every contract instead of 2 and 3 (batches of leads, the manual page).
+    4. The delivery intervals of the contracts.
+    5. Cap and budget usage of the capped contracts in their current windows.
+    When every contract belongs to CAMPAIGN_ID, queries 2–5 select by campaign (a superset,
+    trimmed here) rather than by thousands of ids, which costs more to send than to run.
+    """
+    rows = list(contracts.order_by("id").values_list(*_CONTRACT_COLUMNS))
+    result = ContractRows()
+    if not rows:
+        return result
+    boxed: dict[int, list[engine.LocationPoint]] = {}  # for contracts with a radius
+    full: dict[int, list[engine.LocationPoint]] = {}  # for contracts without one
+
+    def load(into: dict[int, list[engine.LocationPoint]], qs: QuerySet[Location]) -> None:
+        for company_id, lat, lon in qs.values_list("company_id", "latitude", "longitude"):
+            into.setdefault(company_id, []).append(engine.LocationPoint(lat, lon))
+
+    def companies(**radius: Any) -> Any:
+        if campaign_id is not None:
+            return Contract.objects.filter(campaign_id=campaign_id, **radius).values(
+                "company_id")
+        wanted = {r[2] for r in rows if not radius or (r[14] is None) == radius[
+            "radius_km__isnull"]}
+        return sorted(wanted)
+
+    if all_locations:
+        load(full, Location.objects.filter(company_id__in=companies()))
+        boxed = full
+    elif point is not None:
+        radius_max = max((r[14] for r in rows if r[14] is not None), default=None)
+        if radius_max is not None:  # the box of the largest radius loaded
+            box = engine.bounding_box(point[0], point[1], radius_max)
+            load(boxed, Location.objects.filter(
+                company_id__in=companies(radius_km__isnull=False),
+                latitude__range=(box.lat_min, box.lat_max),
+                longitude__range=(box.lon_min, box.lon_max)))
+        if distance_locations and any(r[14] is None for r in rows):
+            load(full, Location.objects.filter(company_id__in=companies(
+                radius_km__isnull=True)))
+    ids = {r[0] for r in rows}
+    interval_rows = (DeliveryInterval.objects.filter(contract__campaign_id=campaign_id)
+                     if campaign_id is not None else
+                     DeliveryInterval.objects.filter(contract_id__in=sorted(ids)))
+    intervals: dict[int, list[engine.WeeklyInterval]] = {}
+    for contract_id, weekday, start, end in interval_rows.values_list(
+            "contract_id", "weekday", "start", "end"):
+        if contract_id in ids:
+            intervals.setdefault(contract_id, []).append(
+                engine.WeeklyInterval(weekday, start, end))
+    capped = {r[0]: r[22] for r in rows if any(v is not None for v in r[16:22])}
+    usage = cap_usage(contracts=capped, now=now, campaign_id=campaign_id) if capped else {}
+    empty_usage = engine.CapUsage()
+    no_caps = engine.CapLimits()
+    for r in rows:
+        (cid, name, company_id, company_name, company_active, contract_campaign, group_id,
+         price, qs, trial, active, paused, starts, ends, radius, share, cap_day, cap_week,
+         cap_month, budget_day, budget_week, budget_month, tz, max_age, min_score, last_at,
+         created) = r
+        schedule = intervals.get(cid)
+        locs = tuple((boxed if radius is not None else full).get(company_id, ()))
+        used = usage.get(cid, empty_usage)
+        key = (r, locs, used, tuple(schedule) if schedule else None)
+        cached = _SNAPSHOTS.get(cid)
+        if cached is not None and cached[0] == key:
+            snapshot = cached[1]
+        else:
+            snapshot = engine.ContractSnapshot(
+                id=cid, company_id=company_id, campaign=str(contract_campaign), price=price,
+                max_share_count=share, created_at=created, name=name, quality_score=qs,
+                trial=trial, active=active and company_active, paused=paused, starts=starts,
+                ends=ends, radius_km=radius, locations=locs,
+                caps=engine.CapLimits(day=cap_day, week=cap_week, month=cap_month,
+                                      day_budget=budget_day, week_budget=budget_week,
+                                      month_budget=budget_month) if cid in capped else no_caps,
+                used=used, last_outbound_at=last_at, contract_group_id=group_id,
+                delivery_schedule=(engine.DeliverySchedule(tz, tuple(schedule)) if schedule
+                                   else None),
+                max_lead_age=max_age, min_lead_score=min_score)
+            if len(_SNAPSHOTS) >= _SNAPSHOTS_MAX:
+                _SNAPSHOTS.clear()
+            _SNAPSHOTS[cid] = (key, snapshot)
+        result.snapshots.append(snapshot)
+        result.names[cid] = (name, company_name)
+        result.timezones[cid] = tz
+    return result
+
+
+def lead_point(lead: Lead) -> tuple[float, float] | None:
+    """The lead's coordinates, when it has both."""
+    if lead.latitude is None or lead.longitude is None:
+        return None
+    return (lead.latitude, lead.longitude)
+
+
+def cap_usage(*, contracts: dict[int, str], now: datetime,
+              campaign_id: int | None = None) -> dict[int, engine.CapUsage]:
+    """Counted outbound leads and spend of each contract in its current day, week and month
+    (in the contract's time zone), in one query.
+
+    CONTRACTS maps contract id → time zone; when they all belong to CAMPAIGN_ID the query
+    selects by campaign instead of by id. Cherry-picked outbound leads and approved returns
+    are not counted.
+    """
+    if not contracts:
+        return {}
+    zones = sorted(set(contracts.values()))
+    starts = {tz: window_starts(now, tz) for tz in zones}
+    earliest = min(min(s[p] for p in _USAGE_PERIODS) for s in starts.values())
+    conditions: dict[str, Q] = {}
+    for period in _USAGE_PERIODS:
+        if len(zones) == 1:
+            conditions[period] = Q(created_at__gte=starts[zones[0]][period])
+        else:
+            conditions[period] = reduce(operator.or_, (
+                Q(contract__timezone=tz, created_at__gte=starts[tz][period]) for tz in zones))
+    base = (OutboundLead.objects.filter(created_at__gte=earliest)
+            .exclude(method=OutboundMethod.CHERRY_PICK)
+            .exclude(return_status=ReturnStatus.APPROVED))
+    if campaign_id is not None:
+        base = base.filter(contract__campaign_id=campaign_id)
+    else:
+        base = base.filter(contract_id__in=sorted(contracts))
+    aggregates: dict[str, Any] = {}
+    for period, cond in conditions.items():
+        aggregates[period] = Count("id", filter=cond)
+        aggregates[f"{period}_spent"] = Sum("price", filter=cond, default=ZERO)
+    usage: dict[int, engine.CapUsage] = {}
+    rows: list[dict[str, Any]] = list(base.values("contract_id").annotate(**aggregates)
+                                      .order_by())  # type: ignore[arg-type]
+    for row in rows:
+        if row["contract_id"] in contracts:
+            usage[row["contract_id"]] = engine.CapUsage(
+                day=row["day"], week=row["week"], month=row["month"],
+                day_spent=row["day_spent"], week_spent=row["week_spent"],
+                month_spent=row["month_spent"])
+    return usage
+
+
+def windows_due(*, now: datetime | None = None,
+                limit: int = 500) -> list[tuple[int, int | None, bool]]:
+    """Active windows whose next check is due, oldest due first, as (window id, workflow
+    id, whether the workflow is batch-optimal)."""
+    now = now or timezone.now()
+    rows = (DistributionWindow.objects.filter(status="active", next_check_at__lte=now)
+            .order_by("next_check_at", "id")
+            .values_list("id", "lead__campaign__workflow__id",
+                         "lead__campaign__workflow__batch_optimal")[:limit])
+    return [(wid, wf, bool(batch)) for wid, wf, batch in rows]
+
+
+def window_length_default(workflow: Workflow | None) -> tuple[timedelta, timedelta]:
+    """(duration, every) of a new window: the workflow's settings, else the defaults."""
+    if workflow is None:
+        return Workflow.DEFAULT_WINDOW, Workflow.DEFAULT_EVERY
+    return workflow.window_length, workflow.window_every
+
+
+# --------------------------------------------------------------------------- admin pages
+
+
+@dataclass
+class ContractChoice:
+    """A contract on the manual-distribution page, with the engine's verdict."""
+
+    id: int
+    name: str
+    company: str
+    price: Decimal
+    quality_score: float
+    max_share_count: int
+    reason: str | None  # None: eligible for automatic distribution now
+    hard: bool  # the reason also blocks a manual distribution
+    distance_km: float | None
+
+
+@dataclass
+class MarketplacePreview:
+    """What the manual-distribution page shows for a lead."""
+
+    lead: Lead
+    workflow: Workflow | None
+    choices: list[ContractChoice]
+    auto_chosen: list[str]
+    auto_reason: str | None
+    room: int | None
+    outbound: list[OutboundLead]
+    window: DistributionWindow | None
+    attempts: list[DistributionAttempt]
+    truncated: bool
+
+
+_HARD = frozenset({"inactive", "already_received", "share_count_exceeded",
+                   "multiplication_reached", "company_already_selected"})
+
+
+def marketplace_preview(*, lead: Lead, now: datetime | None = None, search: str = "",
+                        limit: int = 300) -> MarketplacePreview:
+    """The contracts a manager may pick for a lead, each with the engine's eligibility
+    reason, and what automatic distribution would choose now (nothing is written).
+
+    Contracts: the lead's campaign's, else every active one (at most LIMIT, by name).
+    """
+    now = now or timezone.now()
+    workflow = workflow_for_campaign(campaign_id=lead.campaign_id)
+    base = Contract.objects.filter(active=True)
+    if lead.campaign_id is not None:
+        base = base.filter(campaign_id=lead.campaign_id)
+    if search:
+        base = base.filter(Q(name__icontains=search) | Q(company__name__icontains=search))
+    ids = list(base.order_by("name").values_list("id", flat=True)[:limit + 1])
+    truncated = len(ids) > limit
+    rows = contract_snapshots(contracts=Contract.objects.filter(id__in=ids[:limit]), now=now,
+                              point=lead_point(lead), all_locations=True)
+    records = outbound_records(lead_ids=[lead.pk]).get(lead.pk, [])
+    snap = lead_snapshot(lead, records)
+    wf = workflow_snapshot(workflow)
+    auto_chosen: list[str] = []
+    auto_reason: str | None = None
+    distances: dict[int, float | None] = {}
+    if lead.campaign_id is not None and rows.snapshots:
+        decision = engine.select_contracts(snap, rows.snapshots, wf, now,
+                                           random.Random(f"{lead.pk}:{now.timestamp()}"))
+        auto_chosen = [rows.names[i][0] for i in decision.chosen_ids]
+        auto_reason = str(decision.reason) if decision.reason else None
+        distances = {line.contract_id: line.distance_km for line in decision.candidates}
+    choices = []
+    for c in rows.snapshots:
+        why = engine.contract_eligibility(c, snap, now)
+        code = str(why) if why is not None else None
+        distance = distances.get(c.id)
+        if distance is None and snap.latitude is not None and snap.longitude is not None:
+            distance = engine.nearest_location_km(c, snap.latitude, snap.longitude)
+        choices.append(ContractChoice(
+            id=c.id, name=rows.names[c.id][0], company=rows.names[c.id][1], price=c.price,
+            quality_score=c.quality_score, max_share_count=c.max_share_count, reason=code,
+            hard=code in _HARD, distance_km=distance))
+    choices.sort(key=lambda ch: (ch.reason is not None, ch.hard, -ch.quality_score,
+                                 -ch.price, ch.name))
+    return MarketplacePreview(
+        lead=lead, workflow=workflow, choices=choices, auto_chosen=auto_chosen,
+        auto_reason=auto_reason,
+        room=engine.remaining_room(snap, wf) if workflow is not None else None,
+        outbound=list(outbound_list_for_lead(lead_id=lead.pk)),
+        window=window_open_for_lead(lead_id=lead.pk),
+        attempts=attempts_for_lead(lead_id=lead.pk), truncated=truncated)
+
+
+def hopper_leads(*, search: str = "", campaign_id: int | None = None,
+                 limit: int = 50) -> list[Lead]:
+    """Recent inbound leads a manager may cherry-pick (any campaign or none), newest first."""
+    qs = Lead.objects.select_related("campaign", "source").exclude(
+        status__in=["converted", "lost"])
+    if campaign_id is not None:
+        qs = qs.filter(campaign_id=campaign_id)
+    if search:
+        term = search.strip()
+        cond = (Q(email__icontains=term) | Q(first_name__icontains=term)
+                | Q(last_name__icontains=term) | Q(city__icontains=term))
+        if term.isdigit():
+            cond |= Q(pk=int(term))
+        qs = qs.filter(cond)
+    leads: list[Lead] = list(qs.annotate(outbound_count=Count("outbound"))
+                             .order_by("-created_at", "-id")[:limit])
+    return leads

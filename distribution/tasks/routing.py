@@ -1,0 +1,47 @@
+"""Thin Celery tasks of agent routing: ids in, one service call, safe to run twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from distribution.services import claims, notify
+from distribution.services import routing as services
+
+
+@shared_task(name="distribution.expire_offers")
+def expire_offers() -> int:
+    """Expire overdue offers and move their leads on (the Beat sweeper, every 5 s)."""
+    return claims.offers_expire()
+
+
+@shared_task(name="distribution.release_held")
+def release_held() -> int:
+    """Distribute held leads whose rule's schedule has opened."""
+    return services.leads_release_held()
+
+
+@shared_task(name="distribution.reassign_missed_sla")
+def reassign_missed_sla() -> int:
+    """Take back leads whose contact SLA passed without a contact attempt."""
+    return services.leads_reassign_missed_sla()
+
+
+@shared_task(name="distribution.distribute_waiting_for_rule")
+def distribute_waiting_for_rule(rule_id: int) -> dict[str, int]:
+    """Distribute the waiting leads a just-enabled rule matches."""
+    return services.rule_distribute_waiting(rule_id=rule_id)
+
+
+@shared_task(name="distribution.send_emails")
+def send_emails(payloads: list[dict[str, Any]]) -> int:
+    """Render and send the e-mails of one distribution (assigned, offered, claimed)."""
+    return notify.emails_send(payloads)
+
+
+@shared_task(name="distribution.send_webhook", autoretry_for=(ConnectionError,),
+             retry_backoff=True, max_retries=3)
+def send_webhook(payload: dict[str, Any]) -> bool:
+    """POST one event to NOTIFY_WEBHOOK_URL (failures are logged, never block a claim)."""
+    return notify.webhook_post(payload)

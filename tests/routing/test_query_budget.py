@@ -1,0 +1,64 @@
+"""Query budgets: one lead costs the same whatever the pool size; a batch is amortised."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import AgentProfile, User
+from distribution.models import Pool, PoolMember
+from distribution.services.queueing import leads_distribute_pending
+from distribution.services.routing import lead_distribute
+from leads.models import Lead
+from tests.routing.conftest import make_rule
+
+pytestmark = pytest.mark.django_db
+ONE_LEAD_BUDGET = 20
+
+
+def bulk_pool(name: str, n: int) -> Pool:
+    users = User.objects.bulk_create(
+        User(username=f"{name}-{i}@example.com", email=f"{name}-{i}@example.com")
+        for i in range(n))
+    AgentProfile.objects.bulk_create(AgentProfile(user=u) for u in users)
+    pool = Pool.objects.create(name=name)
+    PoolMember.objects.bulk_create(PoolMember(pool=pool, agent=u, position=i, cap_day=1000)
+                                   for i, u in enumerate(users))
+    return pool
+
+
+def queries_to_route_one(source, strategy: str, pool: Pool) -> int:
+    lead = Lead.objects.create(source=source, email="one@example.com")
+    with CaptureQueriesContext(connection) as ctx:
+        lead_distribute(lead_id=lead.pk)
+    lead.refresh_from_db()
+    assert lead.status in ("assigned", "offered")
+    return len(ctx)
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "weighted", "load_balanced",
+                                      "performance", "broadcast"])
+def test_routing_one_lead_costs_the_same_with_10_or_500_members(web, strategy,
+                                                                django_assert_max_num_queries):
+    small, large = bulk_pool("small", 10), bulk_pool("large", 500)
+    rule = make_rule(pool=small, sources=[web], strategy=strategy)
+    with django_assert_max_num_queries(ONE_LEAD_BUDGET):
+        with_10 = queries_to_route_one(web, strategy, small)
+    rule.pool = large
+    rule.save()
+    with_500 = queries_to_route_one(web, strategy, large)
+    assert with_10 == with_500
+
+
+def test_a_batch_of_1000_leads_costs_at_most_two_queries_per_lead(web):
+    make_rule(pool=bulk_pool("team", 50), sources=[web])
+    Lead.objects.bulk_create(Lead(source=web, email=f"b{i}@example.com") for i in range(1000))
+    with CaptureQueriesContext(connection) as ctx:
+        outcomes = leads_distribute_pending()
+    assert outcomes == {"assigned": 1000}
+    assert len(ctx) <= 2 * 1000, len(ctx)
+    per_agent = Counter(Lead.objects.values_list("owner", flat=True))
+    assert len(per_agent) == 50 and set(per_agent.values()) == {20}  # round robin, even
