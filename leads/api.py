@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from django.http import HttpRequest
 from ninja import Router, Schema
+from ninja.responses import Status
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import LeadReaderAuth, SourceTokenAuth
@@ -76,7 +77,7 @@ class ErrorOut(Schema):
 
 @router.post("/leads", auth=SourceTokenAuth(), response={200: LeadOut, 201: LeadOut,
              401: ErrorOut, 422: ErrorOut}, summary="Post a lead")
-def post_lead(request: HttpRequest, payload: LeadIn) -> tuple[int, dict[str, Any]]:
+def post_lead(request: HttpRequest, payload: LeadIn) -> Status[dict[str, Any]]:
     """Save a lead and queue it for distribution; a repeat of (source, external_id) answers
     200 with the stored lead and changes nothing."""
     source = request.auth  # type: ignore[attr-defined]  # set by ninja's auth
@@ -85,7 +86,7 @@ def post_lead(request: HttpRequest, payload: LeadIn) -> tuple[int, dict[str, Any
     if extra:
         data["attributes"] = {**extra, **(data.get("attributes") or {})}
     lead, created = services.lead_ingest(source=source, data=data)
-    return (201 if created else 200), selectors.lead_document(lead)
+    return Status(201 if created else 200, selectors.lead_document(lead))
 
 
 @router.get("/leads/{lead_id}", auth=LeadReaderAuth(), response={200: LeadOut, 401: ErrorOut,
