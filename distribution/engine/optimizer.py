@@ -20,15 +20,22 @@ leads there are. The compact alternative (per-edge binaries with per-lead level 
 for the share counts) is the same problem, but its LP relaxation is weak and, tightened to
 the hull with per-level copies, too large for HiGHS at 5,000 leads × 300 contracts.
 
-1. Leads with few feasible selections get all of them as columns (then the model is
-   exact for them); the greedy allocation's selections are columns too.
+1. In small batches, leads with few feasible selections get all of them as columns (then
+   the model is exact for them); the greedy allocation's selections are columns too.
 2. Column generation: solve the master LP (HiGHS), price every other lead exactly with
    the duals (`best_subset`, the same exact solver that Turnover mode uses), add the
    selections with positive reduced profit; repeat until none is left or the bound is
    tight. Each round also yields a Lagrangian upper bound valid for any duals.
 3. Solve the master over all generated columns as a MILP (`scipy.optimize.milp`, HiGHS,
    scipy.sparse rows) within `time_limit` and `mip_rel_gap`.
-4. Verify the allocation exactly (Decimal) and never return less than the greedy one.
+4. Round the last master LP as well (keep the leads it decided whole, fill up the rest
+   greedily) — a strong fallback when the MILP stops at its time limit.
+5. Verify every candidate exactly (Decimal) and return the best of the MILP's, the
+   rounding's and the greedy arrival-order allocation, with the gap to the proven bound.
+
+A MILP over generated columns is optimal for those columns only (price-and-branch), so a
+result is called "optimal" only when its gap to the proven bound is within `mip_rel_gap`
+— which HiGHS proves by itself when every selection was enumerated (`exact_model`).
 
 Pure: no Django, no clock, no I/O (HiGHS keeps its own time limit).
 """
@@ -73,11 +80,14 @@ __all__ = [
 ]
 
 ZERO = Decimal(0)
-DEFAULT_TIME_LIMIT = 60.0
+DEFAULT_TIME_LIMIT = 30.0
 DEFAULT_MIP_REL_GAP = 1e-3
 DEFAULT_MAX_ROUNDS = 40
-# A lead with at most this many feasible selections gets them all as columns.
+# In a batch of at most _ENUMERATE_EDGES usable pairs, a lead with at most _ENUMERATE_UP_TO
+# feasible selections gets them all as columns (small batches are then solved exactly);
+# in larger batches column generation alone keeps the master LP small.
 _ENUMERATE_UP_TO = 64
+_ENUMERATE_EDGES = 5_000
 # Search nodes allowed when pricing a lead under a min turnover (exact below this).
 _FLOOR_SEARCH_NODES = 20_000
 _NO_LIMIT = 1 << 62
@@ -181,11 +191,13 @@ class Assignment:
 class BatchAllocation:
     """The allocation of a batch, with how it was obtained and how good it provably is.
 
-    `status`: "optimal" (within `mip_rel_gap` of `upper_bound`, or solved exactly),
-    "feasible" (a gap remains, see `gap`), "time_limit" (the MILP stopped at its time
-    limit), "greedy" (the greedy allocation: the solver's was not better), "empty"
-    (nothing could be allocated). `upper_bound` is a proven bound on the best turnover;
-    `gap` = 1 - objective / upper_bound.
+    `status`: "optimal" (proven within `mip_rel_gap` of `upper_bound`), "feasible" (a gap
+    remains, see `gap`), "time_limit" (a gap remains and the MILP stopped at its time
+    limit), "empty" (no lead has a feasible selection), "greedy" (from
+    `greedy_in_arrival_order`, which proves nothing). `method` says which candidate won:
+    "column_generation_milp", "lp_rounding" or "greedy". `upper_bound` is a proven bound
+    on the best turnover (inf if no master LP could be solved in time); `gap` = 1 -
+    objective / upper_bound.
     """
 
     assignments: tuple[Assignment, ...]
@@ -417,17 +429,18 @@ def _enumerate(problem: _Problem, i: int, cap: int) -> list[tuple[int, ...]] | N
 
 
 def _price(
-    problem: _Problem, i: int, weight: dict[int, float]
+    problem: _Problem, i: int, weight: dict[int, float], allowed: Sequence[int] | None = None
 ) -> tuple[tuple[int, ...], float, float]:
-    """The lead's selection of highest reduced profit: (edges, its value, an upper bound).
+    """The lead's selection of highest weight: (edges, its value, an upper bound).
 
     Exact via `best_subset` (share counts, multiplication, companies, groups, min
-    contracts). A min turnover is not part of `best_subset`: when its answer misses it, a
-    bounded depth-first search finds the best selection that meets it; the bound returned
-    is the value without the min turnover, which stays valid whatever the search finds.
+    contracts) over the lead's edges (or `allowed`). A min turnover is not part of
+    `best_subset`: when its answer misses it, a bounded depth-first search finds the best
+    selection that meets it; the bound returned is that value if the search was complete,
+    else the value without the min turnover (valid whatever the search found).
     """
     lead = problem.leads[i]
-    own = problem.per_lead[i]
+    own = problem.per_lead[i] if allowed is None else allowed
     contracts, edges = problem.contracts, problem.edges
     items: list[SubsetItem] = []
     for position, e in enumerate(own):
@@ -455,12 +468,12 @@ def _price(
     floor = lead.min_turnover
     if floor is None or sum((edges[it.ref].price for it in best), ZERO) >= floor:
         return tuple(it.ref for it in best), value, value
-    found, found_value, complete = _floor_search(problem, i, weight)
+    found, found_value, complete = _floor_search(problem, i, weight, own)
     return found, found_value, (max(0.0, found_value) if complete else value)
 
 
 def _floor_search(
-    problem: _Problem, i: int, weight: dict[int, float]
+    problem: _Problem, i: int, weight: dict[int, float], allowed: Sequence[int]
 ) -> tuple[tuple[int, ...], float, bool]:
     """Best selection of lead i by `weight` that meets its min turnover (bounded DFS).
 
@@ -471,7 +484,7 @@ def _floor_search(
     """
     lead = problem.leads[i]
     contracts, edges = problem.contracts, problem.edges
-    own = sorted(problem.per_lead[i], key=lambda e: -weight[e])
+    own = sorted(allowed, key=lambda e: -weight[e])
     floor = lead.min_turnover if lead.min_turnover is not None else ZERO
     room = lead.limit - lead.outbound_count
     best: tuple[tuple[int, ...], float] = ((), -math.inf)
@@ -535,15 +548,19 @@ class _Generation:
         self.columns = _Columns(problem)
         self.upper_bound = math.inf
         self.lp_value = 0.0
+        self.lp_x: np.ndarray[Any, np.dtype[np.float64]] = np.zeros(0)
         self.rounds = 0
         n_leads = len(problem.leads)
         self.enumerated = [False] * n_leads
+        small = len(problem.edges) <= _ENUMERATE_EDGES
         for i in range(n_leads):
             if not problem.per_lead[i]:
                 self.enumerated[i] = True
                 continue
             patterns = (
-                _enumerate(problem, i, _ENUMERATE_UP_TO) if _few_selections(problem, i) else None
+                _enumerate(problem, i, _ENUMERATE_UP_TO)
+                if small and _few_selections(problem, i)
+                else None
             )
             if patterns is not None:
                 self.enumerated[i] = True
@@ -570,6 +587,8 @@ class _Generation:
         to_price = [i for i in range(n_leads) if not self.enumerated[i]]
         while True:
             duals = self._master_lp(time_limit)
+            if duals is None:
+                return  # HiGHS gave up (time limit): keep the columns and bound found so far
             lead_dual = duals[:n_leads]
             pi = {j: duals[r] for j, r in problem.count_row.items()}
             rho = {j: duals[r] for j, r in problem.budget_row.items()}
@@ -598,11 +617,13 @@ class _Generation:
             if not added or close or self.rounds >= max_rounds:
                 return
 
-    def _master_lp(self, time_limit: float) -> np.ndarray[Any, np.dtype[np.float64]]:
-        """Solve the master LP and return its duals (zero while there are no columns)."""
+    def _master_lp(self, time_limit: float) -> np.ndarray[Any, np.dtype[np.float64]] | None:
+        """Solve the master LP and return its duals (zero while there are no columns;
+        None if HiGHS could not solve it)."""
         columns = self.columns
         if not columns.lead:
             self.lp_value = 0.0
+            self.lp_x = np.zeros(0)
             return np.zeros(len(self.problem.rhs))
         matrix = columns.matrix()
         # Interior point (with crossover) copes far better than simplex with the heavy
@@ -619,12 +640,63 @@ class _Generation:
             if result.status == 0:
                 break
         if result.status != 0:
-            raise RuntimeError(f"master LP not solved: {result.message}")
+            return None
         self.lp_value = -float(result.fun)
+        self.lp_x = np.asarray(result.x, dtype=np.float64)
         duals: np.ndarray[Any, np.dtype[np.float64]] = np.maximum(
             0.0, -np.asarray(result.ineqlin.marginals, dtype=np.float64)
         )
         return duals
+
+
+def _round_lp(problem: _Problem, generation: _Generation) -> list[Assignment]:
+    """An allocation read off the master LP: keep what it decided, fill up greedily.
+
+    1. Every lead whose LP solution is one whole selection keeps it (most leads: the LP of
+       the pattern model is nearly integral).
+    2. The other leads, those the LP spread over several selections first (by LP value),
+       each take their best selection among the contracts with count and budget left.
+    Capacities are checked exactly (Decimal) throughout, so the result is feasible.
+    """
+    contracts, edges, columns = problem.contracts, problem.edges, generation.columns
+    count_left = [c.remaining_count for c in contracts]
+    budget_left = [c.remaining_budget for c in contracts]
+    out: list[Assignment] = []
+
+    def fits(e: int) -> bool:
+        edge = edges[e]
+        left, budget = count_left[edge.contract], budget_left[edge.contract]
+        return (left is None or left > 0) and (budget is None or edge.price <= budget)
+
+    def take(i: int, pattern: Sequence[int]) -> None:
+        for e in pattern:
+            edge = edges[e]
+            left, budget = count_left[edge.contract], budget_left[edge.contract]
+            if left is not None:
+                count_left[edge.contract] = left - 1
+            if budget is not None:
+                budget_left[edge.contract] = budget - edge.price
+            out.append(Assignment(problem.leads[i].id, contracts[edge.contract].id, edge.price))
+
+    x = generation.lp_x
+    mass = [0.0] * len(problem.leads)
+    done: set[int] = set()
+    for col in np.argsort(-x, kind="stable").tolist() if len(x) else []:
+        i = columns.lead[col]
+        mass[i] += float(x[col]) * columns.profit[col]
+        pattern = columns.pattern[col]
+        if x[col] > 1.0 - 1e-6 and i not in done and all(fits(e) for e in pattern):
+            done.add(i)
+            take(i, pattern)
+    rest = [i for i, own in enumerate(problem.per_lead) if own and i not in done]
+    rest.sort(key=lambda i: (-mass[i], problem.leads[i].arrival, problem.leads[i].id))
+    for i in rest:
+        allowed = [e for e in problem.per_lead[i] if fits(e)]
+        weight = {e: float(edges[e].price) for e in allowed}
+        pattern, value, _ = _price(problem, i, weight, allowed)
+        if pattern and value > 0:
+            take(i, pattern)
+    return out
 
 
 # --------------------------------------------------------------------------- public API
@@ -676,43 +748,50 @@ def optimise_batch(
         constraints=[LinearConstraint(columns.matrix(), -np.inf, problem.rhs)],
         options={"time_limit": time_limit, "mip_rel_gap": mip_rel_gap, "disp": False},
     )
-    assignments: tuple[Assignment, ...] = ()
+    solved: tuple[Assignment, ...] = ()
     x = result.x
     if x is not None:
-        chosen = [
-            Assignment(
-                leads[problem.edges[e].lead].id,
-                contracts[problem.edges[e].contract].id,
-                problem.edges[e].price,
+        solved = tuple(
+            sorted(
+                Assignment(
+                    leads[problem.edges[e].lead].id,
+                    contracts[problem.edges[e].contract].id,
+                    problem.edges[e].price,
+                )
+                for col in range(n)
+                if x[col] > 0.5
+                for e in columns.pattern[col]
             )
-            for col in range(n)
-            if x[col] > 0.5
-            for e in columns.pattern[col]
-        ]
-        assignments = tuple(sorted(chosen))
-        if allocation_violations(leads, contracts, assignments):
-            assignments = ()  # numerically off: never return an infeasible allocation
+        )
+    rounded = tuple(sorted(_round_lp(problem, generation)))
+    # Never return an infeasible allocation, whatever the numerics of the solver.
+    options = [
+        (method, found)
+        for method, found in (
+            ("column_generation_milp", solved),
+            ("lp_rounding", rounded),
+            ("greedy", greedy.assignments),
+        )
+        if not allocation_violations(leads, contracts, found)
+    ]
+    method, assignments = max(options, key=lambda option: sum((a.price for a in option[1]), ZERO))
     objective = sum((a.price for a in assignments), ZERO)
-    use_greedy = x is None or greedy.objective > objective
-    final = greedy.objective if use_greedy else objective
     bound = generation.upper_bound
     if generation.exact_model and result.status == 0 and result.mip_dual_bound is not None:
         bound = min(bound, -float(result.mip_dual_bound))
-    bound = max(bound, float(final))
-    gap = 0.0 if bound <= 0 else max(0.0, 1.0 - float(final) / bound)
-    if use_greedy:
-        status = "greedy"
-    elif gap <= mip_rel_gap + 1e-12:
+    bound = max(bound, float(objective))
+    gap = 0.0 if bound <= 0 else max(0.0, 1.0 - float(objective) / bound)
+    if gap <= mip_rel_gap + 1e-12:
         status = "optimal"
     elif result.status == 1:
         status = "time_limit"
     else:
         status = "feasible"
     return BatchAllocation(
-        assignments=greedy.assignments if use_greedy else assignments,
-        objective=final,
+        assignments=assignments,
+        objective=objective,
         status=status,
-        method="greedy" if use_greedy else "column_generation_milp",
+        method=method,
         upper_bound=bound,
         gap=gap,
         time_limit=time_limit,
@@ -745,6 +824,8 @@ def lp_upper_bound(
     generation = _Generation(
         problem, seed, max_rounds=max_rounds, time_limit=time_limit, tolerance=1e-9
     )
+    if math.isinf(generation.upper_bound):
+        raise RuntimeError("the master LP was not solved within the time limit")
     return generation.upper_bound
 
 

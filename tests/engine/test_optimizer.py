@@ -196,7 +196,7 @@ def test_optimiser_reports_its_settings_and_bound() -> None:
     assert (result.time_limit, result.mip_rel_gap) == (5.0, 1e-3)
     assert result.upper_bound is not None and result.upper_bound >= float(result.objective)
     assert result.gap == 0.0 and result.n_edges == 1 and result.exact_model
-    assert DEFAULT_TIME_LIMIT == 60.0 and DEFAULT_MIP_REL_GAP == 1e-3
+    assert DEFAULT_TIME_LIMIT == 30.0 and DEFAULT_MIP_REL_GAP == 1e-3
 
 
 def test_empty_batch_allocates_nothing() -> None:
