@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from distribution.engine.caps import (
-    binding_cap,
     count_received,
+    scaled_cap,
     tier_multiplier,
     window_starts,
 )
@@ -32,6 +32,7 @@ from distribution.engine.types import (
     UNAVAILABLE,
     AgentSnapshot,
     Candidate,
+    Caps,
     LeadSnapshot,
     MemberSnapshot,
     ReceivedCounts,
@@ -77,14 +78,31 @@ class Checker:
         # Under after_hours=offer_now the lead will be worked at the rule's opening, so the
         # agents' own hours are judged then.
         self.hours_at = to_utc(hours_at) if hours_at is not None else self.now
-        self.starts = window_starts(self.now, rule.cap_timezone)
+        self._starts: dict[str, datetime] | None = None
         self._hours: dict[ScheduleSnapshot, str | None] = {}
+        # merged caps per distinct member caps: most members share a few cap settings
+        self._caps: dict[Caps, tuple[tuple[str, int], ...]] = {}
+        self._multiplier: float | None = None if rule.tiers else 1.0
+
+    @property
+    def starts(self) -> dict[str, datetime]:
+        """Window starts, computed on first use: pre-counted members never need them."""
+        if self._starts is None:
+            self._starts = window_starts(self.now, self.rule.cap_timezone)
+        return self._starts
 
     def counts(self, member: MemberSnapshot) -> ReceivedCounts:
         """Leads the member received in each current window (pre-counted or counted here)."""
         if member.received_counts is not None:
             return member.received_counts
         return count_received(member.received_at, self.starts)
+
+    def _cap_items(self, caps: Caps) -> tuple[tuple[str, int], ...]:
+        items = self._caps.get(caps)
+        if items is None:
+            items = tuple(caps.merged_over(self.rule.caps).items())
+            self._caps[caps] = items
+        return items
 
     def _hours_reason(self, schedule: ScheduleSnapshot | None) -> str | None:
         if schedule is None or not self.rule.require_agent_hours:
@@ -132,17 +150,24 @@ class Checker:
         agent_verdict = self.check_agent(agent)
         if not agent_verdict.eligible:
             return agent_verdict
-        caps = member.caps.merged_over(self.rule.caps)
-        if caps.items():
-            multiplier = tier_multiplier(self.rule.tiers, agent.metrics)
+        cap_items = self._cap_items(member.caps)
+        if cap_items:
+            # without tiers the multiplier is 1 for everyone: no per-member product
+            multiplier = (
+                self._multiplier
+                if self._multiplier is not None
+                else tier_multiplier(self.rule.tiers, agent.metrics)
+            )
             used = counts if counts is not None else self.counts(member)
-            binding = binding_cap(caps, used, multiplier)
-            if binding is not None:
-                period, limit, received = binding
-                scaled = f" (scaled ×{multiplier:g})" if multiplier != 1.0 else ""
-                return Verdict(
-                    CAP_REACHED, f"{period} cap {limit}{scaled} reached: {received} received"
-                )
+            # the first exhausted cap, as binding_cap finds it
+            for period, cap in cap_items:
+                limit = cap if multiplier == 1.0 else scaled_cap(cap, multiplier)
+                received = used.get(period)
+                if received >= limit:
+                    scaled = f" (scaled ×{multiplier:g})" if multiplier != 1.0 else ""
+                    return Verdict(
+                        CAP_REACHED, f"{period} cap {limit}{scaled} reached: {received} received"
+                    )
         if member.id in offered:
             return Verdict(ALREADY_OFFERED, "already offered this lead (or declined it)")
         return Verdict()

@@ -29,6 +29,8 @@ Segment = tuple[datetime, datetime]
 
 def to_utc(t: datetime) -> datetime:
     """``t`` as a UTC datetime; naive datetimes are refused (time must carry its zone)."""
+    if t.tzinfo is UTC:  # already UTC (Django's clock and columns): astimezone would copy
+        return t
     if t.tzinfo is None or t.utcoffset() is None:
         raise ValueError(f"naive datetime {t!r}: the engine needs tz-aware datetimes")
     return t.astimezone(UTC)

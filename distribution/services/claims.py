@@ -29,9 +29,8 @@ from distribution.services.routing import (
 from distribution.services.snapshot import (
     lead_snapshot,
     memberships_load,
-    rule_snapshot,
+    routing_config,
     rulebook_load,
-    rules_queryset,
 )
 from leads.models import Lead, LeadEvent, LeadStatus
 
@@ -64,7 +63,9 @@ def _check_may_take(lead: Lead, rule: Rule | None, agent: User, now: datetime, *
     their own hours only when HOURS); raises NotAllowed; returns the pool id."""
     if rule is None or rule.pool_id is None:
         return None
-    snap = rule_snapshot(rules_queryset().get(pk=rule.pk), now)
+    snap = routing_config(now).snapshot(rule.pk)
+    if snap is None:  # deleted since the lead was routed
+        raise NotAllowed(f"Rule {rule.name!r} no longer exists.", code="not_member")
     member = memberships_load(agent_id=agent.pk, rules=[snap], now=now).get(rule.pool_id)
     if member is None:
         raise NotAllowed(f"You are not in the pool of rule {rule.name!r}.", code="not_member")

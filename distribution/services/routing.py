@@ -165,9 +165,12 @@ class Writes:
             rows_update(Lead, list(self.leads.values()), LEAD_UPDATE_FIELDS)
         if self.turns:
             # lock the agents' rows in id order first: two batches whose pools share agents
-            # then wait for each other instead of deadlocking in the UPDATE
-            list(AgentProfile.objects.select_for_update().filter(user_id__in=list(self.turns))
-                 .order_by("user_id").values_list("pk", flat=True))
+            # then wait for each other instead of deadlocking in the UPDATE. One row has no
+            # order: its UPDATE takes the same lock the SELECT … FOR UPDATE would.
+            if len(self.turns) > 1:
+                list(AgentProfile.objects.select_for_update()
+                     .filter(user_id__in=list(self.turns))
+                     .order_by("user_id").values_list("pk", flat=True))
             # one UPDATE for every agent whose turn moved (round robin order)
             profiles = [AgentProfile(user_id=agent_id, last_turn_at=stamp)
                         for agent_id, stamp in sorted(self.turns.items())]
@@ -235,6 +238,7 @@ class Router:
         self.trigger = trigger
         self.actor = actor
         self._book = book
+        self._book_users = False
         self._automations = automations
         self.pools: dict[tuple[int, str], PoolState] = {}
         self.directory: list[AgentSnapshot] = []
@@ -246,9 +250,10 @@ class Router:
     def book(self) -> RuleBook:
         if self._book is None:
             self._book = rulebook_load(self.now, automations=self._automations)
-            for rule in self._book.models.values():
-                if rule.default_agent is not None:
-                    self.users[rule.default_agent.pk] = rule.default_agent
+        if not self._book_users:
+            # default agents and automation targets, for e-mails and phone numbers
+            self.users.update(self._book.users)
+            self._book_users = True
         return self._book
 
     def pool(self, rule: RuleSnapshot) -> PoolState | None:
@@ -274,7 +279,8 @@ class Router:
             state = pool_state_load(
                 pool_id=pool_id, rule=rule, now=self.now,
                 with_open_leads=any(r.strategy == Strategy.LOAD_BALANCED for r in using),
-                with_metrics=any(r.strategy == Strategy.PERFORMANCE or r.tiers for r in using))
+                with_metrics=any(r.strategy == Strategy.PERFORMANCE or r.tiers for r in using),
+                schedules=self.book.schedules)
             self.pools[(pool_id, tz)] = state
             for row in state.rows.values():
                 self.users[row.agent_id] = row.agent
@@ -319,8 +325,10 @@ class Router:
         job.note = f"automation {automation.name!r}"
         if automation.action == Automation.Action.ASSIGNMENT_RULES:
             return False
-        if automation.action == Automation.Action.USER and automation.target_user:
-            user = automation.target_user
+        uid = automation.target_user_id
+        # the book reads target users fresh; an automation loaded elsewhere brings its own
+        user = (self.book.users.get(uid) or automation.target_user) if uid is not None else None
+        if automation.action == Automation.Action.USER and user is not None:
             self.users[user.pk] = user
             cand = Candidate(agent_id=user.pk, email=user.email or "", rank=1)
             job.method = Method.AUTOMATION

@@ -6,11 +6,14 @@ The services lock rows, then call these loaders; the engine gets frozen dataclas
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import AgentProfile, User
@@ -31,8 +34,20 @@ from distribution.engine.types import (
     RuleSnapshot,
     ScheduleSnapshot,
 )
-from distribution.models import Assignment, Automation, Pool, PoolMember, Rule, Schedule
-from leads.models import OPEN_STATUSES, Activity, Lead
+from distribution.models import (
+    Assignment,
+    Automation,
+    Holiday,
+    Pool,
+    PoolMember,
+    Rule,
+    Schedule,
+    ScheduleInterval,
+)
+from distribution.models import (
+    PerformanceTier as TierRow,
+)
+from leads.models import OPEN_STATUSES, Activity, Campaign, Lead, Source
 
 METRICS_WINDOW = timedelta(days=30)  # trailing window of the performance metrics
 
@@ -87,17 +102,24 @@ def _prefetch(prefix: str) -> list[str]:
 
 
 def agent_snapshot(user: User, now: datetime, *, open_leads: int = 0,
-                   metrics: AgentMetrics | None = None) -> AgentSnapshot:
-    """An agent as routing sees it; a user without agent profile is inactive."""
+                   metrics: AgentMetrics | None = None,
+                   schedules: Mapping[int, ScheduleSnapshot] | None = None) -> AgentSnapshot:
+    """An agent as routing sees it; a user without agent profile is inactive. With
+    SCHEDULES (the cached configuration) the agent's schedule is looked up there instead of
+    being built from its prefetched rows."""
     profile: AgentProfile | None = getattr(user, "agent", None)
     if profile is None:
         return AgentSnapshot(id=user.pk, email=user.email or "", active=False)
+    schedule: ScheduleSnapshot | None = None
+    if profile.schedule_id:
+        schedule = schedules.get(profile.schedule_id) if schedules is not None else None
+        if schedule is None and profile.schedule:  # not in the mapping: built here
+            schedule = schedule_snapshot(profile.schedule, now.date())
     return AgentSnapshot(
         id=user.pk, email=user.email or "",
         active=bool(profile.active and user.is_active),
         available=profile.available,
-        schedule=(schedule_snapshot(profile.schedule, now.date())
-                  if profile.schedule_id and profile.schedule else None),
+        schedule=schedule,
         last_turn_at=profile.last_turn_at,
         open_leads=open_leads, metrics=metrics,
     )
@@ -131,15 +153,16 @@ def caps_of(obj: Rule | PoolMember) -> Caps:
 
 
 def rules_queryset() -> QuerySet[Rule]:
-    return (Rule.objects.select_related("campaign", "schedule", "default_agent__agent__schedule")
-            .prefetch_related("sources", "tiers", *_prefetch("schedule"),
-                              *_prefetch("default_agent__agent__schedule"))
+    """Every rule with what its snapshot needs."""
+    return (Rule.objects.select_related("campaign", "schedule")
+            .prefetch_related("sources", "tiers", *_prefetch("schedule"))
             .order_by("priority", "name"))
 
 
-def rule_snapshot(rule: Rule, now: datetime) -> RuleSnapshot:
-    """A rule with its prefetched sources, tiers, schedule and default agent."""
-    schedule = schedule_snapshot(rule.schedule, now.date()) if rule.schedule else None
+def rule_snapshot(rule: Rule, now: datetime, *, schedules: Mapping[int, ScheduleSnapshot],
+                  default_agent: AgentSnapshot | None = None) -> RuleSnapshot:
+    """A rule with its prefetched sources and tiers, its schedule and default agent."""
+    schedule = schedules.get(rule.schedule_id) if rule.schedule_id else None
     return RuleSnapshot(
         id=rule.pk, name=rule.name, strategy=rule.strategy, priority=rule.priority,
         enabled=rule.enabled,
@@ -151,7 +174,7 @@ def rule_snapshot(rule: Rule, now: datetime) -> RuleSnapshot:
         max_rounds=rule.max_rounds, batch_size=rule.batch_size,
         schedule=schedule,
         after_hours=rule.after_hours,
-        default_agent=agent_snapshot(rule.default_agent, now) if rule.default_agent else None,
+        default_agent=default_agent,
         caps=caps_of(rule),
         pull_allotment=rule.pull_allotment,
         tiers=tuple(PerformanceTier(t.metric, t.op, t.threshold, t.multiplier)
@@ -163,27 +186,147 @@ def rule_snapshot(rule: Rule, now: datetime) -> RuleSnapshot:
     )
 
 
+def schedules_fill(schedules: dict[int, ScheduleSnapshot], ids: Iterable[int | None],
+                   now: datetime) -> None:
+    """Add the schedules of IDS missing from SCHEDULES (none missing: no query, else 3)."""
+    missing = {i for i in ids if i is not None and i not in schedules}
+    if missing:
+        today = now.date()
+        for row in Schedule.objects.filter(pk__in=missing).prefetch_related(
+                *SCHEDULE_PREFETCH):
+            schedules[row.pk] = schedule_snapshot(row, today)
+
+
+# --- the routing configuration, cached per process ------------------------------------------
+
+# The tables the cached configuration is built from. Agents, users and pool members are not
+# among them: availability, activity and turns change all day, so they are read fresh.
+CONFIG_MODELS: tuple[type[Any], ...] = (
+    Rule, Rule.sources.through, TierRow, Schedule, ScheduleInterval, Holiday,
+    Automation, Source, Campaign)
+
+
+def config_fingerprint() -> str | None:
+    """A hash of every row of the configuration tables (1 query, PostgreSQL only; None
+    elsewhere, meaning "do not cache").
+
+    It hashes the rows' contents, not an `updated_at` or a generation counter that each
+    writer must remember to bump: an admin save, apply_config, a `QuerySet.update()`, an
+    m2m change, raw SQL or a rolled-back transaction all change (or restore) it, whatever
+    the writer and whatever the app servers' clocks. The tables are small (rules, schedules,
+    holidays, tiers, automations, sources, campaigns), so the scan costs well under a
+    millisecond.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    qn = connection.ops.quote_name
+    # one md5 per row (fixed width), so no row content can shift into its neighbour's
+    parts = ", ".join(
+        f"coalesce((SELECT string_agg(md5(t::text), '' ORDER BY t.{qn(m._meta.pk.column)}) "
+        f"FROM {qn(m._meta.db_table)} t), '')"
+        for m in CONFIG_MODELS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT md5(concat_ws('#', {parts}))")
+        row = cursor.fetchone()
+    return str(row[0]) if row else None
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """The rules, automations and schedules as loaded for one fingerprint; shared by every
+    operation of the process until the fingerprint changes, so never mutated."""
+
+    key: tuple[str, int, str]  # fingerprint, year (country holidays), site time zone
+    rules: tuple[Rule, ...]
+    snapshots: tuple[RuleSnapshot, ...]  # default agents left out: they are read fresh
+    automations: tuple[Automation, ...]  # enabled `created` automations, in order
+    # rules' schedules when built; agents' added as pools are loaded (schedules_fill), which
+    # is safe because they are read after the fingerprint: a change in between changes it
+    schedules: dict[int, ScheduleSnapshot]
+
+    def snapshot(self, rule_id: int) -> RuleSnapshot | None:
+        """The rule's snapshot, without its default agent (checks of members only)."""
+        return next((r for r in self.snapshots if r.id == rule_id), None)
+
+
+_config_lock = threading.Lock()
+_config: RoutingConfig | None = None
+
+
+def _config_build(now: datetime, key: tuple[str, int, str]) -> RoutingConfig:
+    rules = tuple(rules_queryset())
+    today = now.date()
+    schedules = {r.schedule.pk: schedule_snapshot(r.schedule, today)
+                 for r in rules if r.schedule is not None}
+    automations = tuple(Automation.objects.filter(enabled=True,
+                                                  trigger=Automation.Trigger.CREATED)
+                        .order_by("priority", "name"))
+    return RoutingConfig(key=key, rules=rules,
+                         snapshots=tuple(rule_snapshot(r, now, schedules=schedules)
+                                         for r in rules),
+                         automations=automations, schedules=schedules)
+
+
+def routing_config(now: datetime) -> RoutingConfig:
+    """The routing configuration: the cached one while the fingerprint is unchanged, else
+    loaded again (~8 queries). 1 query when cached."""
+    global _config
+    fingerprint = config_fingerprint()
+    key = (fingerprint or "", now.year, settings.TIME_ZONE)
+    cached = _config
+    if fingerprint is not None and cached is not None and cached.key == key:
+        return cached
+    config = _config_build(now, key)
+    if fingerprint is not None:
+        with _config_lock:
+            _config = config
+    return config
+
+
 @dataclass
 class RuleBook:
-    """Every rule as engine snapshots plus the model rows, loaded once per operation."""
+    """Every rule as engine snapshots plus the model rows, for one operation: the cached
+    configuration with the users it names (default agents, automation targets) read fresh."""
 
     snapshots: list[RuleSnapshot]
     models: dict[int, Rule]
     automations: list[Automation] = field(default_factory=list)
+    schedules: dict[int, ScheduleSnapshot] = field(default_factory=dict)
+    users: dict[int, User] = field(default_factory=dict)  # default agents, automation targets
+    _index: dict[int, RuleSnapshot] = field(default_factory=dict, repr=False)
+    _indexed: list[RuleSnapshot] | None = field(default=None, repr=False)
 
     def snapshot(self, rule_id: int | None) -> RuleSnapshot | None:
-        return next((r for r in self.snapshots if r.id == rule_id), None)
+        # called per lead in a batch: an index, rebuilt when someone swaps the list (simulate)
+        if self._indexed is not self.snapshots:
+            self._index = {r.id: r for r in reversed(self.snapshots)}
+            self._indexed = self.snapshots
+        return self._index.get(rule_id) if rule_id is not None else None
 
 
 def rulebook_load(now: datetime, *, automations: bool = False) -> RuleBook:
-    """All rules (disabled ones too: the history lists them as tried) in ~6 queries."""
-    rules = list(rules_queryset())
-    book = RuleBook([rule_snapshot(r, now) for r in rules], {r.pk: r for r in rules})
+    """All rules (disabled ones too: the history lists them as tried): the cached
+    configuration (1 query) plus the users it names (1 query when there are any)."""
+    config = routing_config(now)
+    user_ids = {r.default_agent_id for r in config.rules if r.default_agent_id is not None}
     if automations:
-        book.automations = list(
-            Automation.objects.filter(enabled=True, trigger=Automation.Trigger.CREATED)
-            .select_related("target_user", "target_rule").order_by("priority", "name"))
-    return book
+        user_ids |= {a.target_user_id for a in config.automations
+                     if a.target_user_id is not None}
+    # users change at any time (away, deactivated): never served from the cache
+    users = ({u.pk: u for u in User.objects.select_related("agent").filter(pk__in=user_ids)}
+             if user_ids else {})
+    schedules_fill(config.schedules, (getattr(getattr(u, "agent", None), "schedule_id", None)
+                                      for u in users.values()), now)
+    snapshots = []
+    for model, snap in zip(config.rules, config.snapshots, strict=True):
+        default = users.get(model.default_agent_id) if model.default_agent_id else None
+        if default is not None:
+            snap = replace(snap, default_agent=agent_snapshot(default, now,
+                                                              schedules=config.schedules))
+        snapshots.append(snap)
+    return RuleBook(snapshots, {r.pk: r for r in config.rules},
+                    automations=list(config.automations) if automations else [],
+                    schedules=config.schedules, users=users)
 
 
 # --- pools --------------------------------------------------------------------------------
@@ -261,23 +404,64 @@ def agent_metrics(agent_ids: Sequence[int], now: datetime,
     return {a: compute_metrics(per_agent.get(a, []), now, window) for a in agent_ids}
 
 
+def _member_counts(*, pool_id: int, now: datetime, tz: str, with_open_leads: bool
+                   ) -> tuple[dict[int, ReceivedCounts], dict[int, int]]:
+    """Per agent of the pool: leads received through it in each current window and, when
+    asked, open leads owned (1 query, PostgreSQL). A fixed SQL text: building the same with
+    ORM subqueries cost more CPU than the query itself."""
+    starts = window_starts(now, tz)
+    qn = connection.ops.quote_name
+    given, lead = qn(Assignment._meta.db_table), qn(Lead._meta.db_table)
+    windows = ", ".join(f"count(*) FILTER (WHERE a.created_at >= %s) AS {p}" for p in PERIODS)
+    owned = (f"(SELECT count(*) FROM {lead} l WHERE l.owner_id = m.agent_id "
+             f"AND l.status = ANY(%s))" if with_open_leads else "0")
+    # the lateral count per member walks the (pool, agent, created_at) index
+    sql = (f"SELECT m.agent_id, c.*, {owned} FROM "
+           f"{qn(PoolMember._meta.db_table)} m CROSS JOIN LATERAL (SELECT {windows} "
+           f"FROM {given} a WHERE a.pool_id = m.pool_id AND a.agent_id = m.agent_id "
+           f"AND a.created_at >= %s) c WHERE m.pool_id = %s")
+    # in the order of the placeholders: open statuses, window starts, earliest, pool
+    params: list[Any] = [[str(s) for s in OPEN_STATUSES]] if with_open_leads else []
+    params += [starts[p] for p in PERIODS] + [min(starts.values()), pool_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return ({r[0]: ReceivedCounts(*r[1:5]) for r in rows},
+            {r[0]: r[5] for r in rows} if with_open_leads else {})
+
+
 def pool_state_load(*, pool_id: int, rule: RuleSnapshot, now: datetime,
-                    with_open_leads: bool = False, with_metrics: bool = False) -> PoolState:
-    """The pool's members with agents, schedules and window counts (3–7 queries)."""
-    rows = list(PoolMember.objects.filter(pool_id=pool_id)
-                .select_related("agent__agent__schedule")
-                .prefetch_related(*_prefetch("agent__agent__schedule"))
-                .order_by("position", "id"))
-    agent_ids = [m.agent_id for m in rows]
+                    with_open_leads: bool = False, with_metrics: bool = False,
+                    schedules: dict[int, ScheduleSnapshot] | None = None) -> PoolState:
+    """The pool's members with agents, schedules and window counts.
+
+    With SCHEDULES (the cached configuration's): the members with their agents, then their
+    window counts and open leads (2 queries, +2 for metrics); without, schedules are
+    prefetched too (4–7 queries).
+    """
+    members_qs = PoolMember.objects.filter(pool_id=pool_id).order_by("position", "id")
     tz = rule.cap_timezone
-    counts = received_counts(pool_id=pool_id, agent_ids=agent_ids, now=now, tz=tz)
-    open_leads = open_lead_counts(agent_ids) if with_open_leads and agent_ids else {}
+    agent_ids: list[int]
+    if schedules is None:
+        rows = list(members_qs.select_related("agent__agent__schedule").prefetch_related(
+            *_prefetch("agent__agent__schedule")))
+        agent_ids = [m.agent_id for m in rows]
+        counts = received_counts(pool_id=pool_id, agent_ids=agent_ids, now=now, tz=tz)
+        open_leads = open_lead_counts(agent_ids) if with_open_leads and agent_ids else {}
+    else:
+        rows = list(members_qs.select_related("agent__agent"))
+        agent_ids = [m.agent_id for m in rows]
+        # the agents' schedules join the cached configuration's
+        schedules_fill(schedules, (getattr(getattr(m.agent, "agent", None), "schedule_id", None)
+                                   for m in rows), now)
+        counts, open_leads = _member_counts(pool_id=pool_id, now=now, tz=tz,
+                                            with_open_leads=with_open_leads)
     metrics = agent_metrics(agent_ids, now) if with_metrics and agent_ids else {}
     members = [
         MemberSnapshot(
             id=m.pk,
             agent=agent_snapshot(m.agent, now, open_leads=open_leads.get(m.agent_id, 0),
-                                 metrics=metrics.get(m.agent_id)),
+                                 metrics=metrics.get(m.agent_id), schedules=schedules),
             position=m.position, weight=float(m.weight), active=m.active,
             caps=caps_of(m), filters=filters_of(m.filters),
             received_counts=counts.get(m.agent_id, ReceivedCounts()),

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AgentProfile, User
-from distribution.models import Pool, PoolMember
+from distribution.models import Pool, PoolMember, Rule
 from distribution.services.queueing import leads_distribute_pending
 from distribution.services.routing import lead_distribute
 from leads.models import Lead
@@ -62,3 +62,29 @@ def test_a_batch_of_1000_leads_costs_at_most_two_queries_per_lead(web):
     assert len(ctx) <= 2 * 1000, len(ctx)
     per_agent = Counter(Lead.objects.values_list("owner", flat=True))
     assert len(per_agent) == 50 and set(per_agent.values()) == {20}  # round robin, even
+
+
+WARM_ONE_LEAD_BUDGET = 13  # with the routing configuration cached (savepoints included)
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "weighted", "load_balanced", "broadcast"])
+def test_once_the_configuration_is_cached_one_lead_costs_a_fixed_few_queries(
+        web, strategy, django_assert_max_num_queries):
+    pool = bulk_pool("team", 30)
+    make_rule(pool=pool, sources=[web], strategy=strategy)
+    queries_to_route_one(web, strategy, pool)  # loads and caches the configuration
+    lead = Lead.objects.create(source=web, email="two@example.com")
+    with django_assert_max_num_queries(WARM_ONE_LEAD_BUDGET):
+        lead_distribute(lead_id=lead.pk)
+
+
+def test_a_configuration_change_by_any_writer_is_seen_by_the_next_lead(web):
+    """The cache is keyed by the configuration's contents: even a QuerySet.update() that
+    bypasses save() (no updated_at, no signal) is seen at once."""
+    rule = make_rule(pool=bulk_pool("team", 3), sources=[web])
+    queries_to_route_one(web, "round_robin", Pool.objects.get(name="team"))
+    Rule.objects.filter(pk=rule.pk).update(enabled=False)
+    lead = Lead.objects.create(source=web, email="after@example.com")
+    lead_distribute(lead_id=lead.pk)
+    lead.refresh_from_db()
+    assert lead.owner_id is None and lead.status == "unassigned"
