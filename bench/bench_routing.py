@@ -41,8 +41,14 @@ def _server_args() -> tuple[list[str], dict[str, str]]:
     from django.db import connection
 
     db = connection.settings_dict
-    args = ["-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432),
-            "-U", db["USER"] or "postgres"]
+    args = [
+        "-h",
+        db["HOST"] or "127.0.0.1",
+        "-p",
+        str(db["PORT"] or 5432),
+        "-U",
+        db["USER"] or "postgres",
+    ]
     env = {**os.environ}
     if db.get("PASSWORD"):
         env["PGPASSWORD"] = db["PASSWORD"]
@@ -56,12 +62,19 @@ def _ensure_database() -> None:
     from django.db import connection
 
     db = connection.settings_dict
-    conninfo = dict(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432,
-                    user=db["USER"] or "postgres", password=db.get("PASSWORD") or None,
-                    dbname="postgres", autocommit=True)
-    with psycopg.connect(**{k: v for k, v in conninfo.items() if v is not None}) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                              [db["NAME"]]).fetchone()
+    conninfo = dict(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"] or "postgres",
+        password=db.get("PASSWORD") or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+    kwargs: dict[str, Any] = {k: v for k, v in conninfo.items() if v is not None}
+    with psycopg.connect(**kwargs) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
+        ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
     call_command("migrate", verbosity=0, interactive=False)
@@ -76,14 +89,22 @@ def _build_setup() -> None:
     from leads.models import Campaign, Source
 
     users = User.objects.bulk_create(
-        User(username=f"agent{i}@bench.local", email=f"agent{i}@bench.local",
-             display_name=f"Agent {i}") for i in range(AGENTS))
-    AgentProfile.objects.bulk_create(AgentProfile(user=u, available=(i % 23 != 0))
-                                     for i, u in enumerate(users))
-    sources = Source.objects.bulk_create(Source(slug=f"src{i}", name=f"Source {i}")
-                                         for i in range(5))
-    campaigns = Campaign.objects.bulk_create(Campaign(slug=f"camp{i}", name=f"Campaign {i}")
-                                             for i in range(4))
+        User(
+            username=f"agent{i}@bench.local",
+            email=f"agent{i}@bench.local",
+            display_name=f"Agent {i}",
+        )
+        for i in range(AGENTS)
+    )
+    AgentProfile.objects.bulk_create(
+        AgentProfile(user=u, available=(i % 23 != 0)) for i, u in enumerate(users)
+    )
+    sources = Source.objects.bulk_create(
+        Source(slug=f"src{i}", name=f"Source {i}") for i in range(5)
+    )
+    campaigns = Campaign.objects.bulk_create(
+        Campaign(slug=f"camp{i}", name=f"Campaign {i}") for i in range(4)
+    )
     strategies = ["round_robin", "weighted", "load_balanced", "round_robin", "broadcast"]
     members = []
     for r in range(RULES):
@@ -91,18 +112,32 @@ def _build_setup() -> None:
         start = r * AGENTS // RULES  # the last members are the next pool's first
         for pos in range(POOL_SIZE):
             user = users[(start + pos) % AGENTS]
-            members.append(PoolMember(pool=pool, agent=user, position=pos,
-                                      weight=1 + (pos % 3), cap_day=200 if pos % 5 else 40,
-                                      filters=([{"field": "country", "op": "ne", "value": "XX"}]
-                                               if pos % 7 == 0 else [])))
+            members.append(
+                PoolMember(
+                    pool=pool,
+                    agent=user,
+                    position=pos,
+                    weight=1 + (pos % 3),
+                    cap_day=200 if pos % 5 else 40,
+                    filters=(
+                        [{"field": "country", "op": "ne", "value": "XX"}] if pos % 7 == 0 else []
+                    ),
+                )
+            )
         strategy = strategies[r % len(strategies)]
         rule = Rule.objects.create(
-            name=f"rule{r:02d}", priority=r, enabled=True, strategy=strategy, pool=pool,
-            campaign=campaigns[r % 4], cap_week=1000,
+            name=f"rule{r:02d}",
+            priority=r,
+            enabled=True,
+            strategy=strategy,
+            pool=pool,
+            campaign=campaigns[r % 4],
+            cap_week=1000,
             filters=[{"field": "company_size", "op": "gte", "value": 0}],
             batch_size=10 if strategy == "broadcast" else None,
             claim_timeout=timedelta(minutes=15) if strategy == "broadcast" else None,
-            initial_activity="new_lead" if r % 2 else "")
+            initial_activity="new_lead" if r % 2 else "",
+        )
         rule.sources.set([sources[r % 5]])
     PoolMember.objects.bulk_create(members)
 
@@ -115,35 +150,57 @@ def _make_leads(n: int, offset: int = 0) -> None:
     rows = []
     for i in range(offset, offset + n):
         r = i % RULES
-        rows.append(Lead(source=sources[r % 5], campaign=campaigns[r % 4],
-                         first_name="Lead", last_name=str(i), email=f"lead{i}@bench.local",
-                         email_normalized=f"lead{i}@bench.local", country="NL",
-                         company_size=10 + i % 500, city="Utrecht"))
+        rows.append(
+            Lead(
+                source=sources[r % 5],
+                campaign=campaigns[r % 4],
+                first_name="Lead",
+                last_name=str(i),
+                email=f"lead{i}@bench.local",
+                email_normalized=f"lead{i}@bench.local",
+                country="NL",
+                company_size=10 + i % 500,
+                city="Utrecht",
+            )
+        )
     Lead.objects.bulk_create(rows, batch_size=2000)
 
 
 def _pgbench() -> dict[str, Any]:
     """`pgbench -i -s 1` in its own database, then `-N -c 1 -T 10`: single-client tx/s."""
     binary = shutil.which("pgbench") or next(
-        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"), reverse=True)), None)
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"), reverse=True)), None
+    )
     if binary is None:
         return {"pgbench_error": "pgbench not found"}
     args, env = _server_args()
     psql = shutil.which("psql") or binary.replace("pgbench", "psql")
-    subprocess.run([psql, *args, "-d", "postgres", "-q", "-c",
-                    f'DROP DATABASE IF EXISTS "{PGBENCH_DB}"'], env=env, check=True,
-                   capture_output=True)
-    subprocess.run([psql, *args, "-d", "postgres", "-q", "-c",
-                    f'CREATE DATABASE "{PGBENCH_DB}"'], env=env, check=True,
-                   capture_output=True)
-    subprocess.run([binary, *args, "-i", "-s", "1", "-q", PGBENCH_DB], env=env, check=True,
-                   capture_output=True)
-    out = subprocess.run([binary, *args, "-N", "-c", "1", "-T", str(PGBENCH_SECONDS),
-                          PGBENCH_DB], env=env, check=True, capture_output=True, text=True)
-    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout) or \
-        re.search(r"tps = ([\d.]+)", out.stdout)
-    return {"pgbench_tps": float(match.group(1)) if match else None,
-            "pgbench_binary": binary}
+    subprocess.run(
+        [psql, *args, "-d", "postgres", "-q", "-c", f'DROP DATABASE IF EXISTS "{PGBENCH_DB}"'],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [psql, *args, "-d", "postgres", "-q", "-c", f'CREATE DATABASE "{PGBENCH_DB}"'],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [binary, *args, "-i", "-s", "1", "-q", PGBENCH_DB], env=env, check=True, capture_output=True
+    )
+    out = subprocess.run(
+        [binary, *args, "-N", "-c", "1", "-T", str(PGBENCH_SECONDS), PGBENCH_DB],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    match = re.search(
+        r"tps = ([\d.]+) \(without initial connection time\)", out.stdout
+    ) or re.search(r"tps = ([\d.]+)", out.stdout)
+    return {"pgbench_tps": float(match.group(1)) if match else None, "pgbench_binary": binary}
 
 
 def run() -> dict[str, Any]:
@@ -167,8 +224,11 @@ def run() -> dict[str, Any]:
     batch_queries = len(ctx)
 
     _make_leads(SINGLE_LEADS, offset=LEADS)
-    ids = list(Lead.objects.filter(distribution_state="pending").order_by("id")
-               .values_list("id", flat=True))
+    ids = list(
+        Lead.objects.filter(distribution_state="pending")
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
     with CaptureQueriesContext(connection) as ctx:
         started = time.perf_counter()
         for lead_id in ids:
@@ -178,7 +238,10 @@ def run() -> dict[str, Any]:
 
     owners = Counter(Lead.objects.exclude(owner=None).values_list("owner_id", flat=True))
     figures: dict[str, Any] = {
-        "leads": LEADS, "agents": AGENTS, "rules": RULES, "pool_size": POOL_SIZE,
+        "leads": LEADS,
+        "agents": AGENTS,
+        "rules": RULES,
+        "pool_size": POOL_SIZE,
         "batch_leads_per_s": round(LEADS / batch_seconds, 1),
         "batch_seconds": round(batch_seconds, 2),
         "batch_queries_per_lead": round(batch_queries / LEADS, 3),

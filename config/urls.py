@@ -8,8 +8,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.api import api
-from distribution.admin.dashboard import dashboard_view
 from config.health import healthz
+from distribution.admin.dashboard import dashboard_view
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="agent:home", permanent=False)),

@@ -36,18 +36,28 @@ class WaitingFilter(admin.SimpleListFilter):
     parameter_name = "waiting"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("15m", "more than 15 minutes"), ("1h", "more than 1 hour"),
-                ("1d", "more than 1 day")]
+        return [
+            ("15m", "more than 15 minutes"),
+            ("1h", "more than 1 hour"),
+            ("1d", "more than 1 day"),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Lead]) -> QuerySet[Lead]:
         spans = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
         value = self.value()
         if value not in spans:
             return queryset
-        return queryset.filter(status_changed_at__lt=timezone.now() - spans[value],
-                               status__in=[LeadStatus.PENDING, LeadStatus.HELD,
-                                           LeadStatus.OFFERED, LeadStatus.WAITING,
-                                           LeadStatus.UNASSIGNED, LeadStatus.EXCEPTION])
+        return queryset.filter(
+            status_changed_at__lt=timezone.now() - spans[value],
+            status__in=[
+                LeadStatus.PENDING,
+                LeadStatus.HELD,
+                LeadStatus.OFFERED,
+                LeadStatus.WAITING,
+                LeadStatus.UNASSIGNED,
+                LeadStatus.EXCEPTION,
+            ],
+        )
 
 
 class ActivityInline(admin.TabularInline):
@@ -72,31 +82,77 @@ class LeadEventInline(admin.TabularInline):
 
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
-    list_display = ("id", "full_name", "email", "source", "campaign", "status", "owner",
-                    "created_at")
+    list_display = (
+        "id",
+        "full_name",
+        "email",
+        "source",
+        "campaign",
+        "status",
+        "owner",
+        "created_at",
+    )
     list_display_links = ("id", "full_name")
     list_filter = ("status", "distribution_state", WaitingFilter, "source", "campaign")
     list_select_related = ("source", "campaign", "owner")
-    search_fields = ("=id", "email", "phone", "first_name", "last_name", "external_id",
-                     "company_name")
+    search_fields = (
+        "=id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "external_id",
+        "company_name",
+    )
     autocomplete_fields = ("owner", "duplicate_of")
-    readonly_fields = ("created_at", "updated_at", "status_changed_at", "assigned_at",
-                       "email_normalized", "phone_normalized", "distribution_state")
+    readonly_fields = (
+        "created_at",
+        "updated_at",
+        "status_changed_at",
+        "assigned_at",
+        "email_normalized",
+        "phone_normalized",
+        "distribution_state",
+    )
     date_hierarchy = "created_at"
     show_full_result_count = False  # no COUNT(*) over 100k rows on every page
     list_per_page = 50
     inlines = [ActivityInline, LeadEventInline]
     fieldsets = (
-        (None, {"fields": ("status", "owner", "distribution_state", "exception_reason",
-                           "pin")}),
-        ("Contact", {"fields": (("first_name", "last_name"), ("email", "phone"),
-                                ("company_name", "company_size"))}),
+        (None, {"fields": ("status", "owner", "distribution_state", "exception_reason", "pin")}),
+        (
+            "Contact",
+            {
+                "fields": (
+                    ("first_name", "last_name"),
+                    ("email", "phone"),
+                    ("company_name", "company_size"),
+                )
+            },
+        ),
         ("Where", {"fields": (("postcode", "city", "country"), ("latitude", "longitude"))}),
-        ("Origin", {"fields": (("source", "external_id"), "campaign", "duplicate_of",
-                               ("assign_to_email", "assign_to_user_id"), "attributes")}),
-        ("Audit", {"fields": (("created_at", "updated_at"), ("status_changed_at",
-                                                             "assigned_at"),
-                              ("email_normalized", "phone_normalized"))}),
+        (
+            "Origin",
+            {
+                "fields": (
+                    ("source", "external_id"),
+                    "campaign",
+                    "duplicate_of",
+                    ("assign_to_email", "assign_to_user_id"),
+                    "attributes",
+                )
+            },
+        ),
+        (
+            "Audit",
+            {
+                "fields": (
+                    ("created_at", "updated_at"),
+                    ("status_changed_at", "assigned_at"),
+                    ("email_normalized", "phone_normalized"),
+                )
+            },
+        ),
     )
 
     @admin.display(description="name", ordering="last_name")
@@ -119,7 +175,7 @@ class ActivityAdmin(admin.ModelAdmin):
 def _add_marketplace_actions() -> None:
     from distribution.admin.marketplace import lead_marketplace_actions
 
-    LeadAdmin.actions = [*(LeadAdmin.actions or []), *lead_marketplace_actions]
+    LeadAdmin.actions = [*(LeadAdmin.actions or []), *lead_marketplace_actions]  # type: ignore[misc]
 
 
 _add_marketplace_actions()

@@ -82,14 +82,25 @@ class ScheduleAdmin(admin.ModelAdmin):
 
 
 class PoolMemberForm(forms.ModelForm):
-    filters = forms.JSONField(required=False, initial=list,
-                              help_text='User filters: [{"field": "city", "op": "eq", '
-                                        '"value": "Utrecht"}]')
+    filters = forms.JSONField(
+        required=False,
+        initial=list,
+        help_text='User filters: [{"field": "city", "op": "eq", "value": "Utrecht"}]',
+    )
 
     class Meta:
         model = PoolMember
-        fields = ("agent", "position", "weight", "active", "cap_hour", "cap_day", "cap_week",
-                  "cap_month", "filters")
+        fields = (
+            "agent",
+            "position",
+            "weight",
+            "active",
+            "cap_hour",
+            "cap_day",
+            "cap_week",
+            "cap_month",
+            "filters",
+        )
 
     def clean_filters(self) -> list[Any]:
         return _clean_filters(self.cleaned_data.get("filters"))
@@ -142,18 +153,42 @@ class PerformanceTierInline(admin.TabularInline):
 
 
 class RuleForm(forms.ModelForm):
-    filters = forms.JSONField(required=False, initial=list,
-                              help_text='Lead filters: [{"field": "company_size", "op": "gte",'
-                                        ' "value": 50}]')
+    filters = forms.JSONField(
+        required=False,
+        initial=list,
+        help_text='Lead filters: [{"field": "company_size", "op": "gte", "value": 50}]',
+    )
 
     class Meta:
         model = Rule
-        fields = ("name", "priority", "enabled", "sources", "campaign", "filters", "strategy",
-                  "pool", "claim_timeout", "max_rounds", "batch_size", "default_agent",
-                  "pull_allotment", "sticky_owner", "schedule", "after_hours",
-                  "require_agent_hours", "tcpa", "cap_hour", "cap_day", "cap_week",
-                  "cap_month", "catch_up", "initial_status", "initial_activity",
-                  "contact_sla")
+        fields = (
+            "name",
+            "priority",
+            "enabled",
+            "sources",
+            "campaign",
+            "filters",
+            "strategy",
+            "pool",
+            "claim_timeout",
+            "max_rounds",
+            "batch_size",
+            "default_agent",
+            "pull_allotment",
+            "sticky_owner",
+            "schedule",
+            "after_hours",
+            "require_agent_hours",
+            "tcpa",
+            "cap_hour",
+            "cap_day",
+            "cap_week",
+            "cap_month",
+            "catch_up",
+            "initial_status",
+            "initial_activity",
+            "contact_sla",
+        )
 
     def clean_filters(self) -> list[Any]:
         return _clean_filters(self.cleaned_data.get("filters"))
@@ -162,8 +197,17 @@ class RuleForm(forms.ModelForm):
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
     form = RuleForm
-    list_display = ("name", "priority", "enabled", "strategy", "pool", "claim_timeout",
-                    "schedule", "after_hours", "waiting")
+    list_display = (
+        "name",
+        "priority",
+        "enabled",
+        "strategy",
+        "pool",
+        "claim_timeout",
+        "schedule",
+        "after_hours",
+        "waiting",
+    )
     list_display_links = ("name",)
     list_filter = ("enabled", "strategy", "after_hours")
     list_select_related = ("pool", "schedule")
@@ -176,11 +220,26 @@ class RuleAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "priority", "enabled")}),
         ("Which leads", {"fields": ("sources", "campaign", "filters")}),
-        ("How", {"fields": ("strategy", "pool", "claim_timeout", "max_rounds", "batch_size",
-                            "default_agent", "pull_allotment", "sticky_owner")}),
+        (
+            "How",
+            {
+                "fields": (
+                    "strategy",
+                    "pool",
+                    "claim_timeout",
+                    "max_rounds",
+                    "batch_size",
+                    "default_agent",
+                    "pull_allotment",
+                    "sticky_owner",
+                )
+            },
+        ),
         ("When", {"fields": ("schedule", "after_hours", "require_agent_hours", "tcpa")}),
-        ("Caps (per member)", {"fields": (("cap_hour", "cap_day", "cap_week", "cap_month"),
-                                          "catch_up")}),
+        (
+            "Caps (per member)",
+            {"fields": (("cap_hour", "cap_day", "cap_week", "cap_month"), "catch_up")},
+        ),
         ("On assignment", {"fields": ("initial_status", "initial_activity", "contact_sla")}),
     )
 
@@ -200,19 +259,27 @@ class RuleAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if obj.enabled and not was_enabled:
             services.rule_queue_waiting_leads(rule_id=obj.pk)
-            self.message_user(request, "Rule enabled: the waiting leads it matches are "
-                                       "being distributed now.", messages.INFO)
+            self.message_user(
+                request,
+                "Rule enabled: the waiting leads it matches are being distributed now.",
+                messages.INFO,
+            )
 
     @admin.action(description="Enable (distributes every waiting lead it matches)")
     def enable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
-        outcomes = services.rules_enable(rule_ids=list(queryset.values_list("pk", flat=True)),
-                                         actor=request.user)  # type: ignore[arg-type]
+        outcomes = services.rules_enable(
+            rule_ids=list(queryset.values_list("pk", flat=True)),
+            actor=request.user,  # type: ignore[arg-type]  # admin views are signed in
+        )
         enabled = outcomes.pop("enabled", 0)
         moved = sum(outcomes.values())
         detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(outcomes.items()))
-        self.message_user(request, f"Enabled {_plural(enabled, 'rule')}; distributed "
-                                   f"{_plural(moved, 'waiting lead')}"
-                                   + (f" ({detail})." if detail else "."), messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Enabled {_plural(enabled, 'rule')}; distributed "
+            f"{_plural(moved, 'waiting lead')}" + (f" ({detail})." if detail else "."),
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Disable")
     def disable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
@@ -223,17 +290,30 @@ class RuleAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
-            path("queues/assignment/", view(self.assignment_queue_view),
-                 name="distribution_assignment_queue"),
-            path("queues/exception/", view(self.exception_queue_view),
-                 name="distribution_exception_queue"),
+            path(
+                "queues/assignment/",
+                view(self.assignment_queue_view),
+                name="distribution_assignment_queue",
+            ),
+            path(
+                "queues/exception/",
+                view(self.exception_queue_view),
+                name="distribution_exception_queue",
+            ),
             path("queues/hopper/", view(self.hopper_view), name="distribution_hopper"),
             path("simulate/", view(self.simulate_view), name="distribution_simulate"),
             *super().get_urls(),
         ]
 
-    def _queue(self, request: HttpRequest, *, title: str, queryset: QuerySet[Lead],
-               url_name: str, show_reason: bool = False) -> HttpResponse:
+    def _queue(
+        self,
+        request: HttpRequest,
+        *,
+        title: str,
+        queryset: QuerySet[Lead],
+        url_name: str,
+        show_reason: bool = False,
+    ) -> HttpResponse:
         """A lead queue: check leads, choose an agent, "Save assignment" (or re-distribute)."""
         if not self.has_change_permission(request):
             return HttpResponse(status=403)
@@ -242,48 +322,73 @@ class RuleAdmin(admin.ModelAdmin):
             if not ids:
                 self.message_user(request, "Check the leads first.", messages.WARNING)
             elif "redistribute" in request.POST:
-                outcomes = services.leads_redistribute(
-                    lead_ids=ids, actor=request.user)  # type: ignore[arg-type]
-                self.message_user(request, "Re-distributed: " + ", ".join(
-                    f"{n} {k.replace('_', ' ')}" for k, n in sorted(outcomes.items())) + ".",
-                    messages.SUCCESS)
+                outcomes = services.leads_redistribute(lead_ids=ids, actor=request.user)  # type: ignore[arg-type]
+                self.message_user(
+                    request,
+                    "Re-distributed: "
+                    + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(outcomes.items()))
+                    + ".",
+                    messages.SUCCESS,
+                )
             else:
-                agent = selectors.assignable_agents().filter(
-                    pk=request.POST.get("agent") or 0).first()
+                agent = (
+                    selectors.assignable_agents().filter(pk=request.POST.get("agent") or 0).first()
+                )
                 if agent is None:
                     self.message_user(request, "Choose an agent.", messages.WARNING)
                 else:
                     try:
-                        n = claims.leads_assign_manually(lead_ids=ids, agent=agent,
-                                                         actor=request.user)  # type: ignore
+                        n = claims.leads_assign_manually(
+                            lead_ids=ids,
+                            agent=agent,
+                            actor=request.user,  # type: ignore[arg-type]  # signed in
+                        )
                     except DistributionError as exc:
                         self.message_user(request, exc.detail, messages.ERROR)
                     else:
-                        self.message_user(request, f"Assigned {_plural(n, 'lead')} to "
-                                                   f"{agent.email}; they were e-mailed.",
-                                          messages.SUCCESS)
+                        self.message_user(
+                            request,
+                            f"Assigned {_plural(n, 'lead')} to {agent.email}; they were e-mailed.",
+                            messages.SUCCESS,
+                        )
             return HttpResponseRedirect(reverse(f"admin:{url_name}"))
         page = Paginator(queryset, 100).get_page(request.GET.get("page"))
         context = {
-            **self.admin_site.each_context(request), "title": title, "page": page,
-            "agents": selectors.assignable_agents(), "show_reason": show_reason,
-            "opts": self.model._meta, "queue_url": reverse(f"admin:{url_name}"),
+            **self.admin_site.each_context(request),
+            "title": title,
+            "page": page,
+            "agents": selectors.assignable_agents(),
+            "show_reason": show_reason,
+            "opts": self.model._meta,
+            "queue_url": reverse(f"admin:{url_name}"),
         }
         return TemplateResponse(request, "admin/distribution/queue.html", context)
 
     def assignment_queue_view(self, request: HttpRequest) -> HttpResponse:
-        return self._queue(request, title="Lead Assignment queue",
-                           queryset=selectors.assignment_queue(),
-                           url_name="distribution_assignment_queue", show_reason=True)
+        return self._queue(
+            request,
+            title="Lead Assignment queue",
+            queryset=selectors.assignment_queue(),
+            url_name="distribution_assignment_queue",
+            show_reason=True,
+        )
 
     def exception_queue_view(self, request: HttpRequest) -> HttpResponse:
-        return self._queue(request, title="Lead Exception queue",
-                           queryset=selectors.exception_queue(),
-                           url_name="distribution_exception_queue", show_reason=True)
+        return self._queue(
+            request,
+            title="Lead Exception queue",
+            queryset=selectors.exception_queue(),
+            url_name="distribution_exception_queue",
+            show_reason=True,
+        )
 
     def hopper_view(self, request: HttpRequest) -> HttpResponse:
-        return self._queue(request, title="Hopper and pull queues",
-                           queryset=selectors.hopper_queue(), url_name="distribution_hopper")
+        return self._queue(
+            request,
+            title="Hopper and pull queues",
+            queryset=selectors.hopper_queue(),
+            url_name="distribution_hopper",
+        )
 
     def simulate_view(self, request: HttpRequest) -> HttpResponse:
         """Simulate a rule, optionally changed, over the last N days: nothing is written."""
@@ -292,29 +397,43 @@ class RuleAdmin(admin.ModelAdmin):
         error = ""
         if form.is_valid():
             data = form.cleaned_data
-            changes = {k: data[k] for k in ("strategy", "claim_timeout", "batch_size",
-                                            "filters") if data.get(k) not in (None, "", [])}
+            changes = {
+                k: data[k]
+                for k in ("strategy", "claim_timeout", "batch_size", "filters")
+                if data.get(k) not in (None, "", [])
+            }
             if data.get("pool"):
                 changes["pool"] = data["pool"].name
             caps = {p: data.get(f"cap_{p}") for p in ("day", "week")}
             if any(v is not None for v in caps.values()):
                 changes["caps"] = caps
             try:
-                result = rule_simulate(rule_name=data["rule"].name if data["rule"] else None,
-                                       days=data["days"], changes=changes)
+                result = rule_simulate(
+                    rule_name=data["rule"].name if data["rule"] else None,
+                    days=data["days"],
+                    changes=changes,
+                )
             except (DistributionError, ValueError) as exc:
                 error = str(exc)
-        context = {**self.admin_site.each_context(request), "title": "Simulate distribution",
-                   "form": form, "result": result, "error": error, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Simulate distribution",
+            "form": form,
+            "result": result,
+            "error": error,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/distribution/simulate.html", context)
 
 
 class SimulateForm(forms.Form):
-    rule = forms.ModelChoiceField(Rule.objects.order_by("priority", "name"), required=False,
-                                  help_text="Empty: the whole rule table as it is.")
+    rule = forms.ModelChoiceField(
+        Rule.objects.order_by("priority", "name"),
+        required=False,
+        help_text="Empty: the whole rule table as it is.",
+    )
     days = forms.IntegerField(min_value=1, max_value=90, initial=7)
-    strategy = forms.ChoiceField(choices=[("", "(as it is)"), *Strategy.choices],
-                                 required=False)
+    strategy = forms.ChoiceField(choices=[("", "(as it is)"), *Strategy.choices], required=False)
     pool = forms.ModelChoiceField(Pool.objects.order_by("name"), required=False)
     claim_timeout = forms.CharField(required=False, help_text='e.g. "15m"')
     batch_size = forms.IntegerField(min_value=1, required=False)
@@ -331,8 +450,16 @@ class SimulateForm(forms.Form):
 
 @admin.register(Offer)
 class OfferAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "lead", "agent", "rule", "round", "status", "expires_at",
-                    "closed_at")
+    list_display = (
+        "created_at",
+        "lead",
+        "agent",
+        "rule",
+        "round",
+        "status",
+        "expires_at",
+        "closed_at",
+    )
     list_filter = ("status", "rule")
     list_select_related = ("lead", "agent", "rule")
     search_fields = ("=lead__id", "agent__email")
@@ -371,8 +498,16 @@ class AutomationForm(forms.ModelForm):
 
     class Meta:
         model = Automation
-        fields = ("name", "enabled", "priority", "trigger", "filters", "action",
-                  "target_user", "target_rule")
+        fields = (
+            "name",
+            "enabled",
+            "priority",
+            "trigger",
+            "filters",
+            "action",
+            "target_user",
+            "target_rule",
+        )
 
     def clean_filters(self) -> list[Any]:
         return _clean_filters(self.cleaned_data.get("filters"))
@@ -381,8 +516,15 @@ class AutomationForm(forms.ModelForm):
 @admin.register(Automation)
 class AutomationAdmin(admin.ModelAdmin):
     form = AutomationForm
-    list_display = ("name", "enabled", "priority", "trigger", "action", "target_user",
-                    "target_rule")
+    list_display = (
+        "name",
+        "enabled",
+        "priority",
+        "trigger",
+        "action",
+        "target_user",
+        "target_rule",
+    )
     list_filter = ("enabled", "trigger", "action")
     list_select_related = ("target_user", "target_rule")
     search_fields = ("name",)
@@ -399,8 +541,16 @@ class DistributionAttemptInline(admin.TabularInline):
     extra = 0
     can_delete = False
     verbose_name_plural = "distribution history"
-    fields = ("created_at", "trigger", "rule_name", "outcome", "explanation", "rules",
-              "candidate_table", "duration")
+    fields = (
+        "created_at",
+        "trigger",
+        "rule_name",
+        "outcome",
+        "explanation",
+        "rules",
+        "candidate_table",
+        "duration",
+    )
     readonly_fields = fields
     ordering = ("-created_at", "-id")
 
@@ -417,10 +567,19 @@ class DistributionAttemptInline(admin.TabularInline):
         if not rows:
             return "—"
         return format_html_join(
-            "", "<div>{} <b>{}</b>{}</div>",
-            (("✔" if r.get("matched") else "✘", r.get("rule", ""),
-              format_html(": {} {}", r.get("reason") or "", r.get("detail") or "")
-              if not r.get("matched") else "") for r in rows))
+            "",
+            "<div>{} <b>{}</b>{}</div>",
+            (
+                (
+                    "✔" if r.get("matched") else "✘",
+                    r.get("rule", ""),
+                    format_html(": {} {}", r.get("reason") or "", r.get("detail") or "")
+                    if not r.get("matched")
+                    else "",
+                )
+                for r in rows
+            ),
+        )
 
     @admin.display(description="candidates")
     def candidate_table(self, obj: DistributionAttempt) -> str:
@@ -429,10 +588,20 @@ class DistributionAttemptInline(admin.TabularInline):
             return "—"
         return format_html(
             "<table><tr><th>agent</th><th>rank</th><th>reason</th></tr>{}</table>",
-            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{} {}</td></tr>",
-                             ((c.get("agent", ""), c.get("rank") or "—",
-                               c.get("reason") or "eligible", c.get("detail") or "")
-                              for c in rows)))
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+                (
+                    (
+                        c.get("agent", ""),
+                        c.get("rank") or "—",
+                        c.get("reason") or "eligible",
+                        c.get("detail") or "",
+                    )
+                    for c in rows
+                ),
+            ),
+        )
 
     @admin.display(description="ms")
     def duration(self, obj: DistributionAttempt) -> str:
