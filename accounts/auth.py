@@ -24,8 +24,11 @@ class AgentTokenAuth(HttpBearer):
     """`Authorization: Bearer <agent token>` → the agent's User."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        profile = (AgentProfile.objects.select_related("user")
-                   .filter(api_token_hash=hash_token(token), user__is_active=True).first())
+        profile = (
+            AgentProfile.objects.select_related("user")
+            .filter(api_token_hash=hash_token(token), user__is_active=True)
+            .first()
+        )
         return profile.user if profile else None
 
 
@@ -45,5 +48,6 @@ class LeadReaderAuth(HttpBearer):
     """A source token or an agent token (reading a lead)."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        return (SourceTokenAuth().authenticate(request, token)
-                or AgentTokenAuth().authenticate(request, token))
+        return SourceTokenAuth().authenticate(request, token) or AgentTokenAuth().authenticate(
+            request, token
+        )

@@ -13,8 +13,13 @@ from accounts.models import User
 class EmailOrUsernameBackend(ModelBackend):
     """Like ModelBackend, but the login field may hold the user's e-mail address."""
 
-    def authenticate(self, request: HttpRequest | None, username: str | None = None,
-                     password: str | None = None, **kwargs: Any) -> User | None:
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> User | None:
         if username and "@" in username:
             user = User.objects.filter(email__iexact=username.strip()).first()
             if user is not None:

@@ -47,8 +47,13 @@ class AgentProfile(models.Model):
     )
     api_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     schedule = models.ForeignKey(
-        "distribution.Schedule", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="agents", help_text="The agent's own working hours (blank = always).")
+        "distribution.Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="agents",
+        help_text="The agent's own working hours (blank = always).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

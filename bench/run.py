@@ -25,11 +25,14 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT / "bench"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.bench")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    names = argv or sorted(p.stem.removeprefix("bench_")
-                           for p in (ROOT / "bench").glob("bench_*.py"))
-    summary = [f"# Benchmark results ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
-               f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()})",
-               ""]
+    names = argv or sorted(
+        p.stem.removeprefix("bench_") for p in (ROOT / "bench").glob("bench_*.py")
+    )
+    summary = [
+        f"# Benchmark results ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()})",
+        "",
+    ]
     failed = 0
     for name in names:
         module = importlib.import_module(f"bench_{name}")
@@ -44,6 +47,15 @@ def main(argv: list[str]) -> int:
         summary.extend(f"- {k}: {v}" for k, v in figures.items() if not isinstance(v, dict | list))
         summary.append("")
         print(json.dumps(figures, indent=2, default=str), flush=True)
+    # the summary covers every benchmark's latest figures, not only the ones run now
+    for path in sorted(RESULTS.glob("*.json")):
+        if path.stem not in names:
+            figures = json.loads(path.read_text())
+            summary.append(f"## {path.stem} (earlier run)")
+            summary.extend(
+                f"- {k}: {v}" for k, v in figures.items() if not isinstance(v, dict | list)
+            )
+            summary.append("")
     (RESULTS / "summary.md").write_text("\n".join(summary))
     print(f"wrote {RESULTS}/summary.md")
     return 1 if failed else 0

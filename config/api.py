@@ -23,16 +23,23 @@ api = NinjaAPI(
 class ApiError(Exception):
     """A domain error with a stable `code`, answered with STATUS."""
 
-    def __init__(self, status: int, code: str, detail: str,
-                 errors: dict[str, list[str]] | None = None):
+    def __init__(
+        self, status: int, code: str, detail: str, errors: dict[str, list[str]] | None = None
+    ):
         super().__init__(detail)
         self.status, self.code, self.detail, self.errors = status, code, detail, errors or {}
 
 
-def error_response(request: HttpRequest, status: int, code: str, detail: str,
-                   errors: dict[str, list[str]] | None = None) -> HttpResponse:
-    return api.create_response(request, {"detail": detail, "code": code, "errors": errors or {}},
-                               status=status)
+def error_response(
+    request: HttpRequest,
+    status: int,
+    code: str,
+    detail: str,
+    errors: dict[str, list[str]] | None = None,
+) -> HttpResponse:
+    return api.create_response(
+        request, {"detail": detail, "code": code, "errors": errors or {}}, status=status
+    )
 
 
 def _field_of(loc: list[Any]) -> str:
@@ -67,8 +74,7 @@ def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     codes = {400: "bad_request", 403: "forbidden", 404: "not_found", 409: "conflict"}
-    return error_response(request, exc.status_code, codes.get(exc.status_code, "error"),
-                          str(exc))
+    return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc))
 
 
 def _register_routers() -> None:

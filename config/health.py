@@ -32,9 +32,14 @@ def _check_broker() -> str | None:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """Report the database and the broker; 503 if either fails."""
-    failures = {name: err for name, err in
-                (("database", _check_database()), ("broker", _check_broker())) if err}
+    failures = {
+        name: err
+        for name, err in (("database", _check_database()), ("broker", _check_broker()))
+        if err
+    }
     checks = {name: ("error" if name in failures else "ok") for name in ("database", "broker")}
     status = 503 if failures else 200
-    return JsonResponse({"status": "ok" if not failures else "error", "checks": checks,
-                         "errors": failures}, status=status)
+    return JsonResponse(
+        {"status": "ok" if not failures else "error", "checks": checks, "errors": failures},
+        status=status,
+    )

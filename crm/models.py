@@ -47,16 +47,20 @@ class Location(models.Model):
         ordering = ["company", "name"]
         constraints = [
             models.UniqueConstraint(fields=["company", "name"], name="location_unique_name"),
-            models.CheckConstraint(condition=Q(latitude__gte=-90, latitude__lte=90),
-                                   name="location_latitude_range"),
-            models.CheckConstraint(condition=Q(longitude__gte=-180, longitude__lte=180),
-                                   name="location_longitude_range"),
+            models.CheckConstraint(
+                condition=Q(latitude__gte=-90, latitude__lte=90), name="location_latitude_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(longitude__gte=-180, longitude__lte=180),
+                name="location_longitude_range",
+            ),
         ]
         # The service-area prefilter probes a company's locations by latitude band (per
         # contract) and reads the locations of a box (per lead).
         indexes = [
-            models.Index(fields=["company", "latitude", "longitude"],
-                         name="location_company_latlon_idx"),
+            models.Index(
+                fields=["company", "latitude", "longitude"], name="location_company_latlon_idx"
+            ),
             models.Index(fields=["latitude", "longitude"], name="location_latlon_idx"),
         ]
 
@@ -82,41 +86,58 @@ class Contract(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="contracts")
-    campaign = models.ForeignKey("leads.Campaign", on_delete=models.PROTECT,
-                                 related_name="contracts")
-    group = models.ForeignKey(ContractGroup, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="contracts",
-                              help_text="One lead never reaches two contracts of a group.")
-    price = models.DecimalField(max_digits=10, decimal_places=2,
-                                validators=[MinValueValidator(Decimal(0))])
+    campaign = models.ForeignKey(
+        "leads.Campaign", on_delete=models.PROTECT, related_name="contracts"
+    )
+    group = models.ForeignKey(
+        ContractGroup,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="contracts",
+        help_text="One lead never reaches two contracts of a group.",
+    )
+    price = models.DecimalField(
+        max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal(0))]
+    )
     quality_score = models.FloatField(default=0, help_text="QS: higher is preferred.")
     trial = models.BooleanField(default=False, help_text="A free-trial contract.")
     active = models.BooleanField(default=True)
-    paused = models.BooleanField(default=False,
-                                 help_text="Paused by the buyer; resumes without other changes.")
+    paused = models.BooleanField(
+        default=False, help_text="Paused by the buyer; resumes without other changes."
+    )
     starts = models.DateField(null=True, blank=True)
     ends = models.DateField(null=True, blank=True, help_text="Last day (inclusive).")
-    radius_km = models.FloatField(null=True, blank=True,
-                                  validators=[MinValueValidator(0)],
-                                  help_text="Service area around the company's locations; "
-                                            "empty = anywhere.")
+    radius_km = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Service area around the company's locations; empty = anywhere.",
+    )
     max_share_count = models.PositiveIntegerField(
-        default=1, validators=[MinValueValidator(1)],
+        default=1,
+        validators=[MinValueValidator(1)],
         help_text="At most this many (non-cherry-picked) outbound leads of one inbound lead "
-                  "when this contract has it; 1 = exclusive.")
+        "when this contract has it; 1 = exclusive.",
+    )
     cap_day = models.PositiveIntegerField(null=True, blank=True)
     cap_week = models.PositiveIntegerField(null=True, blank=True)
     cap_month = models.PositiveIntegerField(null=True, blank=True)
     budget_day = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     budget_week = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     budget_month = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    timezone = models.CharField(max_length=64, default=default_timezone,
-                                validators=[validate_timezone],
-                                help_text="Cap windows and delivery hours are in this zone.")
-    max_lead_age = models.DurationField(null=True, blank=True,
-                                        help_text="Older leads are not delivered.")
-    min_lead_score = models.FloatField(null=True, blank=True,
-                                       help_text="Leads need attributes.score at least this.")
+    timezone = models.CharField(
+        max_length=64,
+        default=default_timezone,
+        validators=[validate_timezone],
+        help_text="Cap windows and delivery hours are in this zone.",
+    )
+    max_lead_age = models.DurationField(
+        null=True, blank=True, help_text="Older leads are not delivered."
+    )
+    min_lead_score = models.FloatField(
+        null=True, blank=True, help_text="Leads need attributes.score at least this."
+    )
     # Written by the marketplace services when the contract is sold a lead (round robin
     # orders by it); kept on the row so selection needs no aggregate over outbound leads.
     last_outbound_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -127,12 +148,15 @@ class Contract(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=Q(price__gte=0), name="contract_price_nonnegative"),
-            models.CheckConstraint(condition=Q(max_share_count__gte=1),
-                                   name="contract_share_count_positive"),
             models.CheckConstraint(
-                condition=Q(starts__isnull=True) | Q(ends__isnull=True)
+                condition=Q(max_share_count__gte=1), name="contract_share_count_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(starts__isnull=True)
+                | Q(ends__isnull=True)
                 | Q(ends__gte=models.F("starts")),
-                name="contract_dates_ordered"),
+                name="contract_dates_ordered",
+            ),
         ]
         indexes = [models.Index(fields=["campaign", "active"], name="contract_campaign_idx")]
 
@@ -146,9 +170,17 @@ class Contract(models.Model):
     @property
     def has_caps(self) -> bool:
         """True when a count or budget cap is set."""
-        return any(v is not None for v in (self.cap_day, self.cap_week, self.cap_month,
-                                           self.budget_day, self.budget_week,
-                                           self.budget_month))
+        return any(
+            v is not None
+            for v in (
+                self.cap_day,
+                self.cap_week,
+                self.cap_month,
+                self.budget_day,
+                self.budget_week,
+                self.budget_month,
+            )
+        )
 
 
 class DeliveryInterval(models.Model):
@@ -164,8 +196,9 @@ class DeliveryInterval(models.Model):
         SAT = 5, "Saturday"
         SUN = 6, "Sunday"
 
-    contract = models.ForeignKey(Contract, on_delete=models.CASCADE,
-                                 related_name="delivery_intervals")
+    contract = models.ForeignKey(
+        Contract, on_delete=models.CASCADE, related_name="delivery_intervals"
+    )
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     start = models.TimeField()
     end = models.TimeField(help_text="Exclusive; 00:00 is the end of the day.")

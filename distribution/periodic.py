@@ -16,8 +16,9 @@ PERIODIC_TASKS: list[Periodic] = [
     Periodic("Re-queue leads still pending", "distribution.requeue_pending", 30),
     Periodic("Expire overdue offers", "distribution.expire_offers", 5),
     Periodic("Release held leads when schedules open", "distribution.release_held", 15),
-    Periodic("Reassign leads that missed their contact SLA",
-             "distribution.reassign_missed_sla", 60),
+    Periodic(
+        "Reassign leads that missed their contact SLA", "distribution.reassign_missed_sla", 60
+    ),
     Periodic("Recheck auto-distribution windows", "distribution.recheck_windows", 60),
 ]
 
@@ -29,9 +30,11 @@ def periodic_tasks_ensure() -> tuple[int, int]:
     created = updated = 0
     for p in PERIODIC_TASKS:
         interval, _ = IntervalSchedule.objects.get_or_create(
-            every=p.every_seconds, period=IntervalSchedule.SECONDS)
+            every=p.every_seconds, period=IntervalSchedule.SECONDS
+        )
         _, was_created = PeriodicTask.objects.update_or_create(
-            name=p.name, defaults={"task": p.task, "interval": interval, "enabled": True})
+            name=p.name, defaults={"task": p.task, "interval": interval, "enabled": True}
+        )
         created += was_created
         updated += not was_created
     return created, updated

@@ -23,9 +23,16 @@ from distribution.services import routing as services
 from leads import services as lead_services
 from leads.models import Activity, Lead, LeadStatus
 
-AGENT_STATUSES = [(s.value, s.label) for s in (LeadStatus.WORKING, LeadStatus.CONTACTED,
-                                                LeadStatus.QUALIFIED, LeadStatus.CONVERTED,
-                                                LeadStatus.LOST)]
+AGENT_STATUSES = [
+    (s.value, s.label)
+    for s in (
+        LeadStatus.WORKING,
+        LeadStatus.CONTACTED,
+        LeadStatus.QUALIFIED,
+        LeadStatus.CONVERTED,
+        LeadStatus.LOST,
+    )
+]
 
 
 def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -48,8 +55,11 @@ def _me(request: HttpRequest) -> User:
 
 
 def _own_lead(request: HttpRequest, lead_id: int) -> Lead:
-    lead = (Lead.objects.select_related("source", "campaign", "owner")
-            .filter(pk=lead_id, owner=_me(request)).first())
+    lead = (
+        Lead.objects.select_related("source", "campaign", "owner")
+        .filter(pk=lead_id, owner=_me(request))
+        .first()
+    )
     if lead is None:
         raise Http404("No such lead among yours.")
     return lead
@@ -71,12 +81,16 @@ def _run(request: HttpRequest, fn: Callable[..., Any], success: str, **kwargs: A
 def home(request: HttpRequest) -> HttpResponse:
     """Open offers (with PINs), the Get lead button, and the agent's leads."""
     me = _me(request)
-    return render(request, "agent/home.html", {
-        "offers": selectors.offers_open_for_agent(agent=me),
-        "leads": selectors.agent_leads(agent=me),
-        "can_pull": selectors.agent_can_pull(agent=me),
-        "unread": selectors.notices_unread_count(agent=me),
-    })
+    return render(
+        request,
+        "agent/home.html",
+        {
+            "offers": selectors.offers_open_for_agent(agent=me),
+            "leads": selectors.agent_leads(agent=me),
+            "can_pull": selectors.agent_can_pull(agent=me),
+            "unread": selectors.notices_unread_count(agent=me),
+        },
+    )
 
 
 @agent_required
@@ -87,11 +101,19 @@ def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
         raise Http404("No such lead among yours.")
     mine = lead.owner_id == request.user.pk
     activities = lead.activities.select_related("agent").all()[:100] if mine else []
-    return render(request, "agent/lead_detail.html", {
-        "lead": lead, "offer": offer, "mine": mine, "activities": activities,
-        "kinds": Activity.Kind.choices, "statuses": AGENT_STATUSES,
-        "in_hopper": not mine and offer is None,
-    })
+    return render(
+        request,
+        "agent/lead_detail.html",
+        {
+            "lead": lead,
+            "offer": offer,
+            "mine": mine,
+            "activities": activities,
+            "kinds": Activity.Kind.choices,
+            "statuses": AGENT_STATUSES,
+            "in_hopper": not mine and offer is None,
+        },
+    )
 
 
 @require_POST
@@ -102,8 +124,9 @@ def log_activity(request: HttpRequest, lead_id: int) -> HttpResponse:
     if kind not in Activity.Kind.values:
         messages.error(request, "Choose what kind of activity to log.")
     else:
-        lead_services.activity_log(lead=lead, agent=request.user, kind=kind,
-                                   note=request.POST.get("note", "")[:2000])
+        lead_services.activity_log(
+            lead=lead, agent=request.user, kind=kind, note=request.POST.get("note", "")[:2000]
+        )
         messages.success(request, "Activity logged.")
     return redirect("agent:lead", lead_id=lead.pk)
 
@@ -113,24 +136,36 @@ def log_activity(request: HttpRequest, lead_id: int) -> HttpResponse:
 def set_status(request: HttpRequest, lead_id: int) -> HttpResponse:
     """The owner moves the lead along the sales pipeline (automations may fire)."""
     lead = _own_lead(request, lead_id)
-    _run(request, services.lead_status_update, "Status updated.", lead_id=lead.pk,
-         agent=_me(request), status=request.POST.get("status", ""))
+    _run(
+        request,
+        services.lead_status_update,
+        "Status updated.",
+        lead_id=lead.pk,
+        agent=_me(request),
+        status=request.POST.get("status", ""),
+    )
     return redirect("agent:lead", lead_id=lead.pk)
 
 
 @require_POST
 @agent_required
 def claim_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
-    lead = _run(request, claims.offer_claim, "The lead is yours.", offer_id=offer_id,
-                agent=_me(request))
+    lead = _run(
+        request, claims.offer_claim, "The lead is yours.", offer_id=offer_id, agent=_me(request)
+    )
     return redirect("agent:lead", lead_id=lead.pk) if lead else redirect("agent:home")
 
 
 @require_POST
 @agent_required
 def decline_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
-    _run(request, claims.offer_decline, "Offer declined; it goes to the next agent.",
-         offer_id=offer_id, agent=_me(request))
+    _run(
+        request,
+        claims.offer_decline,
+        "Offer declined; it goes to the next agent.",
+        offer_id=offer_id,
+        agent=_me(request),
+    )
     return redirect("agent:home")
 
 
@@ -138,8 +173,13 @@ def decline_offer(request: HttpRequest, offer_id: int) -> HttpResponse:
 @agent_required
 def claim_pin(request: HttpRequest) -> HttpResponse:
     """The phone claim: the lead's PIN, as the caller reads it out."""
-    lead = _run(request, claims.offer_claim_by_pin, "The lead is yours.", agent=_me(request),
-                pin=request.POST.get("pin", ""))
+    lead = _run(
+        request,
+        claims.offer_claim_by_pin,
+        "The lead is yours.",
+        agent=_me(request),
+        pin=request.POST.get("pin", ""),
+    )
     return redirect("agent:lead", lead_id=lead.pk) if lead else redirect("agent:home")
 
 
@@ -159,23 +199,28 @@ def pull(request: HttpRequest) -> HttpResponse:
 @agent_required
 def hopper(request: HttpRequest) -> HttpResponse:
     """Leads waiting in the agent's hoppers, to cherry-pick."""
-    return render(request, "agent/hopper.html",
-                  {"leads": selectors.hopper_leads_for_agent(agent=_me(request))})
+    return render(
+        request,
+        "agent/hopper.html",
+        {"leads": selectors.hopper_leads_for_agent(agent=_me(request))},
+    )
 
 
 @require_POST
 @agent_required
 def hopper_claim(request: HttpRequest, lead_id: int) -> HttpResponse:
-    lead = _run(request, claims.hopper_claim, "The lead is yours.", agent=_me(request),
-                lead_id=lead_id)
+    lead = _run(
+        request, claims.hopper_claim, "The lead is yours.", agent=_me(request), lead_id=lead_id
+    )
     return redirect("agent:lead", lead_id=lead.pk) if lead else redirect("agent:hopper")
 
 
 @agent_required
 def inbox(request: HttpRequest) -> HttpResponse:
     """The agent's notices: offers, assignments, leads claimed by others or taken back."""
-    return render(request, "agent/inbox.html",
-                  {"notices": selectors.notices_for_agent(agent=_me(request))})
+    return render(
+        request, "agent/inbox.html", {"notices": selectors.notices_for_agent(agent=_me(request))}
+    )
 
 
 @require_POST

@@ -32,7 +32,8 @@ class LeadIn(BaseModel):
     phone: str | None = None
     campaign: str | None = Field(None, description="Campaign slug")
     external_id: str | None = Field(
-        None, description="The sender's id; repeats of (source, external_id) are idempotent")
+        None, description="The sender's id; repeats of (source, external_id) are idempotent"
+    )
     postcode: str | None = None
     city: str | None = None
     country: str | None = Field(None, description="ISO 3166 alpha-2")
@@ -75,8 +76,12 @@ class ErrorOut(Schema):
     errors: dict[str, list[str]]
 
 
-@router.post("/leads", auth=SourceTokenAuth(), response={200: LeadOut, 201: LeadOut,
-             401: ErrorOut, 422: ErrorOut}, summary="Post a lead")
+@router.post(
+    "/leads",
+    auth=SourceTokenAuth(),
+    response={200: LeadOut, 201: LeadOut, 401: ErrorOut, 422: ErrorOut},
+    summary="Post a lead",
+)
 def post_lead(request: HttpRequest, payload: LeadIn) -> Status[dict[str, Any]]:
     """Save a lead and queue it for distribution; a repeat of (source, external_id) answers
     200 with the stored lead and changes nothing."""
@@ -89,8 +94,12 @@ def post_lead(request: HttpRequest, payload: LeadIn) -> Status[dict[str, Any]]:
     return Status(201 if created else 200, selectors.lead_document(lead))
 
 
-@router.get("/leads/{lead_id}", auth=LeadReaderAuth(), response={200: LeadOut, 401: ErrorOut,
-            404: ErrorOut}, summary="Read a lead")
+@router.get(
+    "/leads/{lead_id}",
+    auth=LeadReaderAuth(),
+    response={200: LeadOut, 401: ErrorOut, 404: ErrorOut},
+    summary="Read a lead",
+)
 def get_lead(request: HttpRequest, lead_id: int) -> dict[str, Any]:
     """A source sees only its own leads; an agent sees leads it owns or is offered."""
     lead = selectors.lead_get_for_api(lead_id=lead_id)

@@ -14,20 +14,47 @@ from leads.validation import INPUT_FIELDS, LeadInputError
 
 # Header spellings seen in vendor files, normalised (lower case, letters and digits only).
 ALIASES: dict[str, str] = {
-    "firstname": "first_name", "first": "first_name", "givenname": "first_name",
-    "lastname": "last_name", "last": "last_name", "surname": "last_name",
+    "firstname": "first_name",
+    "first": "first_name",
+    "givenname": "first_name",
+    "lastname": "last_name",
+    "last": "last_name",
+    "surname": "last_name",
     "familyname": "last_name",
-    "email": "email", "emailaddress": "email", "mail": "email",
-    "phone": "phone", "phonenumber": "phone", "telephone": "phone", "mobile": "phone",
-    "tel": "phone", "cell": "phone",
-    "zip": "postcode", "zipcode": "postcode", "postcode": "postcode", "postalcode": "postcode",
-    "city": "city", "town": "city", "country": "country", "countrycode": "country",
-    "latitude": "latitude", "lat": "latitude", "longitude": "longitude", "lng": "longitude",
-    "lon": "longitude", "long": "longitude",
-    "company": "company_name", "companyname": "company_name", "organisation": "company_name",
-    "organization": "company_name", "companysize": "company_size", "employees": "company_size",
-    "campaign": "campaign", "externalid": "external_id", "id": "external_id",
-    "leadid": "external_id", "assigntoemail": "assign_to_email",
+    "email": "email",
+    "emailaddress": "email",
+    "mail": "email",
+    "phone": "phone",
+    "phonenumber": "phone",
+    "telephone": "phone",
+    "mobile": "phone",
+    "tel": "phone",
+    "cell": "phone",
+    "zip": "postcode",
+    "zipcode": "postcode",
+    "postcode": "postcode",
+    "postalcode": "postcode",
+    "city": "city",
+    "town": "city",
+    "country": "country",
+    "countrycode": "country",
+    "latitude": "latitude",
+    "lat": "latitude",
+    "longitude": "longitude",
+    "lng": "longitude",
+    "lon": "longitude",
+    "long": "longitude",
+    "company": "company_name",
+    "companyname": "company_name",
+    "organisation": "company_name",
+    "organization": "company_name",
+    "companysize": "company_size",
+    "employees": "company_size",
+    "campaign": "campaign",
+    "externalid": "external_id",
+    "id": "external_id",
+    "leadid": "external_id",
+    "assigntoemail": "assign_to_email",
     "assigntouserid": "assign_to_user_id",
 }
 
@@ -59,8 +86,9 @@ class ImportResult:
     rows: int = 0
 
 
-def _rows(handle: IO[str], mapping: dict[str, str],
-          default_campaign: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
+def _rows(
+    handle: IO[str], mapping: dict[str, str], default_campaign: str | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(handle)
     for row in reader:
         data: dict[str, Any] = {"attributes": {}}
@@ -81,9 +109,15 @@ def _rows(handle: IO[str], mapping: dict[str, str],
         yield reader.line_num, data
 
 
-def leads_import_csv(*, handle: IO[str], source: Source | None, overrides: dict[str, str],
-                     default_campaign: str | None = None, queue: bool = True,
-                     on_row: Callable[[], object] | None = None) -> ImportResult:
+def leads_import_csv(
+    *,
+    handle: IO[str],
+    source: Source | None,
+    overrides: dict[str, str],
+    default_campaign: str | None = None,
+    queue: bool = True,
+    on_row: Callable[[], object] | None = None,
+) -> ImportResult:
     """Import every good row (each in its own transaction); bad rows are reported by line.
 
     Raises ValueError when the file has no header row.
@@ -93,8 +127,9 @@ def leads_import_csv(*, handle: IO[str], source: Source | None, overrides: dict[
         raise ValueError("the file is empty or has no header row")
     headers = next(csv.reader([sample]))
     handle.seek(0)
-    unknown = [f for f in overrides.values() if f not in INPUT_FIELDS
-               and not f.startswith("attributes.")]
+    unknown = [
+        f for f in overrides.values() if f not in INPUT_FIELDS and not f.startswith("attributes.")
+    ]
     if unknown:
         raise ValueError(f"--map names unknown lead fields: {', '.join(unknown)}")
     mapping = header_mapping(headers, overrides)
@@ -105,8 +140,9 @@ def leads_import_csv(*, handle: IO[str], source: Source | None, overrides: dict[
         try:
             _, created = lead_ingest(source=source, data=data, campaigns=campaigns, queue=queue)
         except LeadInputError as exc:
-            result.errors.append((line, "; ".join(f"{k}: {' '.join(v)}"
-                                                  for k, v in exc.errors.items())))
+            result.errors.append(
+                (line, "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items()))
+            )
         else:
             if created:
                 result.created += 1

@@ -62,11 +62,14 @@ class LeadStatus(models.TextChoices):
 
 S = LeadStatus
 # Routing states: any automatic or manual distribution may move between them.
-_ROUTING = frozenset(s.value for s in (S.PENDING, S.HELD, S.OFFERED, S.WAITING, S.UNASSIGNED,
-                                       S.EXCEPTION, S.PROSPECT))
+_ROUTING = frozenset(
+    s.value
+    for s in (S.PENDING, S.HELD, S.OFFERED, S.WAITING, S.UNASSIGNED, S.EXCEPTION, S.PROSPECT)
+)
 # Sales states: an owner works the lead along them.
-_SALES = frozenset(s.value for s in (S.ASSIGNED, S.WORKING, S.CONTACTED, S.QUALIFIED,
-                                     S.CONVERTED, S.LOST))
+_SALES = frozenset(
+    s.value for s in (S.ASSIGNED, S.WORKING, S.CONTACTED, S.QUALIFIED, S.CONVERTED, S.LOST)
+)
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     **{s: (_ROUTING | _SALES | {S.DISTRIBUTED.value}) - {s} for s in _ROUTING},
     # an owned lead moves along the pipeline, or is taken back into routing (reassignment,
@@ -109,11 +112,13 @@ def normalise_phone(value: str) -> str:
 class Lead(models.Model):
     """An inbound lead. Status moves only through `transition_to`."""
 
-    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="leads")
+    source = models.ForeignKey(
+        Source, null=True, blank=True, on_delete=models.PROTECT, related_name="leads"
+    )
     external_id = models.CharField(max_length=200, blank=True, default="")
-    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="leads")
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="leads"
+    )
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     email = models.EmailField(blank=True)
@@ -129,25 +134,38 @@ class Lead(models.Model):
     assign_to_user_id = models.CharField(max_length=64, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
 
-    status = models.CharField(max_length=20, choices=LeadStatus.choices,
-                              default=LeadStatus.PENDING)
-    distribution_state = models.CharField(max_length=10, choices=DistributionState.choices,
-                                          default=DistributionState.PENDING)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="owned_leads")
+    status = models.CharField(max_length=20, choices=LeadStatus.choices, default=LeadStatus.PENDING)
+    distribution_state = models.CharField(
+        max_length=10, choices=DistributionState.choices, default=DistributionState.PENDING
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_leads",
+    )
     pin = models.CharField(max_length=6, default=new_pin, help_text="Phone-claim PIN")
     email_normalized = models.CharField(max_length=254, blank=True, db_index=True)
     phone_normalized = models.CharField(max_length=20, blank=True, db_index=True)
-    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="duplicates")
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
     exception_reason = models.CharField(max_length=200, blank=True)
-    rule = models.ForeignKey("distribution.Rule", null=True, blank=True,
-                             on_delete=models.SET_NULL, related_name="leads",
-                             help_text="The rule that routed the lead")
+    rule = models.ForeignKey(
+        "distribution.Rule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leads",
+        help_text="The rule that routed the lead",
+    )
     held_until = models.DateTimeField(
-        null=True, blank=True, help_text="Held after hours: distributed when the rule opens")
+        null=True, blank=True, help_text="Held after hours: distributed when the rule opens"
+    )
     sla_due_at = models.DateTimeField(
-        null=True, blank=True, help_text="A contact attempt is due by then (rule contact SLA)")
+        null=True, blank=True, help_text="A contact attempt is due by then (rule contact SLA)"
+    )
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -155,8 +173,18 @@ class Lead(models.Model):
     assigned_at = models.DateTimeField(null=True, blank=True)
 
     COLUMN_FIELDS: ClassVar[tuple[str, ...]] = (
-        "first_name", "last_name", "email", "phone", "postcode", "city", "country",
-        "latitude", "longitude", "company_name", "company_size", "assign_to_email",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "postcode",
+        "city",
+        "country",
+        "latitude",
+        "longitude",
+        "company_name",
+        "company_size",
+        "assign_to_email",
         "assign_to_user_id",
     )
 
@@ -164,7 +192,8 @@ class Lead(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["source", "external_id"], condition=~Q(external_id=""),
+                fields=["source", "external_id"],
+                condition=~Q(external_id=""),
                 name="lead_unique_source_external_id",
             ),
             models.CheckConstraint(
@@ -172,8 +201,7 @@ class Lead(models.Model):
                 name="lead_latitude_range",
             ),
             models.CheckConstraint(
-                condition=Q(longitude__isnull=True)
-                | Q(longitude__gte=-180, longitude__lte=180),
+                condition=Q(longitude__isnull=True) | Q(longitude__gte=-180, longitude__lte=180),
                 name="lead_longitude_range",
             ),
         ]
@@ -181,10 +209,14 @@ class Lead(models.Model):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["distribution_state", "created_at"]),
             models.Index(fields=["owner", "status"]),
-            models.Index(fields=["held_until"], condition=Q(status="held"),
-                         name="lead_held_until_idx"),
-            models.Index(fields=["sla_due_at"], condition=Q(sla_due_at__isnull=False),
-                         name="lead_sla_due_idx"),
+            models.Index(
+                fields=["held_until"], condition=Q(status="held"), name="lead_held_until_idx"
+            ),
+            models.Index(
+                fields=["sla_due_at"],
+                condition=Q(sla_due_at__isnull=False),
+                name="lead_sla_due_idx",
+            ),
             models.Index(fields=["rule", "status", "created_at"]),
         ]
 
@@ -213,8 +245,13 @@ class Lead(models.Model):
         old, self.status = self.status, new
         self.status_changed_at = timezone.now()
         actor = by if getattr(by, "pk", None) else None
-        return LeadEvent(lead=self, kind=LeadEvent.Kind.STATUS, actor=actor,
-                         message=note or f"{old} → {new}", data={"from": old, "to": new})
+        return LeadEvent(
+            lead=self,
+            kind=LeadEvent.Kind.STATUS,
+            actor=actor,
+            message=note or f"{old} → {new}",
+            data={"from": old, "to": new},
+        )
 
     def field_values(self) -> dict[str, Any]:
         """Lead columns by name, as routing filters see them."""
@@ -243,11 +280,17 @@ class Activity(models.Model):
         NEW_LEAD = "new_lead", "New lead (initial activity)"
 
     CONTACT_ATTEMPT_KINDS: ClassVar[frozenset[str]] = frozenset(
-        {"call_attempt", "contact_made", "email", "meeting"})
+        {"call_attempt", "contact_made", "email", "meeting"}
+    )
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="activities")
-    agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="activities")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="activities",
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -281,8 +324,9 @@ class LeadEvent(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     message = models.CharField(max_length=500, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

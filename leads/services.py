@@ -22,14 +22,23 @@ def _link_duplicate(lead: Lead) -> Lead | None:
         match |= Q(phone_normalized=lead.phone_normalized)
     if not match or lead.campaign_id is None:
         return None
-    return (Lead.objects.filter(match, campaign_id=lead.campaign_id, duplicate_of__isnull=True)
-            .exclude(status__in=CLOSED_STATUSES).exclude(pk=lead.pk).order_by("created_at", "id")
-            .only("id", "owner_id").first())
+    return (
+        Lead.objects.filter(match, campaign_id=lead.campaign_id, duplicate_of__isnull=True)
+        .exclude(status__in=CLOSED_STATUSES)
+        .exclude(pk=lead.pk)
+        .order_by("created_at", "id")
+        .only("id", "owner_id")
+        .first()
+    )
 
 
-def lead_ingest(*, source: Source | None, data: dict[str, Any],
-                campaigns: dict[str, Campaign] | None = None,
-                queue: bool = True) -> tuple[Lead, bool]:
+def lead_ingest(
+    *,
+    source: Source | None,
+    data: dict[str, Any],
+    campaigns: dict[str, Campaign] | None = None,
+    queue: bool = True,
+) -> tuple[Lead, bool]:
     """Save a lead and queue it for distribution; a repeat of (source, external_id) returns
     the stored lead unchanged. Returns (lead, created); raises LeadInputError on bad input.
 
@@ -54,15 +63,25 @@ def lead_ingest(*, source: Source | None, data: dict[str, Any],
             if existing is None:  # the constraint that failed was another one
                 raise
             return existing, False
-        events = [LeadEvent(lead=lead, kind=LeadEvent.Kind.CREATED,
-                            message=f"from {source.name if source else 'the admin'}")]
+        events = [
+            LeadEvent(
+                lead=lead,
+                kind=LeadEvent.Kind.CREATED,
+                message=f"from {source.name if source else 'the admin'}",
+            )
+        ]
         original = _link_duplicate(lead)
         if original is not None:
             lead.duplicate_of = original
             lead.save(update_fields=["duplicate_of"])
-            events.append(LeadEvent(lead=lead, kind=LeadEvent.Kind.DUPLICATE,
-                                    message=f"same contact as lead #{original.pk}",
-                                    data={"original": original.pk}))
+            events.append(
+                LeadEvent(
+                    lead=lead,
+                    kind=LeadEvent.Kind.DUPLICATE,
+                    message=f"same contact as lead #{original.pk}",
+                    data={"original": original.pk},
+                )
+            )
         LeadEvent.objects.bulk_create(events)
         if queue:
             from distribution.services import lead_queue_distribution

@@ -11,7 +11,8 @@ from django.core.validators import validate_email
 from leads.models import Campaign, Lead
 
 MAX_LENGTHS: dict[str, int] = {
-    f.name: f.max_length for f in Lead._meta.concrete_fields
+    f.name: f.max_length
+    for f in Lead._meta.concrete_fields
     if f.max_length and f.name in (*Lead.COLUMN_FIELDS, "external_id")
 }
 PHONE_RE = re.compile(r"^[0-9+()./\-\s]{3,40}$")
@@ -28,8 +29,15 @@ class LeadInputError(Exception):
         self.errors = errors
 
 
-def _number(value: Any, field: str, errors: dict[str, list[str]], *, integer: bool = False,
-            lo: float | None = None, hi: float | None = None) -> float | int | None:
+def _number(
+    value: Any,
+    field: str,
+    errors: dict[str, list[str]],
+    *,
+    integer: bool = False,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> float | int | None:
     if value in (None, ""):
         return None
     try:
@@ -46,16 +54,28 @@ def _number(value: Any, field: str, errors: dict[str, list[str]], *, integer: bo
     return number
 
 
-def clean_lead_input(data: dict[str, Any], *,
-                     campaigns: dict[str, Campaign] | None = None) -> dict[str, Any]:
+def clean_lead_input(
+    data: dict[str, Any], *, campaigns: dict[str, Campaign] | None = None
+) -> dict[str, Any]:
     """Return model-ready values for a lead, or raise LeadInputError naming every bad field.
 
     CAMPAIGNS (slug → Campaign) lets a bulk import look campaigns up once.
     """
     errors: dict[str, list[str]] = {}
     out: dict[str, Any] = {}
-    for name in ("first_name", "last_name", "phone", "postcode", "city", "company_name",
-                 "assign_to_user_id", "external_id", "country", "email", "assign_to_email"):
+    for name in (
+        "first_name",
+        "last_name",
+        "phone",
+        "postcode",
+        "city",
+        "company_name",
+        "assign_to_user_id",
+        "external_id",
+        "country",
+        "email",
+        "assign_to_email",
+    ):
         value = data.get(name)
         out[name] = "" if value is None else str(value).strip()
         limit = MAX_LENGTHS.get(name)
@@ -75,8 +95,9 @@ def clean_lead_input(data: dict[str, Any], *,
             errors.setdefault("country", []).append("use a two-letter ISO country code.")
     out["latitude"] = _number(data.get("latitude"), "latitude", errors, lo=-90, hi=90)
     out["longitude"] = _number(data.get("longitude"), "longitude", errors, lo=-180, hi=180)
-    out["company_size"] = _number(data.get("company_size"), "company_size", errors,
-                                  integer=True, lo=0, hi=10**9)
+    out["company_size"] = _number(
+        data.get("company_size"), "company_size", errors, integer=True, lo=0, hi=10**9
+    )
     attributes = data.get("attributes") or {}
     if not isinstance(attributes, dict):
         errors.setdefault("attributes", []).append("must be an object.")
@@ -85,15 +106,20 @@ def clean_lead_input(data: dict[str, Any], *,
     slug = data.get("campaign")
     out["campaign"] = None
     if slug not in (None, ""):
-        campaign = (campaigns.get(str(slug)) if campaigns is not None
-                    else Campaign.objects.filter(slug=str(slug)).first())
+        campaign = (
+            campaigns.get(str(slug))
+            if campaigns is not None
+            else Campaign.objects.filter(slug=str(slug)).first()
+        )
         if campaign is None:
             errors.setdefault("campaign", []).append(f"unknown campaign {slug!r}.")
         out["campaign"] = campaign
-    if not (out["email"] or out["phone"] or out["first_name"] or out["last_name"]
-            or out["company_name"]):
+    if not (
+        out["email"] or out["phone"] or out["first_name"] or out["last_name"] or out["company_name"]
+    ):
         errors.setdefault("email", []).append(
-            "a lead needs at least an e-mail, a phone, a name or a company.")
+            "a lead needs at least an e-mail, a phone, a name or a company."
+        )
     if errors:
         raise LeadInputError(errors)
     return out

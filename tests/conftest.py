@@ -44,13 +44,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     no_browser = not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM))
     for item in items:
         if no_pg and (item.get_closest_marker("postgres") or item.get_closest_marker("redis")):
-            item.add_marker(pytest.mark.skip(
-                reason="needs PostgreSQL (set DATABASE_URL or start it on 127.0.0.1:5432)"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="needs PostgreSQL (set DATABASE_URL or start it on 127.0.0.1:5432)"
+                )
+            )
         elif no_redis and item.get_closest_marker("redis"):
             item.add_marker(pytest.mark.skip(reason=f"needs Redis at {redis_url}"))
         if no_browser and item.get_closest_marker("browser"):
-            item.add_marker(pytest.mark.skip(
-                reason=f"needs chromium at {CHROMIUM} (apt install chromium)"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs chromium at {CHROMIUM} (apt install chromium)")
+            )
 
 
 @pytest.fixture
@@ -72,8 +76,12 @@ class JsonClient:
         return self.client.get(path, **self._headers(token))
 
     def post(self, path: str, body: Any = None, token: str | None = None) -> Any:
-        return self.client.post(path, data=json.dumps(body if body is not None else {}),
-                                content_type="application/json", **self._headers(token))
+        return self.client.post(
+            path,
+            data=json.dumps(body if body is not None else {}),
+            content_type="application/json",
+            **self._headers(token),
+        )
 
 
 @pytest.fixture
@@ -123,8 +131,11 @@ def celery_publishing_to(url: str) -> Iterator[Any]:
     keys = ("broker_url", "task_always_eager", "broker_transport_options")
     saved = {key: app.conf[key] for key in keys}
     _reset_celery_pools(app)
-    app.conf.update(broker_url=url, task_always_eager=False,
-                    broker_transport_options={"visibility_timeout": 3600})
+    app.conf.update(
+        broker_url=url,
+        task_always_eager=False,
+        broker_transport_options={"visibility_timeout": 3600},
+    )
     try:
         yield app
     finally:

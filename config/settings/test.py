@@ -30,8 +30,9 @@ else:
     # Several runs may share one PostgreSQL server (engineers side by side, CI jobs): with
     # one fixed test database name each run dropped the database of the other. One per run.
     DATABASES["default"]["TEST"] = {
-        "NAME": env("TEST_DATABASE_NAME",
-                    default=f"test_{DATABASES['default']['NAME']}_{os.getpid()}"),
+        "NAME": env(
+            "TEST_DATABASE_NAME", default=f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+        ),
     }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -14,6 +14,10 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         days = max(1, min(int(request.GET.get("days", 14)), 90))
     except ValueError:
         days = 14
-    context = {**admin.site.each_context(request), "title": "Dashboard", "days": days,
-               "figures": dashboard_figures(days=days)}
+    context = {
+        **admin.site.each_context(request),
+        "title": "Dashboard",
+        "days": days,
+        "figures": dashboard_figures(days=days),
+    }
     return TemplateResponse(request, "admin/dashboard.html", context)

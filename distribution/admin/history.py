@@ -13,6 +13,16 @@ class DistributionAttemptAdmin(admin.ModelAdmin):
     list_filter = ("trigger", "outcome")
     list_select_related = ("lead",)
     search_fields = ("=lead__id", "rule_name", "reason")
-    readonly_fields = ("lead", "trigger", "rule_name", "rules_tried", "candidates", "outcome",
-                       "reason", "duration_ms", "actor", "created_at")
+    readonly_fields = (
+        "lead",
+        "trigger",
+        "rule_name",
+        "rules_tried",
+        "candidates",
+        "outcome",
+        "reason",
+        "duration_ms",
+        "actor",
+        "created_at",
+    )
     show_full_result_count = False

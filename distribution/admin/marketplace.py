@@ -74,8 +74,16 @@ class SelectionRuleInline(admin.TabularInline):
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
-    list_display = ("campaign", "mode", "window", "max_multiplication", "min_contracts",
-                    "min_turnover", "batch_optimal", "rules")
+    list_display = (
+        "campaign",
+        "mode",
+        "window",
+        "max_multiplication",
+        "min_contracts",
+        "min_turnover",
+        "batch_optimal",
+        "rules",
+    )
     list_filter = ("mode", "batch_optimal")
     list_select_related = ("campaign",)
     search_fields = ("campaign__slug", "campaign__name")
@@ -83,9 +91,10 @@ class WorkflowAdmin(admin.ModelAdmin):
     inlines = [SelectionRuleInline]
     fieldsets = (
         (None, {"fields": ("campaign", "mode", ("window_duration", "recheck_every"))}),
-        ("Limits and total selection minimums",
-         {"fields": ("max_multiplication", ("min_contracts", "min_turnover"),
-                     "batch_optimal")}),
+        (
+            "Limits and total selection minimums",
+            {"fields": ("max_multiplication", ("min_contracts", "min_turnover"), "batch_optimal")},
+        ),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
@@ -99,8 +108,13 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.display(description="selection rules")
     def rules(self, obj: Workflow) -> str:
-        return " → ".join(f"{r.get_mode_display().split(' (')[0]} × {r.take}"
-                          for r in obj.selection_rules.all()) or "none"
+        return (
+            " → ".join(
+                f"{r.get_mode_display().split(' (')[0]} × {r.take}"
+                for r in obj.selection_rules.all()
+            )
+            or "none"
+        )
 
 
 # --------------------------------------------------------------------------- windows
@@ -118,10 +132,12 @@ class WindowEditForm(forms.Form):
 
 
 class WindowAddForm(forms.Form):
-    duration = forms.CharField(required=False, label="Duration",
-                               help_text="Empty: the workflow's (e.g. \"1d\").")
-    every = forms.CharField(required=False, label="Recheck every",
-                            help_text="Empty: the workflow's (e.g. \"15m\").")
+    duration = forms.CharField(
+        required=False, label="Duration", help_text='Empty: the workflow\'s (e.g. "1d").'
+    )
+    every = forms.CharField(
+        required=False, label="Recheck every", help_text='Empty: the workflow\'s (e.g. "15m").'
+    )
 
     def _duration(self, name: str) -> dt.timedelta | None:
         text = self.cleaned_data.get(name) or ""
@@ -148,23 +164,46 @@ class WindowDueFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [("overdue", "overdue by more than 5 minutes")]
 
-    def queryset(self, request: HttpRequest,
-                 queryset: QuerySet[DistributionWindow]) -> QuerySet[DistributionWindow]:
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[DistributionWindow]
+    ) -> QuerySet[DistributionWindow]:
         if self.value() == "overdue":
-            return queryset.filter(status=WindowStatus.ACTIVE,
-                                   next_check_at__lt=timezone.now() - dt.timedelta(minutes=5))
+            return queryset.filter(
+                status=WindowStatus.ACTIVE,
+                next_check_at__lt=timezone.now() - dt.timedelta(minutes=5),
+            )
         return queryset
 
 
 @admin.register(DistributionWindow)
 class DistributionWindowAdmin(admin.ModelAdmin):
-    list_display = ("lead", "status", "started_at", "ends_at", "every_text", "next_check_at",
-                    "checks", "sold", "window_links")
+    list_display = (
+        "lead",
+        "status",
+        "started_at",
+        "ends_at",
+        "every_text",
+        "next_check_at",
+        "checks",
+        "sold",
+        "window_links",
+    )
     list_filter = ("status", WindowDueFilter)
     list_select_related = ("lead",)
     search_fields = ("=lead__id", "lead__email")
-    readonly_fields = ("lead", "status", "started_at", "ends_at", "every", "next_check_at",
-                       "last_checked_at", "checks", "closed_at", "close_reason", "created_by")
+    readonly_fields = (
+        "lead",
+        "status",
+        "started_at",
+        "ends_at",
+        "every",
+        "next_check_at",
+        "last_checked_at",
+        "checks",
+        "closed_at",
+        "close_reason",
+        "created_by",
+    )
     actions = ["pause_windows", "resume_windows", "stop_windows"]
     show_full_result_count = False
 
@@ -187,50 +226,79 @@ class DistributionWindowAdmin(admin.ModelAdmin):
     @admin.display(description="")
     def window_links(self, obj: DistributionWindow) -> str:
         edit = reverse("admin:distribution_distributionwindow_edit", args=[obj.pk])
-        return format_html('<a href="{}">edit</a> · <a href="{}">lead</a>', edit,
-                           distribute_url(obj.lead_id))
+        return format_html(
+            '<a href="{}">edit</a> · <a href="{}">lead</a>', edit, distribute_url(obj.lead_id)
+        )
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
-            path("<int:window_id>/edit/", wrap(self.edit_view),
-                 name="distribution_distributionwindow_edit"),
-            path("<int:window_id>/<str:verb>/", wrap(self.verb_view),
-                 name="distribution_distributionwindow_verb"),
-            path("add-to-lead/<int:lead_id>/", wrap(self.add_view_for_lead),
-                 name="distribution_distributionwindow_add_to_lead"),
+            path(
+                "<int:window_id>/edit/",
+                wrap(self.edit_view),
+                name="distribution_distributionwindow_edit",
+            ),
+            path(
+                "<int:window_id>/<str:verb>/",
+                wrap(self.verb_view),
+                name="distribution_distributionwindow_verb",
+            ),
+            path(
+                "add-to-lead/<int:lead_id>/",
+                wrap(self.add_view_for_lead),
+                name="distribution_distributionwindow_add_to_lead",
+            ),
             *super().get_urls(),
         ]
 
     def edit_view(self, request: HttpRequest, window_id: int) -> HttpResponse:
         """Change an open window's end and interval (`window_edit`)."""
-        window = get_object_or_404(DistributionWindow.objects.select_related("lead"),
-                                   pk=window_id)
+        window = get_object_or_404(DistributionWindow.objects.select_related("lead"), pk=window_id)
         if not self.has_change_permission(request, window):
             return HttpResponseRedirect(reverse("admin:index"))
-        initial = {"ends_at": timezone.localtime(window.ends_at),
-                   "every": format_duration(window.every)}
+        initial = {
+            "ends_at": timezone.localtime(window.ends_at),
+            "every": format_duration(window.every),
+        }
         form = WindowEditForm(request.POST or None, initial=initial)
-        if request.method == "POST" and form.is_valid() and _run(
-                request, lambda: services.window_edit(
-                    window_id=window.pk, actor=request.user,
-                    ends_at=form.cleaned_data["ends_at"], every=form.cleaned_data["every"]),
-                "Window updated."):
+        if (
+            request.method == "POST"
+            and form.is_valid()
+            and _run(
+                request,
+                lambda: services.window_edit(
+                    window_id=window.pk,
+                    actor=request.user,
+                    ends_at=form.cleaned_data["ends_at"],
+                    every=form.cleaned_data["every"],
+                ),
+                "Window updated.",
+            )
+        ):
             return HttpResponseRedirect(distribute_url(window.lead_id))
-        context = {**self.admin_site.each_context(request), "title": f"Edit {window}",
-                   "window": window, "form": form, "opts": self.model._meta,
-                   "lead_url": distribute_url(window.lead_id)}
-        return TemplateResponse(request, "admin/distribution/distributionwindow/edit.html",
-                                context)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Edit {window}",
+            "window": window,
+            "form": form,
+            "opts": self.model._meta,
+            "lead_url": distribute_url(window.lead_id),
+        }
+        return TemplateResponse(request, "admin/distribution/distributionwindow/edit.html", context)
 
     def verb_view(self, request: HttpRequest, window_id: int, verb: str) -> HttpResponse:
         """POST pause / resume / stop of one window, back to the lead's page."""
         window = get_object_or_404(DistributionWindow, pk=window_id)
-        actions = {"pause": (services.window_pause, "Window paused."),
-                   "resume": (services.window_resume, "Window resumed."),
-                   "stop": (services.window_stop, "Window stopped.")}
-        if request.method == "POST" and verb in actions and self.has_change_permission(
-                request, window):
+        actions = {
+            "pause": (services.window_pause, "Window paused."),
+            "resume": (services.window_resume, "Window resumed."),
+            "stop": (services.window_stop, "Window stopped."),
+        }
+        if (
+            request.method == "POST"
+            and verb in actions
+            and self.has_change_permission(request, window)
+        ):
             service, text = actions[verb]
             _run(request, lambda: service(window_id=window.pk, actor=request.user), text)
         return HttpResponseRedirect(request.POST.get("next") or distribute_url(window.lead_id))
@@ -239,22 +307,40 @@ class DistributionWindowAdmin(admin.ModelAdmin):
         """Give a lead outside a window a new auto-distribution window (`window_open`)."""
         lead = get_object_or_404(Lead.objects.select_related("campaign"), pk=lead_id)
         form = WindowAddForm(request.POST or None)
-        if request.method == "POST" and form.is_valid() and _run(
-                request, lambda: services.window_open(
-                    lead_id=lead.pk, actor=request.user,
-                    duration=form.cleaned_data["duration"], every=form.cleaned_data["every"]),
-                "Window added; the lead was checked at once."):
+        if (
+            request.method == "POST"
+            and form.is_valid()
+            and _run(
+                request,
+                lambda: services.window_open(
+                    lead_id=lead.pk,
+                    actor=request.user,
+                    duration=form.cleaned_data["duration"],
+                    every=form.cleaned_data["every"],
+                ),
+                "Window added; the lead was checked at once.",
+            )
+        ):
             return HttpResponseRedirect(distribute_url(lead.pk))
         workflow = sel.workflow_for_campaign(campaign_id=lead.campaign_id)
-        context = {**self.admin_site.each_context(request),
-                   "title": f"Add an auto-distribution window to {lead}", "lead": lead,
-                   "workflow": workflow, "form": form, "opts": self.model._meta,
-                   "lead_url": distribute_url(lead.pk)}
-        return TemplateResponse(request, "admin/distribution/distributionwindow/add.html",
-                                context)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Add an auto-distribution window to {lead}",
+            "lead": lead,
+            "workflow": workflow,
+            "form": form,
+            "opts": self.model._meta,
+            "lead_url": distribute_url(lead.pk),
+        }
+        return TemplateResponse(request, "admin/distribution/distributionwindow/add.html", context)
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[DistributionWindow],
-              service: Callable[..., Any], verb: str) -> None:
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[DistributionWindow],
+        service: Callable[..., Any],
+        verb: str,
+    ) -> None:
         done = failed = 0
         for window_id in queryset.values_list("id", flat=True):
             try:
@@ -262,26 +348,31 @@ class DistributionWindowAdmin(admin.ModelAdmin):
                 done += 1
             except MarketplaceError:
                 failed += 1
-        self.message_user(request, ngettext(f"%d window {verb}.", f"%d windows {verb}.", done)
-                          % done, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext(f"%d window {verb}.", f"%d windows {verb}.", done) % done,
+            messages.SUCCESS,
+        )
         if failed:
-            self.message_user(request, ngettext(f"%d window could not be {verb}.",
-                                                f"%d windows could not be {verb}.", failed)
-                              % failed, messages.WARNING)
+            self.message_user(
+                request,
+                ngettext(
+                    f"%d window could not be {verb}.", f"%d windows could not be {verb}.", failed
+                )
+                % failed,
+                messages.WARNING,
+            )
 
     @admin.action(description="Pause the selected windows")
-    def pause_windows(self, request: HttpRequest,
-                      queryset: QuerySet[DistributionWindow]) -> None:
+    def pause_windows(self, request: HttpRequest, queryset: QuerySet[DistributionWindow]) -> None:
         self._each(request, queryset, services.window_pause, "paused")
 
     @admin.action(description="Resume the selected windows")
-    def resume_windows(self, request: HttpRequest,
-                       queryset: QuerySet[DistributionWindow]) -> None:
+    def resume_windows(self, request: HttpRequest, queryset: QuerySet[DistributionWindow]) -> None:
         self._each(request, queryset, services.window_resume, "resumed")
 
     @admin.action(description="Stop the selected windows")
-    def stop_windows(self, request: HttpRequest,
-                     queryset: QuerySet[DistributionWindow]) -> None:
+    def stop_windows(self, request: HttpRequest, queryset: QuerySet[DistributionWindow]) -> None:
         self._each(request, queryset, services.window_stop, "stopped")
 
 
@@ -299,13 +390,21 @@ class ContractChoiceField(forms.ModelChoiceField):
 
 class CherryPickForm(forms.Form):
     contract = ContractChoiceField(queryset=Contract.objects.none())
-    price = forms.DecimalField(required=False, min_value=Decimal(0), decimal_places=2,
-                               max_digits=10, help_text="Empty: the contract's price.")
+    price = forms.DecimalField(
+        required=False,
+        min_value=Decimal(0),
+        decimal_places=2,
+        max_digits=10,
+        help_text="Empty: the contract's price.",
+    )
 
     def __init__(self, *args: Any, campaign_id: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        qs = Contract.objects.select_related("company").filter(active=True).order_by(
-            "company__name", "name")
+        qs = (
+            Contract.objects.select_related("company")
+            .filter(active=True)
+            .order_by("company__name", "name")
+        )
         if campaign_id is not None:
             qs = qs.filter(campaign_id=campaign_id)
         field = self.fields["contract"]
@@ -315,14 +414,34 @@ class CherryPickForm(forms.Form):
 
 @admin.register(OutboundLead)
 class OutboundLeadAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "lead", "contract", "company", "method", "price", "actor",
-                    "return_status")
+    list_display = (
+        "created_at",
+        "lead",
+        "contract",
+        "company",
+        "method",
+        "price",
+        "actor",
+        "return_status",
+    )
     list_filter = ("method", "return_status", "contract__campaign")
     list_select_related = ("lead", "contract__company", "actor")
     search_fields = ("=lead__id", "contract__name", "contract__company__name")
-    readonly_fields = ("lead", "contract", "method", "price", "created_at", "actor", "window",
-                       "return_status", "return_reason", "returned_at", "return_decided_at",
-                       "return_decided_by", "return_note")
+    readonly_fields = (
+        "lead",
+        "contract",
+        "method",
+        "price",
+        "created_at",
+        "actor",
+        "window",
+        "return_status",
+        "return_reason",
+        "returned_at",
+        "return_decided_at",
+        "return_decided_by",
+        "return_note",
+    )
     date_hierarchy = "created_at"
     actions = ["approve_returns", "deny_returns"]
     show_full_result_count = False
@@ -341,32 +460,44 @@ class OutboundLeadAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
-            path("distribute/<int:lead_id>/", wrap(self.distribute_view),
-                 name="distribution_outboundlead_distribute"),
+            path(
+                "distribute/<int:lead_id>/",
+                wrap(self.distribute_view),
+                name="distribution_outboundlead_distribute",
+            ),
             path("hopper/", wrap(self.hopper_view), name="distribution_outboundlead_hopper"),
-            path("cherry-pick/<int:lead_id>/", wrap(self.cherry_pick_view),
-                 name="distribution_outboundlead_cherry_pick"),
-            path("<int:outbound_id>/return/", wrap(self.return_view),
-                 name="distribution_outboundlead_return"),
-            path("turnover/", wrap(self.turnover_view),
-                 name="distribution_outboundlead_turnover"),
+            path(
+                "cherry-pick/<int:lead_id>/",
+                wrap(self.cherry_pick_view),
+                name="distribution_outboundlead_cherry_pick",
+            ),
+            path(
+                "<int:outbound_id>/return/",
+                wrap(self.return_view),
+                name="distribution_outboundlead_return",
+            ),
+            path("turnover/", wrap(self.turnover_view), name="distribution_outboundlead_turnover"),
             *super().get_urls(),
         ]
 
     def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
-        return {**self.admin_site.each_context(request), "title": title,
-                "opts": self.model._meta, **extra}
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            **extra,
+        }
 
     def distribute_view(self, request: HttpRequest, lead_id: int) -> HttpResponse:
         """Manual distribution: pick contracts, with every contract's eligibility and the
         lead's distribution history (attempts by users and by the system)."""
-        lead = get_object_or_404(Lead.objects.select_related("campaign", "source"),
-                                 pk=lead_id)
+        lead = get_object_or_404(Lead.objects.select_related("campaign", "source"), pk=lead_id)
         if request.method == "POST" and self.has_view_permission(request):
             ids = [int(i) for i in request.POST.getlist("contracts") if i.isdigit()]
             try:
-                attempt = services.lead_distribute_manually(lead_id=lead.pk, contract_ids=ids,
-                                                            actor=request.user)
+                attempt = services.lead_distribute_manually(
+                    lead_id=lead.pk, contract_ids=ids, actor=request.user
+                )
             except MarketplaceError as exc:
                 messages.error(request, exc.message)
             else:
@@ -376,59 +507,102 @@ class OutboundLeadAdmin(admin.ModelAdmin):
         search = request.GET.get("q", "").strip()
         preview = sel.marketplace_preview(lead=lead, search=search)
         return TemplateResponse(
-            request, "admin/distribution/outboundlead/distribute.html",
-            self._context(request, f"Distribute lead {lead}", lead=lead, preview=preview,
-                          search=search, cherry_url=cherry_pick_url(lead.pk),
-                          window_add_url=reverse(
-                              "admin:distribution_distributionwindow_add_to_lead",
-                              args=[lead.pk])))
+            request,
+            "admin/distribution/outboundlead/distribute.html",
+            self._context(
+                request,
+                f"Distribute lead {lead}",
+                lead=lead,
+                preview=preview,
+                search=search,
+                cherry_url=cherry_pick_url(lead.pk),
+                window_add_url=reverse(
+                    "admin:distribution_distributionwindow_add_to_lead", args=[lead.pk]
+                ),
+            ),
+        )
 
     def hopper_view(self, request: HttpRequest) -> HttpResponse:
         """The cherry-pick hopper: recent inbound leads a manager may hand to a contract."""
         search = request.GET.get("q", "").strip()
         campaign_id = request.GET.get("campaign")
-        campaign = (Campaign.objects.filter(pk=int(campaign_id)).first()
-                    if campaign_id and campaign_id.isdigit() else None)
-        leads = sel.hopper_leads(search=search, campaign_id=campaign.pk if campaign else None)
+        campaign = (
+            Campaign.objects.filter(pk=int(campaign_id)).first()
+            if campaign_id and campaign_id.isdigit()
+            else None
+        )
+        unsold = request.GET.get("unsold") == "1"
+        leads = sel.hopper_leads(
+            search=search, campaign_id=campaign.pk if campaign else None, unsold=unsold
+        )
         return TemplateResponse(
-            request, "admin/distribution/outboundlead/hopper.html",
-            self._context(request, "Cherry-pick hopper", leads=leads, search=search,
-                          campaign=campaign, campaigns=Campaign.objects.order_by("name")))
+            request,
+            "admin/distribution/outboundlead/hopper.html",
+            self._context(
+                request,
+                "Cherry-pick hopper",
+                leads=leads,
+                search=search,
+                campaign=campaign,
+                unsold=unsold,
+                campaigns=Campaign.objects.order_by("name"),
+            ),
+        )
 
     def cherry_pick_view(self, request: HttpRequest, lead_id: int) -> HttpResponse:
         """Hand one lead to a chosen contract (method cherry_pick)."""
         lead = get_object_or_404(Lead.objects.select_related("campaign"), pk=lead_id)
         every = request.GET.get("all") == "1" or request.POST.get("all") == "1"
-        form = CherryPickForm(request.POST or None,
-                              campaign_id=None if every else lead.campaign_id)
+        form = CherryPickForm(request.POST or None, campaign_id=None if every else lead.campaign_id)
         if request.method == "POST" and form.is_valid():
             contract = form.cleaned_data["contract"]
-            if _run(request, lambda: services.lead_cherry_pick(
-                    lead_id=lead.pk, contract_id=contract.pk, actor=request.user,
-                    price=form.cleaned_data["price"]),
-                    f"Lead {lead} cherry-picked for {contract}."):
-                return HttpResponseRedirect(
-                    reverse("admin:distribution_outboundlead_hopper"))
+            if _run(
+                request,
+                lambda: services.lead_cherry_pick(
+                    lead_id=lead.pk,
+                    contract_id=contract.pk,
+                    actor=request.user,
+                    price=form.cleaned_data["price"],
+                ),
+                f"Lead {lead} cherry-picked for {contract}.",
+            ):
+                return HttpResponseRedirect(reverse("admin:distribution_outboundlead_hopper"))
         return TemplateResponse(
-            request, "admin/distribution/outboundlead/cherry_pick.html",
-            self._context(request, f"Cherry-pick lead {lead}", lead=lead, form=form,
-                          all_contracts=every,
-                          outbound=list(sel.outbound_list_for_lead(lead_id=lead.pk))))
+            request,
+            "admin/distribution/outboundlead/cherry_pick.html",
+            self._context(
+                request,
+                f"Cherry-pick lead {lead}",
+                lead=lead,
+                form=form,
+                all_contracts=every,
+                outbound=list(sel.outbound_list_for_lead(lead_id=lead.pk)),
+            ),
+        )
 
     def return_view(self, request: HttpRequest, outbound_id: int) -> HttpResponse:
         """Record a buyer's return of an outbound lead, with its reason."""
-        outbound = get_object_or_404(OutboundLead.objects.select_related("contract", "lead"),
-                                     pk=outbound_id)
+        outbound = get_object_or_404(
+            OutboundLead.objects.select_related("contract", "lead"), pk=outbound_id
+        )
         form = ReturnRequestForm(request.POST or None)
-        if request.method == "POST" and form.is_valid() and _run(
-                request, lambda: services.outbound_return_request(
-                    outbound_id=outbound.pk, reason=form.cleaned_data["reason"],
-                    actor=request.user),
-                "Return recorded; approve or deny it from the outbound leads list."):
+        if (
+            request.method == "POST"
+            and form.is_valid()
+            and _run(
+                request,
+                lambda: services.outbound_return_request(
+                    outbound_id=outbound.pk, reason=form.cleaned_data["reason"], actor=request.user
+                ),
+                "Return recorded; approve or deny it from the outbound leads list.",
+            )
+        ):
             return HttpResponseRedirect(distribute_url(outbound.lead_id))
         return TemplateResponse(
-            request, "admin/distribution/outboundlead/return.html",
-            self._context(request, f"Return {outbound}", outbound=outbound, form=form))
+            request,
+            "admin/distribution/outboundlead/return.html",
+            self._context(request, f"Return {outbound}", outbound=outbound, form=form),
+        )
 
     def turnover_view(self, request: HttpRequest) -> HttpResponse:
         """Turnover per contract: sold, returned (approved), net; cherry-picks apart."""
@@ -437,31 +611,49 @@ class OutboundLeadAdmin(admin.ModelAdmin):
         except ValueError:
             days = 30
         rows = sel.turnover_by_contract(since=timezone.now() - dt.timedelta(days=days))
-        totals = {key: sum((r[key] for r in rows), Decimal(0))
-                  for key in ("sold", "returned", "net", "cherry")}
+        totals = {
+            key: sum((r[key] for r in rows), Decimal(0))
+            for key in ("sold", "returned", "net", "cherry")
+        }
         return TemplateResponse(
-            request, "admin/distribution/outboundlead/turnover.html",
-            self._context(request, "Turnover by contract", rows=rows, totals=totals,
-                          days=days))
+            request,
+            "admin/distribution/outboundlead/turnover.html",
+            self._context(request, "Turnover by contract", rows=rows, totals=totals, days=days),
+        )
 
-    def _decide(self, request: HttpRequest, queryset: QuerySet[OutboundLead],
-                service: Callable[..., Any], verb: str) -> None:
+    def _decide(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[OutboundLead],
+        service: Callable[..., Any],
+        verb: str,
+    ) -> None:
         done = skipped = 0
         for outbound_id in queryset.filter(return_status=ReturnStatus.REQUESTED).values_list(
-                "id", flat=True):
+            "id", flat=True
+        ):
             try:
                 service(outbound_id=outbound_id, actor=request.user)
                 done += 1
             except MarketplaceError:
                 skipped += 1
         skipped += queryset.exclude(return_status=ReturnStatus.REQUESTED).count()
-        self.message_user(request, ngettext(f"%d return {verb}.", f"%d returns {verb}.", done)
-                          % done, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext(f"%d return {verb}.", f"%d returns {verb}.", done) % done,
+            messages.SUCCESS,
+        )
         if skipped:
-            self.message_user(request, ngettext(
-                "%d outbound lead had no return waiting.",
-                "%d outbound leads had no return waiting.", skipped) % skipped,
-                messages.WARNING)
+            self.message_user(
+                request,
+                ngettext(
+                    "%d outbound lead had no return waiting.",
+                    "%d outbound leads had no return waiting.",
+                    skipped,
+                )
+                % skipped,
+                messages.WARNING,
+            )
 
     @admin.action(description="Approve the selected returns (credits caps and budgets)")
     def approve_returns(self, request: HttpRequest, queryset: QuerySet[OutboundLead]) -> None:
@@ -476,28 +668,29 @@ class OutboundLeadAdmin(admin.ModelAdmin):
 
 
 @admin.action(description="Distribute to contracts (marketplace)…")
-def lead_distribute_action(modeladmin: admin.ModelAdmin, request: HttpRequest,
-                           queryset: QuerySet[Lead]) -> HttpResponse | None:
+def lead_distribute_action(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Lead]
+) -> HttpResponse | None:
     """Open the manual-distribution page of the one selected lead."""
     ids = list(queryset.values_list("id", flat=True)[:2])
     if len(ids) != 1:
-        modeladmin.message_user(request, "Select exactly one lead to distribute.",
-                                messages.WARNING)
+        modeladmin.message_user(request, "Select exactly one lead to distribute.", messages.WARNING)
         return None
     return HttpResponseRedirect(distribute_url(ids[0]))
 
 
 @admin.action(description="Cherry-pick for a contract…")
-def lead_cherry_pick_action(modeladmin: admin.ModelAdmin, request: HttpRequest,
-                            queryset: QuerySet[Lead]) -> HttpResponse | None:
+def lead_cherry_pick_action(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Lead]
+) -> HttpResponse | None:
     """Open the cherry-pick form of the one selected lead."""
     ids = list(queryset.values_list("id", flat=True)[:2])
     if len(ids) != 1:
-        modeladmin.message_user(request, "Select exactly one lead to cherry-pick.",
-                                messages.WARNING)
+        modeladmin.message_user(
+            request, "Select exactly one lead to cherry-pick.", messages.WARNING
+        )
         return None
     return HttpResponseRedirect(cherry_pick_url(ids[0]))
 
 
 lead_marketplace_actions = [lead_distribute_action, lead_cherry_pick_action]
-

@@ -54,20 +54,25 @@ class Report:
         c = self.counts.setdefault(section, Counts())
         setattr(c, what, getattr(c, what) + 1)
         if label and what != "unchanged":
-            self.details.append(f"  {what} {section[:-1] if section.endswith('s') else section}"
-                                f" {label}")
+            self.details.append(
+                f"  {what} {section[:-1] if section.endswith('s') else section} {label}"
+            )
 
     @property
     def total_changes(self) -> int:
         return sum(c.created + c.changed + c.removed for c in self.counts.values())
 
     def lines(self) -> list[str]:
-        out = [f"{name}: {c.created} created, {c.changed} changed, {c.unchanged} unchanged"
-               + (f", {c.removed} removed" if c.removed else "")
-               for name, c in self.counts.items()]
+        out = [
+            f"{name}: {c.created} created, {c.changed} changed, {c.unchanged} unchanged"
+            + (f", {c.removed} removed" if c.removed else "")
+            for name, c in self.counts.items()
+        ]
         total = self.total_changes
-        out.append(("Dry run: nothing written; " if self.dry_run else "")
-                   + (f"{total} change(s) in all." if total else "no changes."))
+        out.append(
+            ("Dry run: nothing written; " if self.dry_run else "")
+            + (f"{total} change(s) in all." if total else "no changes.")
+        )
         return out
 
 
@@ -152,7 +157,7 @@ class Ctx:
             return None
         parsed = parse_duration(value)
         if parsed is None:
-            self.error(path, f"{value!r} is not a duration like \"15m\", \"2h\", \"30s\", \"1d\"")
+            self.error(path, f'{value!r} is not a duration like "15m", "2h", "30s", "1d"')
         return parsed
 
     def as_date(self, value: Any, path: str) -> dt.date | None:
@@ -187,8 +192,7 @@ class Ctx:
             return default
         return str(value)
 
-    def ref(self, model: type[models.Model], key: str, value: Any, path: str,
-            what: str) -> Any:
+    def ref(self, model: type[models.Model], key: str, value: Any, path: str, what: str) -> Any:
         """Look up a referenced object by natural key; an error names the path if absent."""
         if value in (None, ""):
             return None
@@ -198,8 +202,14 @@ class Ctx:
         return obj
 
     # --- writing ----------------------------------------------------------------------
-    def upsert(self, section: str, model: type[models.Model], lookup: dict[str, Any],
-               values: dict[str, Any], label: str) -> models.Model:
+    def upsert(
+        self,
+        section: str,
+        model: type[models.Model],
+        lookup: dict[str, Any],
+        values: dict[str, Any],
+        label: str,
+    ) -> models.Model:
         """Create or update one row by its natural key and count what happened."""
         obj = model._default_manager.filter(**lookup).first()
         if obj is None:
@@ -362,8 +372,13 @@ def config_export(*, fmt: str = "yaml", only: Iterable[str] | None = None) -> st
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
-def each_item(ctx: Ctx, section: str, items: list[Any], allowed: Iterable[str],
-              body: Callable[[dict[str, Any], str], None]) -> None:
+def each_item(
+    ctx: Ctx,
+    section: str,
+    items: list[Any],
+    allowed: Iterable[str],
+    body: Callable[[dict[str, Any], str], None],
+) -> None:
     """Run BODY on every mapping item with its key path, skipping malformed ones."""
     allowed = tuple(allowed)
     for i, item in enumerate(items):

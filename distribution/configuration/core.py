@@ -46,8 +46,18 @@ def _assign(obj: Any, values: dict[str, Any]) -> list[str]:
 class AgentsSection(Section):
     key = "agents"
     natural_key = "email"
-    fields = ("email", "name", "phone", "timezone", "active", "available", "token",
-              "token_sha256", "password", "manager")
+    fields = (
+        "email",
+        "name",
+        "phone",
+        "timezone",
+        "active",
+        "available",
+        "token",
+        "token_sha256",
+        "password",
+        "manager",
+    )
 
     def apply(self, items: list[Any], ctx: Ctx) -> None:
         seen: set[str] = set()
@@ -70,12 +80,18 @@ class AgentsSection(Section):
                 ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
                 return
             digest = _token_hash(item, path, ctx)
-            if digest and AgentProfile.objects.filter(api_token_hash=digest).exclude(
-                    user__email=email).exists():
+            if (
+                digest
+                and AgentProfile.objects.filter(api_token_hash=digest)
+                .exclude(user__email=email)
+                .exists()
+            ):
                 ctx.error(f"{path}.token", "is already used by another agent")
                 return
-            user_values: dict[str, Any] = {"username": email,
-                                           "display_name": str(item.get("name") or "")}
+            user_values: dict[str, Any] = {
+                "username": email,
+                "display_name": str(item.get("name") or ""),
+            }
             if "manager" in item:
                 manager = ctx.as_bool(item["manager"], f"{path}.manager", False)
                 user_values.update(is_staff=manager, is_superuser=manager)
@@ -118,9 +134,14 @@ class AgentsSection(Section):
     def export(self) -> list[dict[str, Any]]:
         rows = []
         for p in AgentProfile.objects.select_related("user").order_by("user__email"):
-            row: dict[str, Any] = {"email": p.user.email, "name": p.user.display_name,
-                                   "phone": p.phone, "timezone": p.timezone,
-                                   "active": p.active, "available": p.available}
+            row: dict[str, Any] = {
+                "email": p.user.email,
+                "name": p.user.display_name,
+                "phone": p.phone,
+                "timezone": p.timezone,
+                "active": p.active,
+                "available": p.available,
+            }
             if p.user.is_staff:
                 row["manager"] = True
             if p.api_token_hash:
@@ -213,8 +234,13 @@ class CampaignsSection(Section):
                 ctx.error(f"{path}.slug", f"{slug} is listed twice")
                 return
             seen.add(str(slug))
-            ctx.upsert(self.key, Campaign, {"slug": slug}, {"name": str(item.get("name") or slug)},
-                       str(slug))
+            ctx.upsert(
+                self.key,
+                Campaign,
+                {"slug": slug},
+                {"name": str(item.get("name") or slug)},
+                str(slug),
+            )
 
         each_item(ctx, self.key, items, self.fields, one)
 

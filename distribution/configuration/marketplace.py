@@ -82,8 +82,7 @@ class CompaniesSection(Section):
     natural_key = "name"
     fields = ("name", "active", "locations")
 
-    def _locations(self, ctx: Ctx, value: Any, path: str
-                   ) -> dict[str, tuple[float, float]] | None:
+    def _locations(self, ctx: Ctx, value: Any, path: str) -> dict[str, tuple[float, float]] | None:
         if value in (None, ""):
             return {}
         if not isinstance(value, list):
@@ -129,8 +128,9 @@ class CompaniesSection(Section):
             for loc_name, (lat, lon) in locations.items():
                 loc = current.pop(loc_name, None)
                 if loc is None:
-                    Location.objects.create(company=company, name=loc_name, latitude=lat,
-                                            longitude=lon)
+                    Location.objects.create(
+                        company=company, name=loc_name, latitude=lat, longitude=lon
+                    )
                     moved = True
                 elif _save_fields(loc, {"latitude": lat, "longitude": lon}):
                     moved = True
@@ -149,9 +149,10 @@ class CompaniesSection(Section):
             row: dict[str, Any] = {"name": company.name}
             if not company.active:
                 row["active"] = False
-            row["locations"] = [{"name": loc.name, "latitude": loc.latitude,
-                                 "longitude": loc.longitude}
-                                for loc in sorted(company.locations.all(), key=lambda x: x.name)]
+            row["locations"] = [
+                {"name": loc.name, "latitude": loc.latitude, "longitude": loc.longitude}
+                for loc in sorted(company.locations.all(), key=lambda x: x.name)
+            ]
             rows.append(row)
         return rows
 
@@ -174,9 +175,27 @@ class CompaniesSection(Section):
 class ContractsSection(Section):
     key = "contracts"
     natural_key = "name"
-    fields = ("name", "company", "campaign", "price", "quality_score", "trial", "active",
-              "paused", "starts", "ends", "radius_km", "max_share_count", "caps", "budget",
-              "timezone", "max_lead_age", "min_lead_score", "group", "delivery")
+    fields = (
+        "name",
+        "company",
+        "campaign",
+        "price",
+        "quality_score",
+        "trial",
+        "active",
+        "paused",
+        "starts",
+        "ends",
+        "radius_km",
+        "max_share_count",
+        "caps",
+        "budget",
+        "timezone",
+        "max_lead_age",
+        "min_lead_score",
+        "group",
+        "delivery",
+    )
 
     def _caps(self, ctx: Ctx, value: Any, path: str, *, money: bool) -> dict[str, Any]:
         prefix = "budget" if money else "cap"
@@ -185,8 +204,11 @@ class ContractsSection(Section):
             return out
         for period in PERIODS:
             p = f"{path}.{period}"
-            out[f"{prefix}_{period}"] = (_non_negative(ctx, value.get(period), p) if money
-                                         else ctx.as_int(value.get(period), p))
+            out[f"{prefix}_{period}"] = (
+                _non_negative(ctx, value.get(period), p)
+                if money
+                else ctx.as_int(value.get(period), p)
+            )
         return out
 
     def _delivery(self, ctx: Ctx, value: Any, path: str) -> set[tuple[int, Any, Any]] | None:
@@ -223,14 +245,19 @@ class ContractsSection(Section):
 
         def one(item: dict[str, Any], path: str) -> None:
             name = ctx.require(item, "name", path)
-            company = ctx.ref(Company, "name", ctx.require(item, "company", path),
-                              f"{path}.company", "company")
-            campaign = ctx.ref(Campaign, "slug", ctx.require(item, "campaign", path),
-                               f"{path}.campaign", "campaign")
+            company = ctx.ref(
+                Company, "name", ctx.require(item, "company", path), f"{path}.company", "company"
+            )
+            campaign = ctx.ref(
+                Campaign,
+                "slug",
+                ctx.require(item, "campaign", path),
+                f"{path}.campaign",
+                "campaign",
+            )
             price = _non_negative(ctx, ctx.require(item, "price", path), f"{path}.price")
             qs = ctx.as_float(item.get("quality_score"), f"{path}.quality_score", -1e9, 1e9)
-            share = ctx.as_int(item.get("max_share_count"), f"{path}.max_share_count",
-                               minimum=1)
+            share = ctx.as_int(item.get("max_share_count"), f"{path}.max_share_count", minimum=1)
             radius = ctx.as_float(item.get("radius_km"), f"{path}.radius_km", 0, 40_100)
             starts = ctx.as_date(item.get("starts"), f"{path}.starts")
             ends = ctx.as_date(item.get("ends"), f"{path}.ends")
@@ -239,19 +266,23 @@ class ContractsSection(Section):
             tz = str(item.get("timezone") or settings.TIME_ZONE)
             if tz not in _TIMEZONES:
                 ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
-            min_score = ctx.as_float(item.get("min_lead_score"), f"{path}.min_lead_score",
-                                     -1e12, 1e12)
+            min_score = ctx.as_float(
+                item.get("min_lead_score"), f"{path}.min_lead_score", -1e12, 1e12
+            )
             values: dict[str, Any] = {
-                "company": company, "campaign": campaign, "price": price,
+                "company": company,
+                "campaign": campaign,
+                "price": price,
                 "quality_score": qs if qs is not None else 0.0,
                 "trial": ctx.as_bool(item.get("trial"), f"{path}.trial", False),
                 "active": ctx.as_bool(item.get("active"), f"{path}.active", True),
                 "paused": ctx.as_bool(item.get("paused"), f"{path}.paused", False),
-                "starts": starts, "ends": ends, "radius_km": radius,
+                "starts": starts,
+                "ends": ends,
+                "radius_km": radius,
                 "max_share_count": share if share is not None else 1,
                 "timezone": tz,
-                "max_lead_age": ctx.as_duration(item.get("max_lead_age"),
-                                                f"{path}.max_lead_age"),
+                "max_lead_age": ctx.as_duration(item.get("max_lead_age"), f"{path}.max_lead_age"),
                 "min_lead_score": min_score,
                 **self._caps(ctx, item.get("caps"), f"{path}.caps", money=False),
                 **self._caps(ctx, item.get("budget"), f"{path}.budget", money=True),
@@ -264,19 +295,26 @@ class ContractsSection(Section):
             if not name or delivery is None or ctx.errors:
                 return
             group_name = str(item.get("group") or "")
-            values["group"] = (ContractGroup.objects.get_or_create(name=group_name)[0]
-                               if group_name else None)
+            values["group"] = (
+                ContractGroup.objects.get_or_create(name=group_name)[0] if group_name else None
+            )
             contract = Contract.objects.filter(name=name).first()
             created = contract is None
             contract = contract or Contract(name=name)
             changed = _save_fields(contract, values)
-            current = set() if created else {
-                (d.weekday, d.start, d.end) for d in contract.delivery_intervals.all()}
+            current = (
+                set()
+                if created
+                else {(d.weekday, d.start, d.end) for d in contract.delivery_intervals.all()}
+            )
             if current != delivery:
                 DeliveryInterval.objects.filter(contract=contract).delete()
-                DeliveryInterval.objects.bulk_create([
-                    DeliveryInterval(contract=contract, weekday=d, start=s, end=e)
-                    for d, s, e in sorted(delivery)])
+                DeliveryInterval.objects.bulk_create(
+                    [
+                        DeliveryInterval(contract=contract, weekday=d, start=s, end=e)
+                        for d, s, e in sorted(delivery)
+                    ]
+                )
                 if not created:
                     changed.append("delivery")
             _count(ctx, self.key, created, changed, str(name))
@@ -285,12 +323,20 @@ class ContractsSection(Section):
 
     def export(self) -> list[dict[str, Any]]:
         rows = []
-        for c in (Contract.objects.select_related("company", "campaign", "group")
-                  .prefetch_related("delivery_intervals").order_by("name")):
+        for c in (
+            Contract.objects.select_related("company", "campaign", "group")
+            .prefetch_related("delivery_intervals")
+            .order_by("name")
+        ):
             row: dict[str, Any] = {
-                "name": c.name, "company": c.company.name, "campaign": c.campaign.slug,
-                "price": plain(c.price), "quality_score": _plain_float(c.quality_score),
-                "trial": c.trial, "active": c.active, "max_share_count": c.max_share_count,
+                "name": c.name,
+                "company": c.company.name,
+                "campaign": c.campaign.slug,
+                "price": plain(c.price),
+                "quality_score": _plain_float(c.quality_score),
+                "trial": c.trial,
+                "active": c.active,
+                "max_share_count": c.max_share_count,
                 "timezone": c.timezone,
             }
             if c.paused:
@@ -301,12 +347,16 @@ class ContractsSection(Section):
                 row["ends"] = plain(c.ends)
             if c.radius_km is not None:
                 row["radius_km"] = _plain_float(c.radius_km)
-            caps = {p: getattr(c, f"cap_{p}") for p in PERIODS
-                    if getattr(c, f"cap_{p}") is not None}
+            caps = {
+                p: getattr(c, f"cap_{p}") for p in PERIODS if getattr(c, f"cap_{p}") is not None
+            }
             if caps:
                 row["caps"] = caps
-            budget = {p: plain(getattr(c, f"budget_{p}")) for p in PERIODS
-                      if getattr(c, f"budget_{p}") is not None}
+            budget = {
+                p: plain(getattr(c, f"budget_{p}"))
+                for p in PERIODS
+                if getattr(c, f"budget_{p}") is not None
+            }
             if budget:
                 row["budget"] = budget
             if c.max_lead_age is not None:
@@ -315,11 +365,18 @@ class ContractsSection(Section):
                 row["min_lead_score"] = _plain_float(c.min_lead_score)
             if c.group is not None:
                 row["group"] = c.group.name
-            intervals = sorted(c.delivery_intervals.all(),
-                               key=lambda d: (d.weekday, d.start, d.end))
+            intervals = sorted(
+                c.delivery_intervals.all(), key=lambda d: (d.weekday, d.start, d.end)
+            )
             if intervals:
-                row["delivery"] = [{"days": [DAYS[d.weekday]], "start": format_time(d.start),
-                                    "end": format_time(d.end)} for d in intervals]
+                row["delivery"] = [
+                    {
+                        "days": [DAYS[d.weekday]],
+                        "start": format_time(d.start),
+                        "end": format_time(d.end),
+                    }
+                    for d in intervals
+                ]
             rows.append(row)
         return rows
 
@@ -337,8 +394,16 @@ class ContractsSection(Section):
 class WorkflowsSection(Section):
     key = "workflows"
     natural_key = "campaign"
-    fields = ("campaign", "mode", "window", "max_multiplication", "min_contracts",
-              "min_turnover", "batch_optimal", "selection_rules")
+    fields = (
+        "campaign",
+        "mode",
+        "window",
+        "max_multiplication",
+        "min_contracts",
+        "min_turnover",
+        "batch_optimal",
+        "selection_rules",
+    )
 
     def _rules(self, ctx: Ctx, value: Any, path: str) -> list[dict[str, Any]] | None:
         if value in (None, ""):
@@ -351,12 +416,20 @@ class WorkflowsSection(Section):
             p = f"{path}[{i}]"
             if not ctx.known_keys(item, ("mode", "take", "min_turnover"), p):
                 continue
-            mode = ctx.as_choice(ctx.require(item, "mode", p), f"{p}.mode",
-                                 SelectionMode.values, SelectionMode.QS)
+            mode = ctx.as_choice(
+                ctx.require(item, "mode", p), f"{p}.mode", SelectionMode.values, SelectionMode.QS
+            )
             take = ctx.as_int(ctx.require(item, "take", p), f"{p}.take", minimum=1)
-            out.append({"position": i + 1, "mode": mode, "take": take or 1,
-                        "min_turnover": _non_negative(ctx, item.get("min_turnover"),
-                                                      f"{p}.min_turnover")})
+            out.append(
+                {
+                    "position": i + 1,
+                    "mode": mode,
+                    "take": take or 1,
+                    "min_turnover": _non_negative(
+                        ctx, item.get("min_turnover"), f"{p}.min_turnover"
+                    ),
+                }
+            )
         return out
 
     def apply(self, items: list[Any], ctx: Ctx) -> None:
@@ -365,12 +438,14 @@ class WorkflowsSection(Section):
         def one(item: dict[str, Any], path: str) -> None:
             slug = ctx.require(item, "campaign", path)
             campaign = ctx.ref(Campaign, "slug", slug, f"{path}.campaign", "campaign")
-            mode = ctx.as_choice(item.get("mode"), f"{path}.mode", WorkflowMode.values,
-                                 WorkflowMode.ON_ARRIVAL)
+            mode = ctx.as_choice(
+                item.get("mode"), f"{path}.mode", WorkflowMode.values, WorkflowMode.ON_ARRIVAL
+            )
             window = item.get("window")
             duration = every = None
-            if window not in (None, "") and ctx.known_keys(window, ("duration", "every"),
-                                                           f"{path}.window"):
+            if window not in (None, "") and ctx.known_keys(
+                window, ("duration", "every"), f"{path}.window"
+            ):
                 duration = ctx.as_duration(window.get("duration"), f"{path}.window.duration")
                 every = ctx.as_duration(window.get("every"), f"{path}.window.every")
                 for key, value in (("duration", duration), ("every", every)):
@@ -378,15 +453,20 @@ class WorkflowsSection(Section):
                         ctx.error(f"{path}.window.{key}", "must be positive")
             rules = self._rules(ctx, item.get("selection_rules"), f"{path}.selection_rules")
             values: dict[str, Any] = {
-                "mode": mode, "window_duration": duration, "recheck_every": every,
-                "max_multiplication": ctx.as_int(item.get("max_multiplication"),
-                                                 f"{path}.max_multiplication", minimum=1),
-                "min_contracts": ctx.as_int(item.get("min_contracts"),
-                                            f"{path}.min_contracts") or 0,
-                "min_turnover": _non_negative(ctx, item.get("min_turnover"),
-                                              f"{path}.min_turnover"),
-                "batch_optimal": ctx.as_bool(item.get("batch_optimal"),
-                                             f"{path}.batch_optimal", False),
+                "mode": mode,
+                "window_duration": duration,
+                "recheck_every": every,
+                "max_multiplication": ctx.as_int(
+                    item.get("max_multiplication"), f"{path}.max_multiplication", minimum=1
+                ),
+                "min_contracts": ctx.as_int(item.get("min_contracts"), f"{path}.min_contracts")
+                or 0,
+                "min_turnover": _non_negative(
+                    ctx, item.get("min_turnover"), f"{path}.min_turnover"
+                ),
+                "batch_optimal": ctx.as_bool(
+                    item.get("batch_optimal"), f"{path}.batch_optimal", False
+                ),
             }
             if slug and str(slug) in seen:
                 ctx.error(f"{path}.campaign", f"{slug!r} has two workflows")
@@ -418,12 +498,17 @@ class WorkflowsSection(Section):
 
     def export(self) -> list[dict[str, Any]]:
         rows = []
-        for w in (Workflow.objects.select_related("campaign")
-                  .prefetch_related("selection_rules").order_by("campaign__slug")):
+        for w in (
+            Workflow.objects.select_related("campaign")
+            .prefetch_related("selection_rules")
+            .order_by("campaign__slug")
+        ):
             row: dict[str, Any] = {"campaign": w.campaign.slug, "mode": w.mode}
-            window = {k: format_duration(v) for k, v in (("duration", w.window_duration),
-                                                         ("every", w.recheck_every))
-                      if v is not None}
+            window = {
+                k: format_duration(v)
+                for k, v in (("duration", w.window_duration), ("every", w.recheck_every))
+                if v is not None
+            }
             if window:
                 row["window"] = window
             row["max_multiplication"] = w.max_multiplication
@@ -432,10 +517,17 @@ class WorkflowsSection(Section):
                 row["min_turnover"] = plain(w.min_turnover)
             row["batch_optimal"] = w.batch_optimal
             row["selection_rules"] = [
-                {"mode": r.mode, "take": r.take,
-                 **({"min_turnover": plain(r.min_turnover)} if r.min_turnover is not None
-                    else {})}
-                for r in sorted(w.selection_rules.all(), key=lambda r: r.position)]
+                {
+                    "mode": r.mode,
+                    "take": r.take,
+                    **(
+                        {"min_turnover": plain(r.min_turnover)}
+                        if r.min_turnover is not None
+                        else {}
+                    ),
+                }
+                for r in sorted(w.selection_rules.all(), key=lambda r: r.position)
+            ]
             rows.append(row)
         return rows
 

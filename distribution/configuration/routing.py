@@ -107,8 +107,9 @@ def parse_caps(ctx: Ctx, value: Any, path: str) -> dict[str, int | None]:
 
 
 def export_caps(obj: Any) -> dict[str, int]:
-    return {p: getattr(obj, f"cap_{p}") for p in CAP_PERIODS
-            if getattr(obj, f"cap_{p}") is not None}
+    return {
+        p: getattr(obj, f"cap_{p}") for p in CAP_PERIODS if getattr(obj, f"cap_{p}") is not None
+    }
 
 
 def _agent(ctx: Ctx, email: Any, path: str) -> User | None:
@@ -188,8 +189,10 @@ class SchedulesSection(Section):
                 import holidays as holidays_pkg
 
                 if country not in holidays_pkg.list_supported_countries():
-                    ctx.error(f"{path}.holiday_country",
-                              f"{country!r} is not a country the holidays package knows")
+                    ctx.error(
+                        f"{path}.holiday_country",
+                        f"{country!r} is not a country the holidays package knows",
+                    )
             intervals = self._intervals(ctx, item.get("intervals"), f"{path}.intervals")
             days_off = self._holidays(ctx, item.get("holidays"), f"{path}.holidays")
             if not name or intervals is None or days_off is None or ctx.errors:
@@ -203,16 +206,19 @@ class SchedulesSection(Section):
                 schedule.intervals.all().delete()
                 ScheduleInterval.objects.bulk_create(
                     ScheduleInterval(schedule=schedule, weekday=w, start=s, end=e)
-                    for w, s, e in sorted(intervals))
+                    for w, s, e in sorted(intervals)
+                )
                 changed.append("intervals")
-            manual = {h.date: h.name for h in schedule.holidays.filter(
-                origin=Holiday.Origin.MANUAL)}
+            manual = {
+                h.date: h.name for h in schedule.holidays.filter(origin=Holiday.Origin.MANUAL)
+            }
             if manual != days_off:
                 schedule.holidays.filter(origin=Holiday.Origin.MANUAL).delete()
                 # an entered holiday replaces a country one on the same day
                 schedule.holidays.filter(date__in=list(days_off)).delete()
                 Holiday.objects.bulk_create(
-                    Holiday(schedule=schedule, date=d, name=n) for d, n in sorted(days_off.items()))
+                    Holiday(schedule=schedule, date=d, name=n) for d, n in sorted(days_off.items())
+                )
                 changed.append("holidays")
             _count(ctx, self.key, created, [] if created else changed, str(name))
 
@@ -225,21 +231,35 @@ class SchedulesSection(Section):
             for iv in s.intervals.all():
                 groups.setdefault((iv.start, iv.end), []).append(iv.weekday)
             intervals = sorted(
-                ({"days": [DAYS[d] for d in sorted(set(days))], "start": format_time(start),
-                  "end": "24:00" if end.hour == 0 and end.minute == 0 else format_time(end)}
-                 for (start, end), days in groups.items()),
-                key=lambda i: (DAYS.index(i["days"][0]), i["start"], i["end"]))
-            rows.append({
-                "name": s.name, "timezone": s.timezone, "intervals": intervals,
-                "holidays": [{"date": h.date.isoformat(), "name": h.name}
-                             for h in s.holidays.all() if h.origin == Holiday.Origin.MANUAL],
-                "holiday_country": s.holiday_country or None,
-            })
+                (
+                    {
+                        "days": [DAYS[d] for d in sorted(set(days))],
+                        "start": format_time(start),
+                        "end": "24:00" if end.hour == 0 and end.minute == 0 else format_time(end),
+                    }
+                    for (start, end), days in groups.items()
+                ),
+                key=lambda i: (DAYS.index(i["days"][0]), i["start"], i["end"]),
+            )
+            rows.append(
+                {
+                    "name": s.name,
+                    "timezone": s.timezone,
+                    "intervals": intervals,
+                    "holidays": [
+                        {"date": h.date.isoformat(), "name": h.name}
+                        for h in s.holidays.all()
+                        if h.origin == Holiday.Origin.MANUAL
+                    ],
+                    "holiday_country": s.holiday_country or None,
+                }
+            )
         return rows
 
     def prune(self, named: set[Any], ctx: Ctx) -> None:
-        for s in Schedule.objects.exclude(name__in=named).filter(rules__isnull=True,
-                                                                 agents__isnull=True):
+        for s in Schedule.objects.exclude(name__in=named).filter(
+            rules__isnull=True, agents__isnull=True
+        ):
             s.delete()
             ctx.report.count(self.key, "removed", s.name)
 
@@ -248,8 +268,16 @@ class SchedulesSection(Section):
 
 
 def _member_row(m: PoolMember) -> tuple[Any, ...]:
-    return (m.agent_id, Decimal(m.weight), m.active, m.cap_hour, m.cap_day, m.cap_week,
-            m.cap_month, m.filters)
+    return (
+        m.agent_id,
+        Decimal(m.weight),
+        m.active,
+        m.cap_hour,
+        m.cap_day,
+        m.cap_week,
+        m.cap_month,
+        m.filters,
+    )
 
 
 @register
@@ -284,11 +312,16 @@ class PoolsSection(Section):
                     ctx.error(f"{p}.agent", f"{user.email} is listed twice")
                     continue
                 seen.add(user.pk)
-                wanted.append({"agent_id": user.pk, "weight": weight or Decimal(1),
-                               "active": ctx.as_bool(m.get("active"), f"{p}.active", True),
-                               **parse_caps(ctx, m.get("caps"), f"{p}.caps"),
-                               "filters": parse_filters(ctx, m.get("filters"), f"{p}.filters"),
-                               "position": i})
+                wanted.append(
+                    {
+                        "agent_id": user.pk,
+                        "weight": weight or Decimal(1),
+                        "active": ctx.as_bool(m.get("active"), f"{p}.active", True),
+                        **parse_caps(ctx, m.get("caps"), f"{p}.caps"),
+                        "filters": parse_filters(ctx, m.get("filters"), f"{p}.filters"),
+                        "position": i,
+                    }
+                )
             if not name or ctx.errors:
                 return
             pool = Pool.objects.filter(name=name).first()
@@ -297,8 +330,21 @@ class PoolsSection(Section):
             changed = _save_fields(pool, {"description": str(item.get("description") or "")})
             current = list(pool.members.order_by("position", "id"))
             same = [(_member_row(m), m.position) for m in current] == [
-                ((w["agent_id"], Decimal(w["weight"]), w["active"], w["cap_hour"], w["cap_day"],
-                  w["cap_week"], w["cap_month"], w["filters"]), w["position"]) for w in wanted]
+                (
+                    (
+                        w["agent_id"],
+                        Decimal(w["weight"]),
+                        w["active"],
+                        w["cap_hour"],
+                        w["cap_day"],
+                        w["cap_week"],
+                        w["cap_month"],
+                        w["filters"],
+                    ),
+                    w["position"],
+                )
+                for w in wanted
+            ]
             if not same:
                 by_agent = {m.agent_id: m for m in current}
                 for w in wanted:
@@ -346,10 +392,32 @@ class PoolsSection(Section):
 class RulesSection(Section):
     key = "rules"
     natural_key = "name"
-    fields = ("name", "priority", "enabled", "sources", "campaign", "filters", "strategy",
-              "pool", "claim_timeout", "max_rounds", "batch_size", "schedule", "after_hours",
-              "default_agent", "caps", "pull_allotment", "initial_status", "initial_activity",
-              "sticky_owner", "tcpa", "contact_sla", "catch_up", "require_agent_hours", "tiers")
+    fields = (
+        "name",
+        "priority",
+        "enabled",
+        "sources",
+        "campaign",
+        "filters",
+        "strategy",
+        "pool",
+        "claim_timeout",
+        "max_rounds",
+        "batch_size",
+        "schedule",
+        "after_hours",
+        "default_agent",
+        "caps",
+        "pull_allotment",
+        "initial_status",
+        "initial_activity",
+        "sticky_owner",
+        "tcpa",
+        "contact_sla",
+        "catch_up",
+        "require_agent_hours",
+        "tiers",
+    )
 
     def _tiers(self, ctx: Ctx, value: Any, path: str) -> list[tuple[str, str, float, float]]:
         if value in (None, ""):
@@ -362,11 +430,9 @@ class RulesSection(Section):
             p = f"{path}[{i}]"
             if not ctx.known_keys(t, ("metric", "op", "threshold", "multiplier"), p):
                 continue
-            metric = ctx.as_choice(ctx.require(t, "metric", p), f"{p}.metric", sorted(METRICS),
-                                   "")
+            metric = ctx.as_choice(ctx.require(t, "metric", p), f"{p}.metric", sorted(METRICS), "")
             op = ctx.as_choice(ctx.require(t, "op", p), f"{p}.op", sorted(TIER_OPS), "")
-            threshold = ctx.as_float(ctx.require(t, "threshold", p), f"{p}.threshold",
-                                     -1e12, 1e12)
+            threshold = ctx.as_float(ctx.require(t, "threshold", p), f"{p}.threshold", -1e12, 1e12)
             multiplier = ctx.as_float(ctx.require(t, "multiplier", p), f"{p}.multiplier", 0, 1e6)
             if metric and op and threshold is not None and multiplier is not None:
                 out.append((metric, op, threshold, multiplier))
@@ -382,47 +448,60 @@ class RulesSection(Section):
             if not isinstance(sources_in, list):
                 ctx.error(f"{path}.sources", "must be a list of source slugs")
                 sources_in = []
-            sources = [ctx.ref(Source, "slug", s, f"{path}.sources[{i}]", "source")
-                       for i, s in enumerate(sources_in)]
+            sources = [
+                ctx.ref(Source, "slug", s, f"{path}.sources[{i}]", "source")
+                for i, s in enumerate(sources_in)
+            ]
             activity = str(item.get("initial_activity") or "")
             if activity and activity not in Activity.Kind.values:
-                ctx.error(f"{path}.initial_activity",
-                          f"{activity!r} is not one of {', '.join(Activity.Kind.values)}")
+                ctx.error(
+                    f"{path}.initial_activity",
+                    f"{activity!r} is not one of {', '.join(Activity.Kind.values)}",
+                )
             values: dict[str, Any] = {
                 "priority": 100 if priority is None else priority,
                 "enabled": ctx.as_bool(item.get("enabled"), f"{path}.enabled", False),
-                "campaign": ctx.ref(Campaign, "slug", item.get("campaign"), f"{path}.campaign",
-                                    "campaign"),
+                "campaign": ctx.ref(
+                    Campaign, "slug", item.get("campaign"), f"{path}.campaign", "campaign"
+                ),
                 "filters": parse_filters(ctx, item.get("filters"), f"{path}.filters"),
-                "strategy": ctx.as_choice(item.get("strategy"), f"{path}.strategy",
-                                          Strategy.values, Strategy.ROUND_ROBIN),
+                "strategy": ctx.as_choice(
+                    item.get("strategy"), f"{path}.strategy", Strategy.values, Strategy.ROUND_ROBIN
+                ),
                 "pool": ctx.ref(Pool, "name", item.get("pool"), f"{path}.pool", "pool"),
-                "claim_timeout": ctx.as_duration(item.get("claim_timeout"),
-                                                 f"{path}.claim_timeout"),
-                "max_rounds": ctx.as_int(item.get("max_rounds"), f"{path}.max_rounds",
-                                         minimum=1),
-                "batch_size": ctx.as_int(item.get("batch_size"), f"{path}.batch_size",
-                                         minimum=1),
-                "schedule": ctx.ref(Schedule, "name", item.get("schedule"), f"{path}.schedule",
-                                    "schedule"),
-                "after_hours": ctx.as_choice(item.get("after_hours"), f"{path}.after_hours",
-                                             AfterHours.values, AfterHours.HOLD),
-                "default_agent": _agent(ctx, item.get("default_agent"),
-                                        f"{path}.default_agent"),
+                "claim_timeout": ctx.as_duration(
+                    item.get("claim_timeout"), f"{path}.claim_timeout"
+                ),
+                "max_rounds": ctx.as_int(item.get("max_rounds"), f"{path}.max_rounds", minimum=1),
+                "batch_size": ctx.as_int(item.get("batch_size"), f"{path}.batch_size", minimum=1),
+                "schedule": ctx.ref(
+                    Schedule, "name", item.get("schedule"), f"{path}.schedule", "schedule"
+                ),
+                "after_hours": ctx.as_choice(
+                    item.get("after_hours"),
+                    f"{path}.after_hours",
+                    AfterHours.values,
+                    AfterHours.HOLD,
+                ),
+                "default_agent": _agent(ctx, item.get("default_agent"), f"{path}.default_agent"),
                 **parse_caps(ctx, item.get("caps"), f"{path}.caps"),
-                "pull_allotment": ctx.as_int(item.get("pull_allotment"),
-                                             f"{path}.pull_allotment"),
-                "initial_status": ctx.as_choice(item.get("initial_status"),
-                                                f"{path}.initial_status", InitialStatus.values,
-                                                InitialStatus.ASSIGNED),
+                "pull_allotment": ctx.as_int(item.get("pull_allotment"), f"{path}.pull_allotment"),
+                "initial_status": ctx.as_choice(
+                    item.get("initial_status"),
+                    f"{path}.initial_status",
+                    InitialStatus.values,
+                    InitialStatus.ASSIGNED,
+                ),
                 "initial_activity": activity,
-                "sticky_owner": ctx.as_bool(item.get("sticky_owner"), f"{path}.sticky_owner",
-                                            False),
+                "sticky_owner": ctx.as_bool(
+                    item.get("sticky_owner"), f"{path}.sticky_owner", False
+                ),
                 "tcpa": ctx.as_bool(item.get("tcpa"), f"{path}.tcpa", False),
                 "contact_sla": ctx.as_duration(item.get("contact_sla"), f"{path}.contact_sla"),
                 "catch_up": ctx.as_bool(item.get("catch_up"), f"{path}.catch_up", False),
-                "require_agent_hours": ctx.as_bool(item.get("require_agent_hours"),
-                                                   f"{path}.require_agent_hours", True),
+                "require_agent_hours": ctx.as_bool(
+                    item.get("require_agent_hours"), f"{path}.require_agent_hours", True
+                ),
             }
             for key in ("claim_timeout", "contact_sla"):
                 if values[key] is not None and values[key].total_seconds() <= 0:
@@ -439,13 +518,18 @@ class RulesSection(Section):
             if {s.pk for s in rule.sources.all()} != wanted_sources:
                 rule.sources.set(wanted_sources)
                 changed.append("sources")
-            current_tiers = [(t.metric, t.op, t.threshold, t.multiplier)
-                             for t in rule.tiers.order_by("position", "id")]
+            current_tiers = [
+                (t.metric, t.op, t.threshold, t.multiplier)
+                for t in rule.tiers.order_by("position", "id")
+            ]
             if current_tiers != tiers:
                 rule.tiers.all().delete()
                 PerformanceTier.objects.bulk_create(
-                    PerformanceTier(rule=rule, metric=m, op=o, threshold=th, multiplier=mu,
-                                    position=i) for i, (m, o, th, mu) in enumerate(tiers))
+                    PerformanceTier(
+                        rule=rule, metric=m, op=o, threshold=th, multiplier=mu, position=i
+                    )
+                    for i, (m, o, th, mu) in enumerate(tiers)
+                )
                 changed.append("tiers")
             if rule.enabled and not was_enabled and not ctx.report.dry_run:
                 # enabling distributes every waiting lead the rule matches (seed 002), after
@@ -459,18 +543,24 @@ class RulesSection(Section):
 
     def export(self) -> list[dict[str, Any]]:
         rows = []
-        rules = (Rule.objects.select_related("campaign", "pool", "schedule", "default_agent")
-                 .prefetch_related("sources", "tiers").order_by("name"))
+        rules = (
+            Rule.objects.select_related("campaign", "pool", "schedule", "default_agent")
+            .prefetch_related("sources", "tiers")
+            .order_by("name")
+        )
         for r in rules:
             row: dict[str, Any] = {
-                "name": r.name, "priority": r.priority, "enabled": r.enabled,
+                "name": r.name,
+                "priority": r.priority,
+                "enabled": r.enabled,
                 "sources": sorted(s.slug for s in r.sources.all()),
                 "campaign": r.campaign.slug if r.campaign else None,
                 "filters": r.filters or [],
                 "strategy": r.strategy,
                 "pool": r.pool.name if r.pool else None,
                 "claim_timeout": format_duration(r.claim_timeout),
-                "max_rounds": r.max_rounds, "batch_size": r.batch_size,
+                "max_rounds": r.max_rounds,
+                "batch_size": r.batch_size,
                 "schedule": r.schedule.name if r.schedule else None,
                 "after_hours": r.after_hours,
                 "default_agent": r.default_agent.email if r.default_agent else None,
@@ -478,13 +568,20 @@ class RulesSection(Section):
                 "pull_allotment": r.pull_allotment,
                 "initial_status": r.initial_status,
                 "initial_activity": r.initial_activity or None,
-                "sticky_owner": r.sticky_owner, "tcpa": r.tcpa,
+                "sticky_owner": r.sticky_owner,
+                "tcpa": r.tcpa,
                 "contact_sla": format_duration(r.contact_sla),
                 "catch_up": r.catch_up,
                 "require_agent_hours": r.require_agent_hours,
-                "tiers": [{"metric": t.metric, "op": t.op, "threshold": t.threshold,
-                           "multiplier": t.multiplier}
-                          for t in sorted(r.tiers.all(), key=lambda t: (t.position, t.id))],
+                "tiers": [
+                    {
+                        "metric": t.metric,
+                        "op": t.op,
+                        "threshold": t.threshold,
+                        "multiplier": t.multiplier,
+                    }
+                    for t in sorted(r.tiers.all(), key=lambda t: (t.position, t.id))
+                ],
             }
             rows.append(row)
         return rows
@@ -508,8 +605,9 @@ class AutomationsSection(Section):
     def apply(self, items: list[Any], ctx: Ctx) -> None:
         def one(item: dict[str, Any], path: str) -> None:
             name = ctx.require(item, "name", path)
-            action = ctx.as_choice(ctx.require(item, "action", path), f"{path}.action",
-                                   Automation.Action.values, "")
+            action = ctx.as_choice(
+                ctx.require(item, "action", path), f"{path}.action", Automation.Action.values, ""
+            )
             target = item.get("target")
             user = rule = None
             if action == Automation.Action.USER:
@@ -518,8 +616,11 @@ class AutomationsSection(Section):
                 if action == Automation.Action.RULE:
                     ctx.require(item, "target", path)
                 rule = ctx.ref(Rule, "name", target, f"{path}.target", "rule")
-                if (action == Automation.Action.HOPPER and rule is not None
-                        and rule.strategy != Strategy.HOPPER):
+                if (
+                    action == Automation.Action.HOPPER
+                    and rule is not None
+                    and rule.strategy != Strategy.HOPPER
+                ):
                     ctx.error(f"{path}.target", f"rule {rule.name!r} is not a hopper rule")
             elif target not in (None, ""):
                 ctx.error(f"{path}.target", "assignment_rules takes no target")
@@ -530,10 +631,16 @@ class AutomationsSection(Section):
                     user = _agent(ctx, item.get("owner"), f"{path}.owner")
             priority = ctx.as_int(item.get("priority"), f"{path}.priority", minimum=None)
             values = {
-                "trigger": ctx.as_choice(item.get("trigger"), f"{path}.trigger",
-                                         Automation.Trigger.values, Automation.Trigger.CREATED),
+                "trigger": ctx.as_choice(
+                    item.get("trigger"),
+                    f"{path}.trigger",
+                    Automation.Trigger.values,
+                    Automation.Trigger.CREATED,
+                ),
                 "filters": parse_filters(ctx, item.get("filters"), f"{path}.filters"),
-                "action": action, "target_user": user, "target_rule": rule,
+                "action": action,
+                "target_user": user,
+                "target_rule": rule,
                 "enabled": ctx.as_bool(item.get("enabled"), f"{path}.enabled", True),
                 "priority": 100 if priority is None else priority,
             }
@@ -546,9 +653,14 @@ class AutomationsSection(Section):
     def export(self) -> list[dict[str, Any]]:
         rows = []
         for a in Automation.objects.select_related("target_user", "target_rule").order_by("name"):
-            row: dict[str, Any] = {"name": a.name, "trigger": a.trigger, "filters": a.filters,
-                                   "action": a.action, "enabled": a.enabled,
-                                   "priority": a.priority}
+            row: dict[str, Any] = {
+                "name": a.name,
+                "trigger": a.trigger,
+                "filters": a.filters,
+                "action": a.action,
+                "enabled": a.enabled,
+                "priority": a.priority,
+            }
             if a.action == Automation.Action.USER:
                 row["target"] = a.target_user.email if a.target_user else None
             elif a.action in (Automation.Action.RULE, Automation.Action.HOPPER):

@@ -27,19 +27,23 @@ class DistributionAttempt(models.Model):
         RECHECK = "recheck", "Window recheck"
         SIMULATE = "simulate", "Simulation"
 
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE,
-                             related_name="distribution_attempts")
+    lead = models.ForeignKey(
+        "leads.Lead", on_delete=models.CASCADE, related_name="distribution_attempts"
+    )
     trigger = models.CharField(max_length=20, choices=Trigger.choices)
     rule_name = models.CharField(max_length=200, blank=True)
-    rules_tried = models.JSONField(default=list, blank=True,
-                                   help_text="Each rule tried and why it did or did not match")
-    candidates = models.JSONField(default=list, blank=True,
-                                  help_text="Ranked candidates with their reason codes")
+    rules_tried = models.JSONField(
+        default=list, blank=True, help_text="Each rule tried and why it did or did not match"
+    )
+    candidates = models.JSONField(
+        default=list, blank=True, help_text="Ranked candidates with their reason codes"
+    )
     outcome = models.CharField(max_length=40)
     reason = models.TextField(blank=True)
     duration_ms = models.FloatField(default=0)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

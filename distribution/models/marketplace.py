@@ -35,27 +35,41 @@ class Workflow(models.Model):
     """How a campaign's leads are sold: manual, on arrival, or with a window; the maximum
     multiplication, total selection minimums and the ordered selection rules."""
 
-    campaign = models.OneToOneField("leads.Campaign", on_delete=models.CASCADE,
-                                    related_name="workflow")
-    mode = models.CharField(max_length=20, choices=WorkflowMode.choices,
-                            default=WorkflowMode.ON_ARRIVAL)
-    window_duration = models.DurationField(null=True, blank=True,
-                                           help_text="How long a window stays open (mode "
-                                                     "window; default 1 day).")
-    recheck_every = models.DurationField(null=True, blank=True,
-                                         help_text="How often a window rechecks (default "
-                                                   "15 minutes).")
+    campaign = models.OneToOneField(
+        "leads.Campaign", on_delete=models.CASCADE, related_name="workflow"
+    )
+    mode = models.CharField(
+        max_length=20, choices=WorkflowMode.choices, default=WorkflowMode.ON_ARRIVAL
+    )
+    window_duration = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="How long a window stays open (mode window; default 1 day).",
+    )
+    recheck_every = models.DurationField(
+        null=True, blank=True, help_text="How often a window rechecks (default 15 minutes)."
+    )
     max_multiplication = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)],
-        help_text="At most this many outbound leads per inbound lead (empty: no limit).")
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="At most this many outbound leads per inbound lead (empty: no limit).",
+    )
     min_contracts = models.PositiveIntegerField(
-        default=0, help_text="Distribute only when at least this many contracts are chosen.")
+        default=0, help_text="Distribute only when at least this many contracts are chosen."
+    )
     min_turnover = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True,
-        help_text="Distribute only when the chosen contracts turn over at least this.")
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Distribute only when the chosen contracts turn over at least this.",
+    )
     batch_optimal = models.BooleanField(
-        default=False, help_text="Allocate all leads waiting in windows at once (max "
-                                 "turnover under caps) instead of one by one on recheck.")
+        default=False,
+        help_text="Allocate all leads waiting in windows at once (max "
+        "turnover under caps) instead of one by one on recheck.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -65,9 +79,10 @@ class Workflow(models.Model):
     class Meta:
         ordering = ["campaign__slug"]
         constraints = [
-            models.CheckConstraint(condition=Q(max_multiplication__isnull=True)
-                                   | Q(max_multiplication__gte=1),
-                                   name="workflow_multiplication_positive"),
+            models.CheckConstraint(
+                condition=Q(max_multiplication__isnull=True) | Q(max_multiplication__gte=1),
+                name="workflow_multiplication_positive",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -95,19 +110,18 @@ class SelectionRule(models.Model):
     """A contract selection rule: take at most `take` contracts in `mode` order; skipped
     when its selection turns over less than `min_turnover`."""
 
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE,
-                                 related_name="selection_rules")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="selection_rules")
     position = models.PositiveIntegerField(default=1)
-    mode = models.CharField(max_length=20, choices=SelectionMode.choices,
-                            default=SelectionMode.QS)
+    mode = models.CharField(max_length=20, choices=SelectionMode.choices, default=SelectionMode.QS)
     take = models.PositiveIntegerField(default=1)
     min_turnover = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
 
     class Meta:
         ordering = ["workflow", "position", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["workflow", "position"],
-                                    name="selection_rule_unique_position"),
+            models.UniqueConstraint(
+                fields=["workflow", "position"], name="selection_rule_unique_position"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -128,10 +142,12 @@ class DistributionWindow(models.Model):
     """An auto-distribution window: the lead is rechecked every `every` until `ends_at` or
     until it reaches its maximum multiplication. At most one open window per lead."""
 
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE,
-                             related_name="distribution_windows")
-    status = models.CharField(max_length=10, choices=WindowStatus.choices,
-                              default=WindowStatus.ACTIVE)
+    lead = models.ForeignKey(
+        "leads.Lead", on_delete=models.CASCADE, related_name="distribution_windows"
+    )
+    status = models.CharField(
+        max_length=10, choices=WindowStatus.choices, default=WindowStatus.ACTIVE
+    )
     started_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField()
     every = models.DurationField()
@@ -140,14 +156,18 @@ class DistributionWindow(models.Model):
     checks = models.PositiveIntegerField(default=0)
     closed_at = models.DateTimeField(null=True, blank=True)
     close_reason = models.CharField(max_length=40, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                   on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["lead"], condition=Q(status__in=["active", "paused"]),
-                                    name="window_one_open_per_lead"),
+            models.UniqueConstraint(
+                fields=["lead"],
+                condition=Q(status__in=["active", "paused"]),
+                name="window_one_open_per_lead",
+            ),
         ]
         indexes = [models.Index(fields=["status", "next_check_at"], name="window_due_idx")]
 
@@ -178,23 +198,31 @@ class OutboundLead(models.Model):
     (for caps and budgets), are not counted by distribution."""
 
     lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="outbound")
-    contract = models.ForeignKey("crm.Contract", on_delete=models.PROTECT,
-                                 related_name="outbound")
+    contract = models.ForeignKey("crm.Contract", on_delete=models.PROTECT, related_name="outbound")
     method = models.CharField(max_length=12, choices=OutboundMethod.choices)
-    price = models.DecimalField(max_digits=10, decimal_places=2,
-                                validators=[MinValueValidator(Decimal(0))])
+    price = models.DecimalField(
+        max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal(0))]
+    )
     created_at = models.DateTimeField(default=timezone.now)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="+")
-    window = models.ForeignKey(DistributionWindow, null=True, blank=True,
-                               on_delete=models.SET_NULL, related_name="outbound")
-    return_status = models.CharField(max_length=10, choices=ReturnStatus.choices, blank=True,
-                                     default=ReturnStatus.NONE)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    window = models.ForeignKey(
+        DistributionWindow,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outbound",
+    )
+    return_status = models.CharField(
+        max_length=10, choices=ReturnStatus.choices, blank=True, default=ReturnStatus.NONE
+    )
     return_reason = models.CharField(max_length=500, blank=True)
     returned_at = models.DateTimeField(null=True, blank=True)
     return_decided_at = models.DateTimeField(null=True, blank=True)
-    return_decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                          on_delete=models.SET_NULL, related_name="+")
+    return_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     return_note = models.CharField(max_length=500, blank=True)
 
     class Meta:

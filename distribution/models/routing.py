@@ -11,8 +11,15 @@ from django.utils import timezone
 from accounts.models import validate_timezone
 from leads.models import Activity
 
-WEEKDAYS = [(0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"),
-            (5, "Saturday"), (6, "Sunday")]
+WEEKDAYS = [
+    (0, "Monday"),
+    (1, "Tuesday"),
+    (2, "Wednesday"),
+    (3, "Thursday"),
+    (4, "Friday"),
+    (5, "Saturday"),
+    (6, "Sunday"),
+]
 
 
 class Schedule(models.Model):
@@ -21,8 +28,10 @@ class Schedule(models.Model):
     name = models.CharField(max_length=100, unique=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     holiday_country = models.CharField(
-        max_length=2, blank=True,
-        help_text="ISO country code: that country's public holidays close the schedule too.")
+        max_length=2,
+        blank=True,
+        help_text="ISO country code: that country's public holidays close the schedule too.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -43,8 +52,9 @@ class ScheduleInterval(models.Model):
     class Meta:
         ordering = ["weekday", "start"]
         constraints = [
-            models.CheckConstraint(condition=Q(weekday__gte=0, weekday__lte=6),
-                                   name="schedule_interval_weekday_range"),
+            models.CheckConstraint(
+                condition=Q(weekday__gte=0, weekday__lte=6), name="schedule_interval_weekday_range"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -65,8 +75,11 @@ class Holiday(models.Model):
 
     class Meta:
         ordering = ["date"]
-        constraints = [models.UniqueConstraint(fields=["schedule", "date"],
-                                               name="holiday_unique_schedule_date")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "date"], name="holiday_unique_schedule_date"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.date} {self.name}".strip()
@@ -99,21 +112,27 @@ class CapFields(models.Model):
 
     @property
     def caps(self) -> dict[str, int | None]:
-        return {"hour": self.cap_hour, "day": self.cap_day, "week": self.cap_week,
-                "month": self.cap_month}
+        return {
+            "hour": self.cap_hour,
+            "day": self.cap_day,
+            "week": self.cap_week,
+            "month": self.cap_month,
+        }
 
 
 class PoolMember(CapFields):
     """An agent in a pool: weight, position (round-robin tie order), caps, lead filters."""
 
     pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="members")
-    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                              related_name="pool_memberships")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pool_memberships"
+    )
     weight = models.DecimalField(max_digits=8, decimal_places=2, default=1)
     position = models.PositiveIntegerField(default=0)
     active = models.BooleanField(default=True)
-    filters = models.JSONField(default=list, blank=True,
-                               help_text='User filters: [{"field", "op", "value"}]')
+    filters = models.JSONField(
+        default=list, blank=True, help_text='User filters: [{"field", "op", "value"}]'
+    )
 
     class Meta:
         ordering = ["pool", "position", "id"]
@@ -158,46 +177,68 @@ class Rule(CapFields):
     name = models.CharField(max_length=100, unique=True)
     priority = models.IntegerField(default=100, help_text="Lower numbers are tried first.")
     enabled = models.BooleanField(
-        default=False, help_text="Enabling distributes every waiting lead the rule matches.")
-    sources = models.ManyToManyField("leads.Source", blank=True, related_name="rules",
-                                     help_text="Empty = any source.")
-    campaign = models.ForeignKey("leads.Campaign", null=True, blank=True,
-                                 on_delete=models.PROTECT, related_name="rules")
-    filters = models.JSONField(default=list, blank=True,
-                               help_text='Lead filters: [{"field", "op", "value"}]')
-    strategy = models.CharField(max_length=20, choices=Strategy.choices,
-                                default=Strategy.ROUND_ROBIN)
-    pool = models.ForeignKey(Pool, null=True, blank=True, on_delete=models.PROTECT,
-                             related_name="rules")
+        default=False, help_text="Enabling distributes every waiting lead the rule matches."
+    )
+    sources = models.ManyToManyField(
+        "leads.Source", blank=True, related_name="rules", help_text="Empty = any source."
+    )
+    campaign = models.ForeignKey(
+        "leads.Campaign", null=True, blank=True, on_delete=models.PROTECT, related_name="rules"
+    )
+    filters = models.JSONField(
+        default=list, blank=True, help_text='Lead filters: [{"field", "op", "value"}]'
+    )
+    strategy = models.CharField(
+        max_length=20, choices=Strategy.choices, default=Strategy.ROUND_ROBIN
+    )
+    pool = models.ForeignKey(
+        Pool, null=True, blank=True, on_delete=models.PROTECT, related_name="rules"
+    )
     claim_timeout = models.DurationField(
-        null=True, blank=True, help_text="Open time an offer stays claimable (blank = assign).")
+        null=True, blank=True, help_text="Open time an offer stays claimable (blank = assign)."
+    )
     max_rounds = models.PositiveIntegerField(null=True, blank=True)
     batch_size = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Broadcast: members offered at a time (blank = all).")
-    schedule = models.ForeignKey(Schedule, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="rules")
-    after_hours = models.CharField(max_length=12, choices=AfterHours.choices,
-                                   default=AfterHours.HOLD)
-    default_agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                      on_delete=models.SET_NULL, related_name="+")
+        null=True, blank=True, help_text="Broadcast: members offered at a time (blank = all)."
+    )
+    schedule = models.ForeignKey(
+        Schedule, null=True, blank=True, on_delete=models.PROTECT, related_name="rules"
+    )
+    after_hours = models.CharField(
+        max_length=12, choices=AfterHours.choices, default=AfterHours.HOLD
+    )
+    default_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     pull_allotment = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Pull: leads a member may pull per day (blank = any).")
-    initial_status = models.CharField(max_length=12, choices=InitialStatus.choices,
-                                      default=InitialStatus.ASSIGNED)
-    initial_activity = models.CharField(max_length=20, blank=True,
-                                        choices=Activity.Kind.choices,
-                                        help_text="Activity kind logged on assignment.")
+        null=True, blank=True, help_text="Pull: leads a member may pull per day (blank = any)."
+    )
+    initial_status = models.CharField(
+        max_length=12, choices=InitialStatus.choices, default=InitialStatus.ASSIGNED
+    )
+    initial_activity = models.CharField(
+        max_length=20,
+        blank=True,
+        choices=Activity.Kind.choices,
+        help_text="Activity kind logged on assignment.",
+    )
     sticky_owner = models.BooleanField(
-        default=False, help_text="A duplicate of an owned lead goes to the same owner.")
+        default=False, help_text="A duplicate of an owned lead goes to the same owner."
+    )
     tcpa = models.BooleanField(
-        default=False, help_text="No auto-dial webhook outside 08:00–21:00 lead-local.")
+        default=False, help_text="No auto-dial webhook outside 08:00–21:00 lead-local."
+    )
     contact_sla = models.DurationField(
-        null=True, blank=True,
-        help_text="Open time to log a contact attempt before the lead is taken back.")
+        null=True,
+        blank=True,
+        help_text="Open time to log a contact attempt before the lead is taken back.",
+    )
     catch_up = models.BooleanField(
-        default=False, help_text="Agents back from absence catch up on missed turns.")
+        default=False, help_text="Agents back from absence catch up on missed turns."
+    )
     require_agent_hours = models.BooleanField(
-        default=True, help_text="Skip members whose own schedule is closed.")
+        default=True, help_text="Skip members whose own schedule is closed."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -210,8 +251,14 @@ class Rule(CapFields):
 
     def clean(self) -> None:
         needs_pool = self.strategy in {
-            Strategy.ROUND_ROBIN, Strategy.BROADCAST, Strategy.LOAD_BALANCED, Strategy.WEIGHTED,
-            Strategy.PERFORMANCE, Strategy.PULL, Strategy.HOPPER}
+            Strategy.ROUND_ROBIN,
+            Strategy.BROADCAST,
+            Strategy.LOAD_BALANCED,
+            Strategy.WEIGHTED,
+            Strategy.PERFORMANCE,
+            Strategy.PULL,
+            Strategy.HOPPER,
+        }
         if needs_pool and self.pool_id is None:
             raise ValidationError({"pool": "This strategy distributes to a pool; choose one."})
 
@@ -241,8 +288,11 @@ class PerformanceTier(models.Model):
 
     class Meta:
         ordering = ["rule", "position", "id"]
-        constraints = [models.CheckConstraint(condition=Q(multiplier__gte=0),
-                                              name="tier_multiplier_not_negative")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(multiplier__gte=0), name="tier_multiplier_not_negative"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.metric} {self.get_op_display()} {self.threshold:g} → ×{self.multiplier:g}"
@@ -259,12 +309,15 @@ class Offer(models.Model):
         DECLINED = "declined", "Declined"
 
     lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="offers")
-    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                              related_name="offers")
-    member = models.ForeignKey(PoolMember, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="offers")
-    rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="offers")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="offers"
+    )
+    member = models.ForeignKey(
+        PoolMember, null=True, blank=True, on_delete=models.SET_NULL, related_name="offers"
+    )
+    rule = models.ForeignKey(
+        Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="offers"
+    )
     round = models.PositiveIntegerField(default=1)
     batch = models.PositiveIntegerField(default=1)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
@@ -275,13 +328,17 @@ class Offer(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["lead", "agent"], condition=Q(status="open"),
-                                    name="offer_one_open_per_lead_agent"),
+            models.UniqueConstraint(
+                fields=["lead", "agent"],
+                condition=Q(status="open"),
+                name="offer_one_open_per_lead_agent",
+            ),
         ]
         indexes = [
             # the sweeper's scan: open offers by expiry
-            models.Index(fields=["expires_at"], condition=Q(status="open"),
-                         name="offer_open_expiry_idx"),
+            models.Index(
+                fields=["expires_at"], condition=Q(status="open"), name="offer_open_expiry_idx"
+            ),
             models.Index(fields=["agent", "status"]),
             models.Index(fields=["lead", "status"]),
         ]
@@ -309,15 +366,19 @@ class Assignment(models.Model):
         AUTOMATION = "automation", "Automation"
 
     lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="assignments")
-    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                              related_name="assignments")
-    rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="assignments")
-    pool = models.ForeignKey(Pool, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="assignments")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    rule = models.ForeignKey(
+        Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="assignments"
+    )
+    pool = models.ForeignKey(
+        Pool, null=True, blank=True, on_delete=models.SET_NULL, related_name="assignments"
+    )
     method = models.CharField(max_length=12, choices=Method.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     sla_missed = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -336,10 +397,12 @@ class Assignment(models.Model):
 class Notice(models.Model):
     """An in-app message to an agent (claimed by someone else, assigned, taken back)."""
 
-    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                              related_name="notices")
-    lead = models.ForeignKey("leads.Lead", null=True, blank=True, on_delete=models.CASCADE,
-                             related_name="notices")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notices"
+    )
+    lead = models.ForeignKey(
+        "leads.Lead", null=True, blank=True, on_delete=models.CASCADE, related_name="notices"
+    )
     message = models.CharField(max_length=300)
     read = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -372,13 +435,22 @@ class Automation(models.Model):
     trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.CREATED)
     filters = models.JSONField(default=list, blank=True)
     action = models.CharField(max_length=20, choices=Action.choices)
-    target_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                    on_delete=models.PROTECT, related_name="+",
-                                    help_text="action user: the new owner; hopper: optional "
-                                              "owner")
-    target_rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="automations",
-                                    help_text="action rule: the rule; hopper: the hopper rule")
+    target_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="action user: the new owner; hopper: optional owner",
+    )
+    target_rule = models.ForeignKey(
+        Rule,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="automations",
+        help_text="action rule: the rule; hopper: the hopper rule",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -392,7 +464,10 @@ class Automation(models.Model):
             raise ValidationError({"target_user": "Choose the user to send leads to."})
         if self.action == self.Action.RULE and self.target_rule_id is None:
             raise ValidationError({"target_rule": "Choose the rule."})
-        if (self.action == self.Action.HOPPER and self.target_rule_id is not None
-                and self.target_rule is not None
-                and self.target_rule.strategy != Strategy.HOPPER):
+        if (
+            self.action == self.Action.HOPPER
+            and self.target_rule_id is not None
+            and self.target_rule is not None
+            and self.target_rule.strategy != Strategy.HOPPER
+        ):
             raise ValidationError({"target_rule": "Choose a rule with the hopper strategy."})

@@ -32,9 +32,12 @@ def dashboard_figures(*, days: int = 14) -> dict[str, Any]:
     """Lead flow per day by outcome, queues, sources, agents, attempts, turnover."""
     since = timezone.now() - timedelta(days=days)
     labels = _days(days)
-    per_day = (Lead.objects.filter(created_at__gte=since)
-               .annotate(day=TruncDate("created_at"))
-               .values("day", "status").annotate(n=Count("id")))
+    per_day = (
+        Lead.objects.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "status")
+        .annotate(n=Count("id"))
+    )
     series = {group: dict.fromkeys(labels, 0) for group in GROUPS}
     for row in per_day:
         for group, statuses in GROUPS.items():
@@ -48,12 +51,24 @@ def dashboard_figures(*, days: int = 14) -> dict[str, Any]:
         waiting=Count("id", filter=Q(status=S.WAITING)),
         pending=Count("id", filter=Q(status=S.PENDING)),
     )
-    sources = list(Lead.objects.filter(created_at__gte=since)
-                   .values("source__name").annotate(n=Count("id")).order_by("-n")[:10])
-    agents = list(Lead.objects.filter(assigned_at__gte=since, owner__isnull=False)
-                  .values("owner__email").annotate(n=Count("id")).order_by("-n")[:15])
-    outcomes = list(DistributionAttempt.objects.filter(created_at__gte=since)
-                    .values("outcome").annotate(n=Count("id")).order_by("-n"))
+    sources = list(
+        Lead.objects.filter(created_at__gte=since)
+        .values("source__name")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:10]
+    )
+    agents = list(
+        Lead.objects.filter(assigned_at__gte=since, owner__isnull=False)
+        .values("owner__email")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:15]
+    )
+    outcomes = list(
+        DistributionAttempt.objects.filter(created_at__gte=since)
+        .values("outcome")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
     figures: dict[str, Any] = {
         "labels": [d.isoformat() for d in labels],
         "series": {g: list(v.values()) for g, v in series.items()},
@@ -65,9 +80,13 @@ def dashboard_figures(*, days: int = 14) -> dict[str, Any]:
     }
     if apps.is_installed("distribution") and _has_model("distribution", "OutboundLead"):
         outbound = apps.get_model("distribution", "OutboundLead")
-        rows = (outbound.objects.filter(created_at__gte=since).exclude(method="cherry_pick")
-                .annotate(day=TruncDate("created_at")).values("day")
-                .annotate(total=Sum("price")))
+        rows = (
+            outbound.objects.filter(created_at__gte=since)
+            .exclude(method="cherry_pick")
+            .annotate(day=TruncDate("created_at"))
+            .values("day")
+            .annotate(total=Sum("price"))
+        )
         by_day = {r["day"]: float(r["total"] or 0) for r in rows}
         figures["turnover"] = [by_day.get(d, 0.0) for d in labels]
     return figures

@@ -49,37 +49,57 @@ _USAGE_PERIODS = ("day", "week", "month")
 
 def outbound_for_lead(lead: Lead) -> list[dict[str, Any]]:
     """The lead's outbound leads as the API shows them (one query)."""
-    rows = (OutboundLead.objects.filter(lead_id=lead.pk)
-            .select_related("contract__company").order_by("created_at", "id"))
-    return [{"contract": o.contract.name, "company": o.contract.company.name,
-             "method": o.method, "price": str(o.price)} for o in rows]
+    rows = (
+        OutboundLead.objects.filter(lead_id=lead.pk)
+        .select_related("contract__company")
+        .order_by("created_at", "id")
+    )
+    return [
+        {
+            "contract": o.contract.name,
+            "company": o.contract.company.name,
+            "method": o.method,
+            "price": str(o.price),
+        }
+        for o in rows
+    ]
 
 
 def outbound_list_for_lead(*, lead_id: int) -> QuerySet[OutboundLead]:
     """Every outbound lead of an inbound lead with its contract, company and actor."""
-    return (OutboundLead.objects.filter(lead_id=lead_id)
-            .select_related("contract__company", "actor", "return_decided_by")
-            .order_by("created_at", "id"))
+    return (
+        OutboundLead.objects.filter(lead_id=lead_id)
+        .select_related("contract__company", "actor", "return_decided_by")
+        .order_by("created_at", "id")
+    )
 
 
 def attempts_for_lead(*, lead_id: int, limit: int = 50) -> list[DistributionAttempt]:
     """The lead's distribution history, newest first (users' and the system's attempts)."""
-    return list(DistributionAttempt.objects.filter(lead_id=lead_id)
-                .select_related("actor").order_by("-created_at", "-id")[:limit])
+    return list(
+        DistributionAttempt.objects.filter(lead_id=lead_id)
+        .select_related("actor")
+        .order_by("-created_at", "-id")[:limit]
+    )
 
 
 def window_open_for_lead(*, lead_id: int) -> DistributionWindow | None:
     """The lead's active or paused window, if any."""
-    return (DistributionWindow.objects.filter(lead_id=lead_id, status__in=OPEN_WINDOW_STATUSES)
-            .first())
+    return DistributionWindow.objects.filter(
+        lead_id=lead_id, status__in=OPEN_WINDOW_STATUSES
+    ).first()
 
 
 def workflow_for_campaign(*, campaign_id: int | None) -> Workflow | None:
     """The campaign's workflow with its selection rules (two queries), or None."""
     if campaign_id is None:
         return None
-    return (Workflow.objects.filter(campaign_id=campaign_id).select_related("campaign")
-            .prefetch_related("selection_rules").first())
+    return (
+        Workflow.objects.filter(campaign_id=campaign_id)
+        .select_related("campaign")
+        .prefetch_related("selection_rules")
+        .first()
+    )
 
 
 def lead_has_workflow(*, lead_id: int) -> bool:
@@ -94,15 +114,19 @@ def turnover_by_contract(*, since: datetime | None = None) -> list[dict[str, Any
         qs = qs.filter(created_at__gte=since)
     sold = ~Q(method=OutboundMethod.CHERRY_PICK)
     returned = sold & Q(return_status=ReturnStatus.APPROVED)
-    rows = (qs.values("contract__name", "contract__company__name")
-            .annotate(sold_count=Count("id", filter=sold),
-                      sold=Sum("price", filter=sold, default=ZERO),
-                      returned_count=Count("id", filter=returned),
-                      returned=Sum("price", filter=returned, default=ZERO),
-                      cherry_count=Count("id", filter=~sold),
-                      cherry=Sum("price", filter=~sold, default=ZERO),
-                      last=Max("created_at"))
-            .order_by("contract__company__name", "contract__name"))
+    rows = (
+        qs.values("contract__name", "contract__company__name")
+        .annotate(
+            sold_count=Count("id", filter=sold),
+            sold=Sum("price", filter=sold, default=ZERO),
+            returned_count=Count("id", filter=returned),
+            returned=Sum("price", filter=returned, default=ZERO),
+            cherry_count=Count("id", filter=~sold),
+            cherry=Sum("price", filter=~sold, default=ZERO),
+            last=Max("created_at"),
+        )
+        .order_by("contract__company__name", "contract__name")
+    )
     return [{**row, "net": row["sold"] - row["returned"]} for row in rows]
 
 
@@ -114,12 +138,20 @@ def workflow_snapshot(workflow: Workflow | None) -> engine.WorkflowSnapshot:
     if workflow is None:
         return engine.WorkflowSnapshot(max_multiplication=None)
     rules = tuple(
-        engine.SelectionRuleSnapshot(position=r.position, mode=engine.SelectionMode(r.mode),
-                                     take=r.take, min_turnover=r.min_turnover)
-        for r in workflow.selection_rules.all())
-    return engine.WorkflowSnapshot(max_multiplication=workflow.max_multiplication, rules=rules,
-                                   min_contracts=workflow.min_contracts,
-                                   min_turnover=workflow.min_turnover)
+        engine.SelectionRuleSnapshot(
+            position=r.position,
+            mode=engine.SelectionMode(r.mode),
+            take=r.take,
+            min_turnover=r.min_turnover,
+        )
+        for r in workflow.selection_rules.all()
+    )
+    return engine.WorkflowSnapshot(
+        max_multiplication=workflow.max_multiplication,
+        rules=rules,
+        min_contracts=workflow.min_contracts,
+        min_turnover=workflow.min_turnover,
+    )
 
 
 def lead_score(lead: Lead) -> float | None:
@@ -136,23 +168,39 @@ def lead_score(lead: Lead) -> float | None:
 def outbound_records(*, lead_ids: Iterable[int]) -> dict[int, list[engine.OutboundRecord]]:
     """Existing outbound leads per inbound lead, as the engine needs them (one query)."""
     out: dict[int, list[engine.OutboundRecord]] = {}
-    rows = (OutboundLead.objects.filter(lead_id__in=list(lead_ids))
-            .values_list("lead_id", "contract_id", "contract__company_id",
-                         "contract__max_share_count", "method", "contract__group_id"))
+    rows = OutboundLead.objects.filter(lead_id__in=list(lead_ids)).values_list(
+        "lead_id",
+        "contract_id",
+        "contract__company_id",
+        "contract__max_share_count",
+        "method",
+        "contract__group_id",
+    )
     for lead_id, contract_id, company_id, share, method, group_id in rows:
-        out.setdefault(lead_id, []).append(engine.OutboundRecord(
-            contract_id=contract_id, company_id=company_id, max_share_count=share,
-            cherry_picked=method == OutboundMethod.CHERRY_PICK, contract_group_id=group_id))
+        out.setdefault(lead_id, []).append(
+            engine.OutboundRecord(
+                contract_id=contract_id,
+                company_id=company_id,
+                max_share_count=share,
+                cherry_picked=method == OutboundMethod.CHERRY_PICK,
+                contract_group_id=group_id,
+            )
+        )
     return out
 
 
-def lead_snapshot(lead: Lead,
-                  records: Sequence[engine.OutboundRecord] = ()) -> engine.InboundLeadSnapshot:
+def lead_snapshot(
+    lead: Lead, records: Sequence[engine.OutboundRecord] = ()
+) -> engine.InboundLeadSnapshot:
     """The engine's view of an inbound lead (campaigns are compared by id)."""
     base = engine.InboundLeadSnapshot(
-        id=lead.pk, campaign=str(lead.campaign_id) if lead.campaign_id else None,
-        created_at=lead.created_at, latitude=lead.latitude, longitude=lead.longitude,
-        score=lead_score(lead))
+        id=lead.pk,
+        campaign=str(lead.campaign_id) if lead.campaign_id else None,
+        created_at=lead.created_at,
+        latitude=lead.latitude,
+        longitude=lead.longitude,
+        score=lead_score(lead),
+    )
     return base.with_outbound(records)
 
 
@@ -170,18 +218,40 @@ class ContractRows:
 
 
 _CONTRACT_COLUMNS = (
-    "id", "name", "company_id", "company__name", "company__active", "campaign_id", "group_id",
-    "price", "quality_score", "trial", "active", "paused", "starts", "ends", "radius_km",
-    "max_share_count", "cap_day", "cap_week", "cap_month", "budget_day", "budget_week",
-    "budget_month", "timezone", "max_lead_age", "min_lead_score", "last_outbound_at",
+    "id",
+    "name",
+    "company_id",
+    "company__name",
+    "company__active",
+    "campaign_id",
+    "group_id",
+    "price",
+    "quality_score",
+    "trial",
+    "active",
+    "paused",
+    "starts",
+    "ends",
+    "radius_km",
+    "max_share_count",
+    "cap_day",
+    "cap_week",
+    "cap_month",
+    "budget_day",
+    "budget_week",
+    "budget_month",
+    "timezone",
+    "max_lead_age",
+    "min_lead_score",
+    "last_outbound_at",
     "created_at",
 )
+
 
 def contracts_for_campaign(*, campaign_id: int, today: Any) -> QuerySet[Contract]:
     """The contracts automatic distribution considers: the campaign's active, not ended ones
     (the engine explains why each of them is or is not eligible)."""
-    return (Contract.objects.filter(campaign_id=campaign_id, active=True)
-            .exclude(ends__lt=today))
+    return Contract.objects.filter(campaign_id=campaign_id, active=True).exclude(ends__lt=today)
 
 
 # The shortest meridian degree (at the equator) is 110.574 km, so a point within r km of
@@ -199,8 +269,9 @@ class AreaFilter:
     radius_max: float | None
 
 
-def contracts_near(*, contracts: QuerySet[Contract],
-                   point: tuple[float, float] | None) -> AreaFilter:
+def contracts_near(
+    *, contracts: QuerySet[Contract], point: tuple[float, float] | None
+) -> AreaFilter:
     """Prefilter CONTRACTS in SQL by service area around POINT (two queries in all).
 
     1. One aggregate: how many contracts and their largest radius.
@@ -215,22 +286,30 @@ def contracts_near(*, contracts: QuerySet[Contract],
     if radius_max is None:
         return AreaFilter(contracts, totals["total"], None)
     if point is None:
-        return AreaFilter(contracts.filter(radius_km__isnull=True), totals["total"],
-                          radius_max)
+        return AreaFilter(contracts.filter(radius_km__isnull=True), totals["total"], radius_max)
     lat, lon = point
     box = engine.bounding_box(lat, lon, radius_max)
-    band = ExpressionWrapper(OuterRef("radius_km") / KM_PER_LAT_DEGREE_MIN,
-                             output_field=FloatField())
-    in_box = Location.objects.filter(latitude__range=(box.lat_min, box.lat_max),
-                                     longitude__range=(box.lon_min, box.lon_max))
-    near = in_box.filter(company_id=OuterRef("company_id"), latitude__gte=Value(lat) - band,
-                         latitude__lte=Value(lat) + band)
+    band = ExpressionWrapper(
+        OuterRef("radius_km") / KM_PER_LAT_DEGREE_MIN, output_field=FloatField()
+    )
+    in_box = Location.objects.filter(
+        latitude__range=(box.lat_min, box.lat_max), longitude__range=(box.lon_min, box.lon_max)
+    )
+    near = in_box.filter(
+        company_id=OuterRef("company_id"),
+        latitude__gte=Value(lat) - band,
+        latitude__lte=Value(lat) + band,
+    )
     # The semi-join on the box (one index range scan) discards most contracts cheaply; the
     # correlated latitude band then only runs for the companies in the box.
     return AreaFilter(
-        contracts.filter(Q(radius_km__isnull=True)
-                         | (Q(company_id__in=in_box.values("company_id")) & Exists(near))),
-        totals["total"], radius_max)
+        contracts.filter(
+            Q(radius_km__isnull=True)
+            | (Q(company_id__in=in_box.values("company_id")) & Exists(near))
+        ),
+        totals["total"],
+        radius_max,
+    )
 
 
 # Snapshots are immutable, and building thousands for every lead is a large part of a
@@ -240,11 +319,15 @@ _SNAPSHOTS: dict[int, tuple[tuple[Any, ...], engine.ContractSnapshot]] = {}
 _SNAPSHOTS_MAX = 100_000
 
 
-def contract_snapshots(*, contracts: QuerySet[Contract], now: datetime,
-                       point: tuple[float, float] | None,
-                       campaign_id: int | None = None,
-                       distance_locations: bool = False,
-                       all_locations: bool = False) -> ContractRows:
+def contract_snapshots(
+    *,
+    contracts: QuerySet[Contract],
+    now: datetime,
+    point: tuple[float, float] | None,
+    campaign_id: int | None = None,
+    distance_locations: bool = False,
+    all_locations: bool = False,
+) -> ContractRows:
     """Load the contracts of CONTRACTS as engine snapshots in at most five queries.
 
     1. The contract rows (with the company's name and active flag).
@@ -273,10 +356,10 @@ def contract_snapshots(*, contracts: QuerySet[Contract], now: datetime,
 
     def companies(**radius: Any) -> Any:
         if campaign_id is not None:
-            return Contract.objects.filter(campaign_id=campaign_id, **radius).values(
-                "company_id")
-        wanted = {r[2] for r in rows if not radius or (r[14] is None) == radius[
-            "radius_km__isnull"]}
+            return Contract.objects.filter(campaign_id=campaign_id, **radius).values("company_id")
+        wanted = {
+            r[2] for r in rows if not radius or (r[14] is None) == radius["radius_km__isnull"]
+        }
         return sorted(wanted)
 
     if all_locations:
@@ -286,32 +369,62 @@ def contract_snapshots(*, contracts: QuerySet[Contract], now: datetime,
         radius_max = max((r[14] for r in rows if r[14] is not None), default=None)
         if radius_max is not None:  # the box of the largest radius loaded
             box = engine.bounding_box(point[0], point[1], radius_max)
-            load(boxed, Location.objects.filter(
-                company_id__in=companies(radius_km__isnull=False),
-                latitude__range=(box.lat_min, box.lat_max),
-                longitude__range=(box.lon_min, box.lon_max)))
+            load(
+                boxed,
+                Location.objects.filter(
+                    company_id__in=companies(radius_km__isnull=False),
+                    latitude__range=(box.lat_min, box.lat_max),
+                    longitude__range=(box.lon_min, box.lon_max),
+                ),
+            )
         if distance_locations and any(r[14] is None for r in rows):
-            load(full, Location.objects.filter(company_id__in=companies(
-                radius_km__isnull=True)))
+            load(full, Location.objects.filter(company_id__in=companies(radius_km__isnull=True)))
     ids = {r[0] for r in rows}
-    interval_rows = (DeliveryInterval.objects.filter(contract__campaign_id=campaign_id)
-                     if campaign_id is not None else
-                     DeliveryInterval.objects.filter(contract_id__in=sorted(ids)))
+    interval_rows = (
+        DeliveryInterval.objects.filter(contract__campaign_id=campaign_id)
+        if campaign_id is not None
+        else DeliveryInterval.objects.filter(contract_id__in=sorted(ids))
+    )
     intervals: dict[int, list[engine.WeeklyInterval]] = {}
     for contract_id, weekday, start, end in interval_rows.values_list(
-            "contract_id", "weekday", "start", "end"):
+        "contract_id", "weekday", "start", "end"
+    ):
         if contract_id in ids:
-            intervals.setdefault(contract_id, []).append(
-                engine.WeeklyInterval(weekday, start, end))
+            intervals.setdefault(contract_id, []).append(engine.WeeklyInterval(weekday, start, end))
     capped = {r[0]: r[22] for r in rows if any(v is not None for v in r[16:22])}
     usage = cap_usage(contracts=capped, now=now, campaign_id=campaign_id) if capped else {}
     empty_usage = engine.CapUsage()
     no_caps = engine.CapLimits()
     for r in rows:
-        (cid, name, company_id, company_name, company_active, contract_campaign, group_id,
-         price, qs, trial, active, paused, starts, ends, radius, share, cap_day, cap_week,
-         cap_month, budget_day, budget_week, budget_month, tz, max_age, min_score, last_at,
-         created) = r
+        (
+            cid,
+            name,
+            company_id,
+            company_name,
+            company_active,
+            contract_campaign,
+            group_id,
+            price,
+            qs,
+            trial,
+            active,
+            paused,
+            starts,
+            ends,
+            radius,
+            share,
+            cap_day,
+            cap_week,
+            cap_month,
+            budget_day,
+            budget_week,
+            budget_month,
+            tz,
+            max_age,
+            min_score,
+            last_at,
+            created,
+        ) = r
         schedule = intervals.get(cid)
         locs = tuple((boxed if radius is not None else full).get(company_id, ()))
         used = usage.get(cid, empty_usage)
@@ -321,17 +434,40 @@ def contract_snapshots(*, contracts: QuerySet[Contract], now: datetime,
             snapshot = cached[1]
         else:
             snapshot = engine.ContractSnapshot(
-                id=cid, company_id=company_id, campaign=str(contract_campaign), price=price,
-                max_share_count=share, created_at=created, name=name, quality_score=qs,
-                trial=trial, active=active and company_active, paused=paused, starts=starts,
-                ends=ends, radius_km=radius, locations=locs,
-                caps=engine.CapLimits(day=cap_day, week=cap_week, month=cap_month,
-                                      day_budget=budget_day, week_budget=budget_week,
-                                      month_budget=budget_month) if cid in capped else no_caps,
-                used=used, last_outbound_at=last_at, contract_group_id=group_id,
-                delivery_schedule=(engine.DeliverySchedule(tz, tuple(schedule)) if schedule
-                                   else None),
-                max_lead_age=max_age, min_lead_score=min_score)
+                id=cid,
+                company_id=company_id,
+                campaign=str(contract_campaign),
+                price=price,
+                max_share_count=share,
+                created_at=created,
+                name=name,
+                quality_score=qs,
+                trial=trial,
+                active=active and company_active,
+                paused=paused,
+                starts=starts,
+                ends=ends,
+                radius_km=radius,
+                locations=locs,
+                caps=engine.CapLimits(
+                    day=cap_day,
+                    week=cap_week,
+                    month=cap_month,
+                    day_budget=budget_day,
+                    week_budget=budget_week,
+                    month_budget=budget_month,
+                )
+                if cid in capped
+                else no_caps,
+                used=used,
+                last_outbound_at=last_at,
+                contract_group_id=group_id,
+                delivery_schedule=(
+                    engine.DeliverySchedule(tz, tuple(schedule)) if schedule else None
+                ),
+                max_lead_age=max_age,
+                min_lead_score=min_score,
+            )
             if len(_SNAPSHOTS) >= _SNAPSHOTS_MAX:
                 _SNAPSHOTS.clear()
             _SNAPSHOTS[cid] = (key, snapshot)
@@ -348,8 +484,9 @@ def lead_point(lead: Lead) -> tuple[float, float] | None:
     return (lead.latitude, lead.longitude)
 
 
-def cap_usage(*, contracts: dict[int, str], now: datetime,
-              campaign_id: int | None = None) -> dict[int, engine.CapUsage]:
+def cap_usage(
+    *, contracts: dict[int, str], now: datetime, campaign_id: int | None = None
+) -> dict[int, engine.CapUsage]:
     """Counted outbound leads and spend of each contract in its current day, week and month
     (in the contract's time zone), in one query.
 
@@ -367,11 +504,15 @@ def cap_usage(*, contracts: dict[int, str], now: datetime,
         if len(zones) == 1:
             conditions[period] = Q(created_at__gte=starts[zones[0]][period])
         else:
-            conditions[period] = reduce(operator.or_, (
-                Q(contract__timezone=tz, created_at__gte=starts[tz][period]) for tz in zones))
-    base = (OutboundLead.objects.filter(created_at__gte=earliest)
-            .exclude(method=OutboundMethod.CHERRY_PICK)
-            .exclude(return_status=ReturnStatus.APPROVED))
+            conditions[period] = reduce(
+                operator.or_,
+                (Q(contract__timezone=tz, created_at__gte=starts[tz][period]) for tz in zones),
+            )
+    base = (
+        OutboundLead.objects.filter(created_at__gte=earliest)
+        .exclude(method=OutboundMethod.CHERRY_PICK)
+        .exclude(return_status=ReturnStatus.APPROVED)
+    )
     if campaign_id is not None:
         base = base.filter(contract__campaign_id=campaign_id)
     else:
@@ -381,26 +522,33 @@ def cap_usage(*, contracts: dict[int, str], now: datetime,
         aggregates[period] = Count("id", filter=cond)
         aggregates[f"{period}_spent"] = Sum("price", filter=cond, default=ZERO)
     usage: dict[int, engine.CapUsage] = {}
-    rows: list[dict[str, Any]] = list(base.values("contract_id").annotate(**aggregates)
-                                      .order_by())  # type: ignore[arg-type]
+    rows: list[dict[str, Any]] = list(base.values("contract_id").annotate(**aggregates).order_by())  # type: ignore[arg-type]
     for row in rows:
         if row["contract_id"] in contracts:
             usage[row["contract_id"]] = engine.CapUsage(
-                day=row["day"], week=row["week"], month=row["month"],
-                day_spent=row["day_spent"], week_spent=row["week_spent"],
-                month_spent=row["month_spent"])
+                day=row["day"],
+                week=row["week"],
+                month=row["month"],
+                day_spent=row["day_spent"],
+                week_spent=row["week_spent"],
+                month_spent=row["month_spent"],
+            )
     return usage
 
 
-def windows_due(*, now: datetime | None = None,
-                limit: int = 500) -> list[tuple[int, int | None, bool]]:
+def windows_due(
+    *, now: datetime | None = None, limit: int = 500
+) -> list[tuple[int, int | None, bool]]:
     """Active windows whose next check is due, oldest due first, as (window id, workflow
     id, whether the workflow is batch-optimal)."""
     now = now or timezone.now()
-    rows = (DistributionWindow.objects.filter(status="active", next_check_at__lte=now)
-            .order_by("next_check_at", "id")
-            .values_list("id", "lead__campaign__workflow__id",
-                         "lead__campaign__workflow__batch_optimal")[:limit])
+    rows = (
+        DistributionWindow.objects.filter(status="active", next_check_at__lte=now)
+        .order_by("next_check_at", "id")
+        .values_list(
+            "id", "lead__campaign__workflow__id", "lead__campaign__workflow__batch_optimal"
+        )[:limit]
+    )
     return [(wid, wf, bool(batch)) for wid, wf, batch in rows]
 
 
@@ -445,12 +593,20 @@ class MarketplacePreview:
     truncated: bool
 
 
-_HARD = frozenset({"inactive", "already_received", "share_count_exceeded",
-                   "multiplication_reached", "company_already_selected"})
+_HARD = frozenset(
+    {
+        "inactive",
+        "already_received",
+        "share_count_exceeded",
+        "multiplication_reached",
+        "company_already_selected",
+    }
+)
 
 
-def marketplace_preview(*, lead: Lead, now: datetime | None = None, search: str = "",
-                        limit: int = 300) -> MarketplacePreview:
+def marketplace_preview(
+    *, lead: Lead, now: datetime | None = None, search: str = "", limit: int = 300
+) -> MarketplacePreview:
     """The contracts a manager may pick for a lead, each with the engine's eligibility
     reason, and what automatic distribution would choose now (nothing is written).
 
@@ -463,10 +619,14 @@ def marketplace_preview(*, lead: Lead, now: datetime | None = None, search: str 
         base = base.filter(campaign_id=lead.campaign_id)
     if search:
         base = base.filter(Q(name__icontains=search) | Q(company__name__icontains=search))
-    ids = list(base.order_by("name").values_list("id", flat=True)[:limit + 1])
+    ids = list(base.order_by("name").values_list("id", flat=True)[: limit + 1])
     truncated = len(ids) > limit
-    rows = contract_snapshots(contracts=Contract.objects.filter(id__in=ids[:limit]), now=now,
-                              point=lead_point(lead), all_locations=True)
+    rows = contract_snapshots(
+        contracts=Contract.objects.filter(id__in=ids[:limit]),
+        now=now,
+        point=lead_point(lead),
+        all_locations=True,
+    )
     records = outbound_records(lead_ids=[lead.pk]).get(lead.pk, [])
     snap = lead_snapshot(lead, records)
     wf = workflow_snapshot(workflow)
@@ -474,8 +634,9 @@ def marketplace_preview(*, lead: Lead, now: datetime | None = None, search: str 
     auto_reason: str | None = None
     distances: dict[int, float | None] = {}
     if lead.campaign_id is not None and rows.snapshots:
-        decision = engine.select_contracts(snap, rows.snapshots, wf, now,
-                                           random.Random(f"{lead.pk}:{now.timestamp()}"))
+        decision = engine.select_contracts(
+            snap, rows.snapshots, wf, now, random.Random(f"{lead.pk}:{now.timestamp()}")
+        )
         auto_chosen = [rows.names[i][0] for i in decision.chosen_ids]
         auto_reason = str(decision.reason) if decision.reason else None
         distances = {line.contract_id: line.distance_km for line in decision.candidates}
@@ -486,35 +647,58 @@ def marketplace_preview(*, lead: Lead, now: datetime | None = None, search: str 
         distance = distances.get(c.id)
         if distance is None and snap.latitude is not None and snap.longitude is not None:
             distance = engine.nearest_location_km(c, snap.latitude, snap.longitude)
-        choices.append(ContractChoice(
-            id=c.id, name=rows.names[c.id][0], company=rows.names[c.id][1], price=c.price,
-            quality_score=c.quality_score, max_share_count=c.max_share_count, reason=code,
-            hard=code in _HARD, distance_km=distance))
-    choices.sort(key=lambda ch: (ch.reason is not None, ch.hard, -ch.quality_score,
-                                 -ch.price, ch.name))
+        choices.append(
+            ContractChoice(
+                id=c.id,
+                name=rows.names[c.id][0],
+                company=rows.names[c.id][1],
+                price=c.price,
+                quality_score=c.quality_score,
+                max_share_count=c.max_share_count,
+                reason=code,
+                hard=code in _HARD,
+                distance_km=distance,
+            )
+        )
+    choices.sort(
+        key=lambda ch: (ch.reason is not None, ch.hard, -ch.quality_score, -ch.price, ch.name)
+    )
     return MarketplacePreview(
-        lead=lead, workflow=workflow, choices=choices, auto_chosen=auto_chosen,
+        lead=lead,
+        workflow=workflow,
+        choices=choices,
+        auto_chosen=auto_chosen,
         auto_reason=auto_reason,
         room=engine.remaining_room(snap, wf) if workflow is not None else None,
         outbound=list(outbound_list_for_lead(lead_id=lead.pk)),
         window=window_open_for_lead(lead_id=lead.pk),
-        attempts=attempts_for_lead(lead_id=lead.pk), truncated=truncated)
+        attempts=attempts_for_lead(lead_id=lead.pk),
+        truncated=truncated,
+    )
 
 
-def hopper_leads(*, search: str = "", campaign_id: int | None = None,
-                 limit: int = 50) -> list[Lead]:
-    """Recent inbound leads a manager may cherry-pick (any campaign or none), newest first."""
-    qs = Lead.objects.select_related("campaign", "source").exclude(
-        status__in=["converted", "lost"])
+def hopper_leads(
+    *, search: str = "", campaign_id: int | None = None, unsold: bool = False, limit: int = 50
+) -> list[Lead]:
+    """Recent inbound leads a manager may cherry-pick (any campaign or none), newest first;
+    UNSOLD: only marketplace leads still waiting for a buyer."""
+    qs = Lead.objects.select_related("campaign", "source").exclude(status__in=["converted", "lost"])
+    if unsold:
+        qs = qs.filter(status="waiting", campaign__workflow__isnull=False)
     if campaign_id is not None:
         qs = qs.filter(campaign_id=campaign_id)
     if search:
         term = search.strip()
-        cond = (Q(email__icontains=term) | Q(first_name__icontains=term)
-                | Q(last_name__icontains=term) | Q(city__icontains=term))
+        cond = (
+            Q(email__icontains=term)
+            | Q(first_name__icontains=term)
+            | Q(last_name__icontains=term)
+            | Q(city__icontains=term)
+        )
         if term.isdigit():
             cond |= Q(pk=int(term))
         qs = qs.filter(cond)
-    leads: list[Lead] = list(qs.annotate(outbound_count=Count("outbound"))
-                             .order_by("-created_at", "-id")[:limit])
+    leads: list[Lead] = list(
+        qs.annotate(outbound_count=Count("outbound")).order_by("-created_at", "-id")[:limit]
+    )
     return leads

@@ -35,17 +35,19 @@ def lead_offered_to(lead: Lead, user: Any) -> bool:
 def offers_open_for_agent(*, agent: User, now: datetime | None = None) -> list[Offer]:
     """The agent's open, unexpired offers, oldest first, with their leads."""
     now = now or timezone.now()
-    return list(Offer.objects.filter(agent=agent, status=Offer.Status.OPEN)
-                .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-                .select_related("lead", "lead__campaign", "rule")
-                .order_by("created_at", "id"))
+    return list(
+        Offer.objects.filter(agent=agent, status=Offer.Status.OPEN)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .select_related("lead", "lead__campaign", "rule")
+        .order_by("created_at", "id")
+    )
 
 
 def _hopper_memberships(agent: User) -> dict[int, PoolMember]:
     """The agent's active memberships of pools that enabled hopper rules use."""
     rows = PoolMember.objects.filter(
-        agent=agent, active=True, pool__rules__enabled=True,
-        pool__rules__strategy=Strategy.HOPPER).distinct()
+        agent=agent, active=True, pool__rules__enabled=True, pool__rules__strategy=Strategy.HOPPER
+    ).distinct()
     return {m.pool_id: m for m in rows}
 
 
@@ -55,17 +57,23 @@ def hopper_leads_for_agent(*, agent: User, limit: int = HOPPER_LIMIT) -> list[Le
     memberships = _hopper_memberships(agent)
     if not memberships:
         return []
-    leads = (Lead.objects.filter(status=LeadStatus.WAITING, rule__strategy=Strategy.HOPPER,
-                                 rule__enabled=True, rule__pool_id__in=list(memberships))
-             .select_related("source", "campaign", "rule").order_by("created_at", "id"))
+    leads = (
+        Lead.objects.filter(
+            status=LeadStatus.WAITING,
+            rule__strategy=Strategy.HOPPER,
+            rule__enabled=True,
+            rule__pool_id__in=list(memberships),
+        )
+        .select_related("source", "campaign", "rule")
+        .order_by("created_at", "id")
+    )
     out = []
     for lead in leads[: limit * 2]:
         pool_id = lead.rule.pool_id if lead.rule else None
         member = memberships.get(pool_id) if pool_id is not None else None
         if member is None:
             continue
-        if member.filters and not match_filters(filters_of(member.filters),
-                                                lead_snapshot(lead))[0]:
+        if member.filters and not match_filters(filters_of(member.filters), lead_snapshot(lead))[0]:
             continue
         out.append(lead)
         if len(out) >= limit:
@@ -75,36 +83,52 @@ def hopper_leads_for_agent(*, agent: User, limit: int = HOPPER_LIMIT) -> list[Le
 
 def agent_can_pull(*, agent: User) -> bool:
     """Whether the agent belongs to a pool of an enabled pull rule (shows "Get lead")."""
-    return PoolMember.objects.filter(agent=agent, active=True, pool__rules__enabled=True,
-                                     pool__rules__strategy=Strategy.PULL).exists()
+    return PoolMember.objects.filter(
+        agent=agent, active=True, pool__rules__enabled=True, pool__rules__strategy=Strategy.PULL
+    ).exists()
 
 
 def agent_leads(*, agent: User, limit: int = 200) -> QuerySet[Lead]:
     """The agent's own leads, most recently assigned first."""
-    return (Lead.objects.filter(owner=agent).select_related("source", "campaign")
-            .order_by("-assigned_at", "-id")[:limit])
+    return (
+        Lead.objects.filter(owner=agent)
+        .select_related("source", "campaign")
+        .order_by("-assigned_at", "-id")[:limit]
+    )
 
 
 def lead_for_agent(*, agent: User, lead_id: int) -> tuple[Lead | None, Offer | None]:
     """A lead the agent may see (owned, offered, or in their hopper) and their open offer."""
-    lead = (Lead.objects.select_related("source", "campaign", "owner", "rule")
-            .filter(pk=lead_id).first())
+    lead = (
+        Lead.objects.select_related("source", "campaign", "owner", "rule")
+        .filter(pk=lead_id)
+        .first()
+    )
     if lead is None:
         return None, None
-    offer = (Offer.objects.filter(lead=lead, agent=agent, status=Offer.Status.OPEN)
-             .order_by("-created_at").first())
+    offer = (
+        Offer.objects.filter(lead=lead, agent=agent, status=Offer.Status.OPEN)
+        .order_by("-created_at")
+        .first()
+    )
     if lead.owner_id == agent.pk or offer is not None:
         return lead, offer
-    if (lead.status == LeadStatus.WAITING and lead.rule is not None
-            and lead.rule.strategy == Strategy.HOPPER
-            and lead.rule.pool_id in _hopper_memberships(agent)):
+    if (
+        lead.status == LeadStatus.WAITING
+        and lead.rule is not None
+        and lead.rule.strategy == Strategy.HOPPER
+        and lead.rule.pool_id in _hopper_memberships(agent)
+    ):
         return lead, None
     return None, None
 
 
 def notices_for_agent(*, agent: User, limit: int = 50) -> list[Notice]:
-    return list(Notice.objects.filter(agent=agent).select_related("lead")
-                .order_by("-created_at", "-id")[:limit])
+    return list(
+        Notice.objects.filter(agent=agent)
+        .select_related("lead")
+        .order_by("-created_at", "-id")[:limit]
+    )
 
 
 def notices_unread_count(*, agent: User) -> int:
@@ -117,30 +141,44 @@ def notices_unread_count(*, agent: User) -> int:
 def assignment_queue() -> QuerySet[Lead]:
     """The Lead Assignment queue: leads no rule placed (unassigned) and Lead Exceptions
     (with their reason), no owner, oldest first (docs/decisions.md D13)."""
-    return (Lead.objects.filter(status__in=[LeadStatus.UNASSIGNED, LeadStatus.EXCEPTION],
-                                owner__isnull=True)
-            .select_related("source", "campaign", "rule").order_by("created_at", "id"))
+    return (
+        Lead.objects.filter(
+            status__in=[LeadStatus.UNASSIGNED, LeadStatus.EXCEPTION], owner__isnull=True
+        )
+        .select_related("source", "campaign", "rule")
+        .order_by("created_at", "id")
+    )
 
 
 def exception_queue() -> QuerySet[Lead]:
     """The Lead Exception queue, with each lead's reason."""
-    return (Lead.objects.filter(status=LeadStatus.EXCEPTION, owner__isnull=True)
-            .select_related("source", "campaign", "rule").order_by("created_at", "id"))
+    return (
+        Lead.objects.filter(status=LeadStatus.EXCEPTION, owner__isnull=True)
+        .select_related("source", "campaign", "rule")
+        .order_by("created_at", "id")
+    )
 
 
 def hopper_queue() -> QuerySet[Lead]:
     """Every lead waiting in a hopper or pull queue (managers see them all)."""
-    return (Lead.objects.filter(status=LeadStatus.WAITING)
-            .select_related("source", "campaign", "rule", "owner").order_by("created_at", "id"))
+    return (
+        # marketplace leads also wait (for a window), but they are sold, not picked
+        Lead.objects.filter(status=LeadStatus.WAITING, rule__strategy__in=["pull", "hopper"])
+        .select_related("source", "campaign", "rule", "owner")
+        .order_by("created_at", "id")
+    )
 
 
 def assignable_agents() -> QuerySet[User]:
     """Agents a manager may assign leads to (active profile), by e-mail."""
-    return (User.objects.filter(agent__active=True, is_active=True)
-            .select_related("agent").order_by("email"))
+    return (
+        User.objects.filter(agent__active=True, is_active=True)
+        .select_related("agent")
+        .order_by("email")
+    )
 
 
 def rules_with_counts() -> QuerySet[Rule]:
     return Rule.objects.select_related("pool", "schedule").annotate(
-        waiting=Count("leads", filter=Q(leads__status__in=[LeadStatus.WAITING,
-                                                           LeadStatus.HELD])))
+        waiting=Count("leads", filter=Q(leads__status__in=[LeadStatus.WAITING, LeadStatus.HELD]))
+    )

@@ -40,25 +40,53 @@ PULL_RETRIES = 20  # leads taken by concurrent pullers before this pull gives up
 
 
 def _lock_lead(lead_id: int) -> Lead:
-    lead = (Lead.objects.select_for_update(of=("self",)).select_related(*LEAD_RELATED)
-            .filter(pk=lead_id).first())
+    lead = (
+        Lead.objects.select_for_update(of=("self",))
+        .select_related(*LEAD_RELATED)
+        .filter(pk=lead_id)
+        .first()
+    )
     if lead is None:
         raise NotFound("No such lead.")
     return lead
 
 
-def _record(router: Router, lead: Lead, *, outcome: str, reason: str, agent: User,
-            started: float, rule: Rule | None) -> None:
-    router.writes.attempts.append(DistributionAttempt(
-        lead=lead, trigger=router.trigger, rule_name=rule.name if rule else "",
-        candidates=[{"agent_id": agent.pk, "agent": agent.email, "rank": 1, "reason": None,
-                     "detail": outcome}],
-        outcome=outcome, reason=reason, actor=router.actor, created_at=router.now,
-        duration_ms=(time.perf_counter() - started) * 1000))
+def _record(
+    router: Router,
+    lead: Lead,
+    *,
+    outcome: str,
+    reason: str,
+    agent: User,
+    started: float,
+    rule: Rule | None,
+) -> None:
+    router.writes.attempts.append(
+        DistributionAttempt(
+            lead=lead,
+            trigger=router.trigger,
+            rule_name=rule.name if rule else "",
+            candidates=[
+                {
+                    "agent_id": agent.pk,
+                    "agent": agent.email,
+                    "rank": 1,
+                    "reason": None,
+                    "detail": outcome,
+                }
+            ],
+            outcome=outcome,
+            reason=reason,
+            actor=router.actor,
+            created_at=router.now,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+    )
 
 
-def _check_may_take(lead: Lead, rule: Rule | None, agent: User, now: datetime, *,
-                    hours: bool) -> int | None:
+def _check_may_take(
+    lead: Lead, rule: Rule | None, agent: User, now: datetime, *, hours: bool
+) -> int | None:
     """Re-check the agent as a member of the rule's pool (active, available, filters, caps;
     their own hours only when HOURS); raises NotAllowed; returns the pool id."""
     if rule is None or rule.pool_id is None:
@@ -73,8 +101,10 @@ def _check_may_take(lead: Lead, rule: Rule | None, agent: User, now: datetime, *
         snap = replace(snap, require_agent_hours=False)
     verdict = check_member(member, snap, lead_snapshot(lead), now)
     if not verdict.eligible:
-        raise NotAllowed(f"You may not take this lead: {verdict.detail or verdict.reason}.",
-                         code=verdict.reason or "forbidden")
+        raise NotAllowed(
+            f"You may not take this lead: {verdict.detail or verdict.reason}.",
+            code=verdict.reason or "forbidden",
+        )
     return rule.pool_id
 
 
@@ -87,16 +117,28 @@ def _withdraw_others(router: Router, lead: Lead, *, keep: int | None, winner: Us
     if not others:
         return 0
     Offer.objects.filter(pk__in=[o.pk for o in others]).update(
-        status=Offer.Status.WITHDRAWN, closed_at=router.now)
+        status=Offer.Status.WITHDRAWN, closed_at=router.now
+    )
     for offer in others:
-        router.writes.notices.append(Notice(
-            agent=offer.agent, lead=lead, created_at=router.now,
-            message=f"Lead #{lead.pk} was claimed by another agent."))
+        router.writes.notices.append(
+            Notice(
+                agent=offer.agent,
+                lead=lead,
+                created_at=router.now,
+                message=f"Lead #{lead.pk} was claimed by another agent.",
+            )
+        )
         router.writes.emails.append(Email("offer_withdrawn", offer.agent_id, lead.pk))
     if lead.rule is not None and lead.rule.strategy == Strategy.BROADCAST:
         # the telephony side stops ringing the others
-        router.writes.webhooks.append({"event": "claimed", "lead": {"id": lead.pk},
-                                       "agent": winner.email, "rule": lead.rule.name})
+        router.writes.webhooks.append(
+            {
+                "event": "claimed",
+                "lead": {"id": lead.pk},
+                "agent": winner.email,
+                "rule": lead.rule.name,
+            }
+        )
     return len(others)
 
 
@@ -113,13 +155,17 @@ def _claim(*, offer_id: int, agent: User, method: str) -> Lead:
     offer = Offer.objects.select_related("rule").get(pk=offer_id)
     if offer.status == Offer.Status.CLAIMED and lead.owner_id == agent.pk:
         return lead  # a repeated click: already yours
-    if (offer.status == Offer.Status.WITHDRAWN or lead.owner_id is not None
-            or lead.status != LeadStatus.OFFERED):
+    if (
+        offer.status == Offer.Status.WITHDRAWN
+        or lead.owner_id is not None
+        or lead.status != LeadStatus.OFFERED
+    ):
         raise AlreadyClaimed("This lead has already been claimed.")
     if offer.status == Offer.Status.DECLINED:
         raise NotAllowed("You declined this lead.", code="declined")
-    if offer.status == Offer.Status.EXPIRED or (offer.expires_at is not None
-                                                and offer.expires_at <= now):
+    if offer.status == Offer.Status.EXPIRED or (
+        offer.expires_at is not None and offer.expires_at <= now
+    ):
         raise OfferExpired("This offer has expired.")
     rule = offer.rule
     _check_may_take(lead, rule, agent, now, hours=False)
@@ -128,15 +174,32 @@ def _claim(*, offer_id: int, agent: User, method: str) -> Lead:
     offer.status, offer.closed_at = Offer.Status.CLAIMED, now
     offer.save(update_fields=["status", "closed_at"])
     withdrawn = _withdraw_others(router, lead, keep=offer.pk, winner=agent)
-    router.assign(lead, agent_id=agent.pk, rule=rule, method=method,
-                  note=f"claimed by {agent.email}" + (" with the PIN" if method == Method.PIN
-                                                       else ""))
-    router.writes.events.append(LeadEvent(
-        lead=lead, kind=LeadEvent.Kind.CLAIMED, actor=agent, created_at=now,
-        message=f"claimed by {agent.email}; {withdrawn} other offer(s) withdrawn"))
-    _record(router, lead, outcome="claimed", agent=agent, started=started, rule=rule,
-            reason=f"Claimed by {agent.email} ({method}); {withdrawn} other offer(s) "
-                   "withdrawn and those agents told.")
+    router.assign(
+        lead,
+        agent_id=agent.pk,
+        rule=rule,
+        method=method,
+        note=f"claimed by {agent.email}" + (" with the PIN" if method == Method.PIN else ""),
+    )
+    router.writes.events.append(
+        LeadEvent(
+            lead=lead,
+            kind=LeadEvent.Kind.CLAIMED,
+            actor=agent,
+            created_at=now,
+            message=f"claimed by {agent.email}; {withdrawn} other offer(s) withdrawn",
+        )
+    )
+    _record(
+        router,
+        lead,
+        outcome="claimed",
+        agent=agent,
+        started=started,
+        rule=rule,
+        reason=f"Claimed by {agent.email} ({method}); {withdrawn} other offer(s) "
+        "withdrawn and those agents told.",
+    )
     router.flush()
     return lead
 
@@ -153,8 +216,12 @@ def offer_claim_by_pin(*, agent: User, pin: str) -> Lead:
     """Claim the lead offered to the agent whose PIN the agent gives (seed 001 phone claim)."""
     pin = (pin or "").strip()
     offers = Offer.objects.filter(agent=agent, lead__pin=pin).annotate(
-        open_first=Case(When(status=Offer.Status.OPEN, then=Value(0)), default=Value(1),
-                        output_field=IntegerField()))
+        open_first=Case(
+            When(status=Offer.Status.OPEN, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+    )
     offer = offers.order_by("open_first", "-created_at").first() if pin else None
     if offer is None:
         raise NotAllowed("No lead with this PIN is offered to you.", code="not_offered")
@@ -181,8 +248,12 @@ def offer_decline(*, offer_id: int, agent: User) -> Lead:
         now = timezone.now()
         offer.status, offer.closed_at = Offer.Status.DECLINED, now
         offer.save(update_fields=["status", "closed_at"])
-        LeadEvent.objects.create(lead=lead, kind=LeadEvent.Kind.NOTE, actor=agent,
-                                 message=f"offer declined by {agent.email}")
+        LeadEvent.objects.create(
+            lead=lead,
+            kind=LeadEvent.Kind.NOTE,
+            actor=agent,
+            message=f"offer declined by {agent.email}",
+        )
         still_open = Offer.objects.filter(lead=lead, status=Offer.Status.OPEN).exists()
         if not still_open and lead.status == LeadStatus.OFFERED:
             leads_next_round(leads=[lead], trigger=Trigger.DECLINE)
@@ -198,44 +269,64 @@ def offers_expire(*, now: datetime | None = None, limit: int = 500) -> int:
     """
     now = now or timezone.now()
     with transaction.atomic():
-        due = list(Offer.objects.select_for_update(skip_locked=True)
-                   .filter(status=Offer.Status.OPEN, expires_at__lte=now)
-                   .order_by("expires_at", "id").values_list("pk", "lead_id")[:limit])
+        due = list(
+            Offer.objects.select_for_update(skip_locked=True)
+            .filter(status=Offer.Status.OPEN, expires_at__lte=now)
+            .order_by("expires_at", "id")
+            .values_list("pk", "lead_id")[:limit]
+        )
         if not due:
             return 0
         leads = _locked_leads(sorted({lead_id for _, lead_id in due}), skip_locked=True)
         if not leads:
             return 0
         ids = [lead.pk for lead in leads]
-        expired = Offer.objects.filter(lead_id__in=ids, status=Offer.Status.OPEN,
-                                       expires_at__lte=now).update(
-            status=Offer.Status.EXPIRED, closed_at=now)
-        still_open = set(Offer.objects.filter(lead_id__in=ids, status=Offer.Status.OPEN)
-                         .values_list("lead_id", flat=True))
-        moving = [lead for lead in leads
-                  if lead.pk not in still_open and lead.status == LeadStatus.OFFERED]
+        expired = Offer.objects.filter(
+            lead_id__in=ids, status=Offer.Status.OPEN, expires_at__lte=now
+        ).update(status=Offer.Status.EXPIRED, closed_at=now)
+        still_open = set(
+            Offer.objects.filter(lead_id__in=ids, status=Offer.Status.OPEN).values_list(
+                "lead_id", flat=True
+            )
+        )
+        moving = [
+            lead
+            for lead in leads
+            if lead.pk not in still_open and lead.status == LeadStatus.OFFERED
+        ]
         LeadEvent.objects.bulk_create(
-            LeadEvent(lead=lead, kind=LeadEvent.Kind.EXPIRED, created_at=now,
-                      message="offer round expired unclaimed") for lead in moving)
+            LeadEvent(
+                lead=lead,
+                kind=LeadEvent.Kind.EXPIRED,
+                created_at=now,
+                message="offer round expired unclaimed",
+            )
+            for lead in moving
+        )
         if moving:
-            leads_next_round(leads=moving, trigger=Trigger.EXPIRY,
-                             router=Router(now=now, trigger=Trigger.EXPIRY))
+            leads_next_round(
+                leads=moving, trigger=Trigger.EXPIRY, router=Router(now=now, trigger=Trigger.EXPIRY)
+            )
     return expired
 
 
 def lead_pull(*, agent: User) -> Lead | None:
-    """"Get lead": the oldest waiting lead of the agent's pull rules, within the daily
+    """ "Get lead": the oldest waiting lead of the agent's pull rules, within the daily
     allotment; None when there is nothing the agent may pull."""
     started = time.perf_counter()
     now = timezone.now()
     with transaction.atomic():
         # one pull at a time per agent, so the allotment holds exactly
-        if not list(AgentProfile.objects.select_for_update().filter(user=agent)
-                    .values_list("pk", flat=True)):
+        if not list(
+            AgentProfile.objects.select_for_update().filter(user=agent).values_list("pk", flat=True)
+        ):
             raise NotAllowed("Only agents pull leads.", code="not_agent")
         book = rulebook_load(now)
-        rules = [r for r in book.snapshots
-                 if r.enabled and r.strategy == Strategy.PULL and r.pool_id is not None]
+        rules = [
+            r
+            for r in book.snapshots
+            if r.enabled and r.strategy == Strategy.PULL and r.pool_id is not None
+        ]
         memberships = memberships_load(agent_id=agent.pk, rules=rules, now=now)
         rules = [r for r in rules if r.pool_id in memberships]
         if not rules:
@@ -246,18 +337,22 @@ def lead_pull(*, agent: User) -> Lead | None:
         for _ in range(PULL_RETRIES):
             # read without locks, so that concurrent pullers see the same queue; then lock
             # only the chosen lead (skipping it if another puller got there first)
-            waiting = list(Lead.objects.select_related(*LEAD_RELATED)
-                           .filter(status=LeadStatus.WAITING, owner__isnull=True,
-                                   rule_id__in=list(by_id))
-                           .exclude(pk__in=passed).order_by("created_at", "id")[:PULL_LOOKAHEAD])
+            waiting = list(
+                Lead.objects.select_related(*LEAD_RELATED)
+                .filter(status=LeadStatus.WAITING, owner__isnull=True, rule_id__in=list(by_id))
+                .exclude(pk__in=passed)
+                .order_by("created_at", "id")[:PULL_LOOKAHEAD]
+            )
             pairs = [(by_id[w.rule_id], lead_snapshot(w)) for w in waiting if w.rule_id in by_id]
             decision = engine.choose_pull(memberships, pairs, now)
             if decision.lead_id is None:
                 return None
-            lead = (Lead.objects.select_for_update(of=("self",), skip_locked=True)
-                    .select_related(*LEAD_RELATED)
-                    .filter(pk=decision.lead_id, status=LeadStatus.WAITING,
-                            owner__isnull=True).first())
+            lead = (
+                Lead.objects.select_for_update(of=("self",), skip_locked=True)
+                .select_related(*LEAD_RELATED)
+                .filter(pk=decision.lead_id, status=LeadStatus.WAITING, owner__isnull=True)
+                .first()
+            )
             if lead is not None:
                 break
             passed.add(decision.lead_id)
@@ -266,11 +361,19 @@ def lead_pull(*, agent: User) -> Lead | None:
         rule = book.models[lead.rule_id] if lead.rule_id else None
         router = Router(now=now, trigger=Trigger.PULL, actor=agent, book=book)
         router.users[agent.pk] = agent
-        router.assign(lead, agent_id=agent.pk, rule=rule, method=Method.PULL,
-                      note=f"pulled by {agent.email}")
-        _record(router, lead, outcome="pulled", agent=agent, started=started, rule=rule,
-                reason=decision.reason + (f"; {len(decision.skipped)} older lead(s) passed"
-                                          if decision.skipped else ""))
+        router.assign(
+            lead, agent_id=agent.pk, rule=rule, method=Method.PULL, note=f"pulled by {agent.email}"
+        )
+        _record(
+            router,
+            lead,
+            outcome="pulled",
+            agent=agent,
+            started=started,
+            rule=rule,
+            reason=decision.reason
+            + (f"; {len(decision.skipped)} older lead(s) passed" if decision.skipped else ""),
+        )
         router.flush()
     return lead
 
@@ -294,17 +397,31 @@ def hopper_claim(*, agent: User, lead_id: int) -> Lead:
         _check_may_take(lead, rule, agent, now, hours=False)
         router = Router(now=now, trigger=Trigger.CLAIM, actor=agent)
         router.users[agent.pk] = agent
-        router.assign(lead, agent_id=agent.pk, rule=rule, method=Method.HOPPER,
-                      note=f"picked from the hopper by {agent.email}")
-        _record(router, lead, outcome="hopper_claimed", agent=agent, started=started,
-                rule=rule, reason=f"Picked from the hopper of rule {rule.name!r} by "
-                                  f"{agent.email}." if rule else "Picked from the hopper.")
+        router.assign(
+            lead,
+            agent_id=agent.pk,
+            rule=rule,
+            method=Method.HOPPER,
+            note=f"picked from the hopper by {agent.email}",
+        )
+        _record(
+            router,
+            lead,
+            outcome="hopper_claimed",
+            agent=agent,
+            started=started,
+            rule=rule,
+            reason=f"Picked from the hopper of rule {rule.name!r} by {agent.email}."
+            if rule
+            else "Picked from the hopper.",
+        )
         router.flush()
     return lead
 
 
-def leads_assign_manually(*, lead_ids: Sequence[int], agent: User,
-                          actor: User | None = None) -> int:
+def leads_assign_manually(
+    *, lead_ids: Sequence[int], agent: User, actor: User | None = None
+) -> int:
     """The Lead Assignment queue: give the chosen leads to an agent (their turn moves, so
     round robin counts manual work too); open offers are withdrawn. Returns the count."""
     started = time.perf_counter()
@@ -316,12 +433,23 @@ def leads_assign_manually(*, lead_ids: Sequence[int], agent: User,
         router.users[agent.pk] = agent
         for lead in leads:
             _withdraw_others(router, lead, keep=None, winner=agent)
-            router.assign(lead, agent_id=agent.pk, rule=None, method=Method.MANUAL,
-                          initial_status=LeadStatus.ASSIGNED,
-                          note=f"assigned to {agent.email} by "
-                               f"{actor.email if actor else 'a manager'}")
-            _record(router, lead, outcome="manual", agent=agent, started=started,
-                    rule=None, reason=f"Assigned to {agent.email} from the Lead Assignment "
-                                      f"queue by {actor.email if actor else 'a manager'}.")
+            router.assign(
+                lead,
+                agent_id=agent.pk,
+                rule=None,
+                method=Method.MANUAL,
+                initial_status=LeadStatus.ASSIGNED,
+                note=f"assigned to {agent.email} by {actor.email if actor else 'a manager'}",
+            )
+            _record(
+                router,
+                lead,
+                outcome="manual",
+                agent=agent,
+                started=started,
+                rule=None,
+                reason=f"Assigned to {agent.email} from the Lead Assignment "
+                f"queue by {actor.email if actor else 'a manager'}.",
+            )
         router.flush()
     return len(leads)

@@ -34,8 +34,12 @@ class Email:
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-safe template values
 
     def to_payload(self) -> dict[str, Any]:
-        return {"template": self.template, "agent_id": self.agent_id, "lead_id": self.lead_id,
-                "extra": self.extra}
+        return {
+            "template": self.template,
+            "agent_id": self.agent_id,
+            "lead_id": self.lead_id,
+            "extra": self.extra,
+        }
 
 
 def _base_url() -> str:
@@ -50,22 +54,28 @@ def emails_send(payloads: Sequence[dict[str, Any]]) -> int:
 
     users = User.objects.in_bulk({p["agent_id"] for p in payloads})
     leads = Lead.objects.select_related("campaign").in_bulk(
-        {p["lead_id"] for p in payloads if p.get("lead_id")})
+        {p["lead_id"] for p in payloads if p.get("lead_id")}
+    )
     messages = []
     for p in payloads:
         agent = users.get(p["agent_id"])
         if agent is None or not agent.email:
             continue
-        ctx = {"base_url": _base_url(), "agent": agent, "lead": leads.get(p.get("lead_id")),
-               **(p.get("extra") or {})}
+        ctx = {
+            "base_url": _base_url(),
+            "agent": agent,
+            "lead": leads.get(p.get("lead_id")),
+            **(p.get("extra") or {}),
+        }
         try:
             subject = render_to_string(f"emails/{p['template']}_subject.txt", ctx).strip()
             body = render_to_string(f"emails/{p['template']}_body.txt", ctx)
         except Exception:
             logger.exception("could not render e-mail %s", p.get("template"))
             continue
-        messages.append(mail.EmailMessage(subject=" ".join(subject.split()), body=body,
-                                          to=[agent.email]))
+        messages.append(
+            mail.EmailMessage(subject=" ".join(subject.split()), body=body, to=[agent.email])
+        )
     if not messages:
         return 0
     try:
@@ -106,15 +116,17 @@ def tcpa_allows(*, attributes: dict[str, Any], fallback_tz: str, now: datetime) 
     return TCPA_START_HOUR <= hour < TCPA_END_HOUR
 
 
-def webhook_post(payload: dict[str, Any], *, url: str | None = None,
-                 timeout: float = 5.0) -> bool:
+def webhook_post(payload: dict[str, Any], *, url: str | None = None, timeout: float = 5.0) -> bool:
     """POST PAYLOAD as JSON to NOTIFY_WEBHOOK_URL; False (logged) on any failure."""
     target = url if url is not None else getattr(settings, "NOTIFY_WEBHOOK_URL", "")
     if not target:
         return False
     request = urllib.request.Request(
-        target, data=json.dumps(payload, default=str).encode(), method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "leadrouter-webhook"})
+        target,
+        data=json.dumps(payload, default=str).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "leadrouter-webhook"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             ok = 200 <= response.status < 300

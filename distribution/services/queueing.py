@@ -20,9 +20,12 @@ def _enqueue(lead_id: int, trigger: str = "arrival") -> None:
     from distribution.tasks import distribute_lead
 
     try:
-        distribute_lead.apply_async(args=[lead_id], kwargs={"trigger": trigger}, retry=True,
-                                    retry_policy={"max_retries": 2, "interval_start": 0.2,
-                                                  "interval_step": 0.5})
+        distribute_lead.apply_async(
+            args=[lead_id],
+            kwargs={"trigger": trigger},
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
     except Exception:  # broker down: the lead stays pending and the sweeper re-queues it
         logger.warning("could not queue lead %s; the sweeper will retry", lead_id, exc_info=True)
 
@@ -37,16 +40,19 @@ def leads_requeue_stale(*, grace: timedelta | None = None, limit: int = 1000) ->
     if grace is None:
         grace = timedelta(seconds=settings.LEADROUTER_PENDING_GRACE_SECONDS)
     cutoff = timezone.now() - grace
-    ids = list(Lead.objects.filter(distribution_state=DistributionState.PENDING,
-                                   updated_at__lt=cutoff)
-               .order_by("created_at", "id").values_list("id", flat=True)[:limit])
+    ids = list(
+        Lead.objects.filter(distribution_state=DistributionState.PENDING, updated_at__lt=cutoff)
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
     for lead_id in ids:
         _enqueue(lead_id, trigger="sweeper")
     return len(ids)
 
 
-def leads_distribute_pending(*, trigger: str = "command",
-                             progress: Callable[[int], object] | None = None) -> dict[str, int]:
+def leads_distribute_pending(
+    *, trigger: str = "command", progress: Callable[[int], object] | None = None
+) -> dict[str, int]:
     """Distribute every pending lead now, in process; safe to run twice or concurrently
     (each run claims its chunks with SKIP LOCKED). Returns counts of outcomes."""
     from distribution.services.marketplace import leads_distribute_marketplace_pending

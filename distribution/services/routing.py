@@ -63,9 +63,18 @@ Trigger = DistributionAttempt.Trigger
 Method = Assignment.Method
 COPY_MIN_ROWS = 20  # fewer rows go through a plain INSERT
 STORED_CANDIDATES = 10  # ranked and rejected lines kept per attempt; the rest are counted
-LEAD_UPDATE_FIELDS = ["status", "status_changed_at", "distribution_state", "owner",
-                      "rule", "assigned_at", "held_until", "sla_due_at", "exception_reason",
-                      "updated_at"]
+LEAD_UPDATE_FIELDS = [
+    "status",
+    "status_changed_at",
+    "distribution_state",
+    "owner",
+    "rule",
+    "assigned_at",
+    "held_until",
+    "sla_due_at",
+    "exception_reason",
+    "updated_at",
+]
 LEAD_RELATED = ("source", "campaign", "duplicate_of")
 # triggers of a lead's first distribution: its `created` automations fire then
 NEW_LEAD_TRIGGERS = frozenset({Trigger.ARRIVAL, Trigger.SWEEPER, Trigger.COMMAND})
@@ -74,13 +83,21 @@ NEW_LEAD_TRIGGERS = frozenset({Trigger.ARRIVAL, Trigger.SWEEPER, Trigger.COMMAND
 # --- accumulated writes ---------------------------------------------------------------------
 
 
-_PG_TYPES = {"CharField": "text", "TextField": "text", "DateTimeField": "timestamptz",
-             "ForeignKey": "bigint", "BigAutoField": "bigint", "OneToOneField": "bigint",
-             "BooleanField": "boolean", "IntegerField": "integer"}
+_PG_TYPES = {
+    "CharField": "text",
+    "TextField": "text",
+    "DateTimeField": "timestamptz",
+    "ForeignKey": "bigint",
+    "BigAutoField": "bigint",
+    "OneToOneField": "bigint",
+    "BooleanField": "boolean",
+    "IntegerField": "integer",
+}
 
 
-def rows_update(model: type[Any], rows: Sequence[Any], fields: Sequence[str], *,
-                key: str = "pk") -> None:
+def rows_update(
+    model: type[Any], rows: Sequence[Any], fields: Sequence[str], *, key: str = "pk"
+) -> None:
     """Write FIELDS of many rows in one statement: on PostgreSQL an `UPDATE … FROM unnest()`
     of one array per column (cheap to build and to plan at any size); elsewhere Django's
     bulk_update. KEY is the column that finds each row (the primary key by default)."""
@@ -92,7 +109,8 @@ def rows_update(model: type[Any], rows: Sequence[Any], fields: Sequence[str], *,
         else:
             for row in rows:
                 model.objects.filter(**{key: getattr(row, f"{key}_id")}).update(
-                    **{f: getattr(row, f) for f in fields})
+                    **{f: getattr(row, f) for f in fields}
+                )
         return
     meta = model._meta
     key_field = meta.pk if key == "pk" else meta.get_field(key)
@@ -103,8 +121,10 @@ def rows_update(model: type[Any], rows: Sequence[Any], fields: Sequence[str], *,
     sets = ", ".join(f'"{n}" = v."{n}"' for n in names[1:])
     unnest = ", ".join(f"%s::{t}[]" for t in types)
     quoted = ", ".join(f'"{n}"' for n in names)
-    sql = (f'UPDATE "{meta.db_table}" AS t SET {sets} FROM unnest({unnest}) AS v({quoted}) '
-           f'WHERE t."{names[0]}" = v."{names[0]}"')
+    sql = (
+        f'UPDATE "{meta.db_table}" AS t SET {sets} FROM unnest({unnest}) AS v({quoted}) '
+        f'WHERE t."{names[0]}" = v."{names[0]}"'
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
 
@@ -140,8 +160,9 @@ def rows_insert(model: type[Any], rows: Sequence[Any]) -> None:
         for row in rows:
             copy.write_row([get(row) for get in getters])
     if connection.queries_logged:  # count the COPY like any statement (query budgets)
-        connection.queries_log.append({"sql": f"{sql} -- {len(rows)} rows",
-                                       "time": f"{time.monotonic() - started:.3f}"})
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"}
+        )
 
 
 @dataclass
@@ -168,16 +189,26 @@ class Writes:
             # then wait for each other instead of deadlocking in the UPDATE. One row has no
             # order: its UPDATE takes the same lock the SELECT … FOR UPDATE would.
             if len(self.turns) > 1:
-                list(AgentProfile.objects.select_for_update()
-                     .filter(user_id__in=list(self.turns))
-                     .order_by("user_id").values_list("pk", flat=True))
+                list(
+                    AgentProfile.objects.select_for_update()
+                    .filter(user_id__in=list(self.turns))
+                    .order_by("user_id")
+                    .values_list("pk", flat=True)
+                )
             # one UPDATE for every agent whose turn moved (round robin order)
-            profiles = [AgentProfile(user_id=agent_id, last_turn_at=stamp)
-                        for agent_id, stamp in sorted(self.turns.items())]
+            profiles = [
+                AgentProfile(user_id=agent_id, last_turn_at=stamp)
+                for agent_id, stamp in sorted(self.turns.items())
+            ]
             rows_update(AgentProfile, profiles, ["last_turn_at"], key="user")
-        for model, rows in ((LeadEvent, self.events), (DistributionAttempt, self.attempts),
-                            (Assignment, self.assignments), (Offer, self.offers),
-                            (Activity, self.activities), (Notice, self.notices)):
+        for model, rows in (
+            (LeadEvent, self.events),
+            (DistributionAttempt, self.attempts),
+            (Assignment, self.assignments),
+            (Offer, self.offers),
+            (Activity, self.activities),
+            (Notice, self.notices),
+        ):
             rows_insert(model, rows)
         emails, webhooks = list(self.emails), list(self.webhooks)
         if emails:
@@ -216,8 +247,11 @@ def _store_candidates(decision: Decision) -> tuple[list[dict[str, Any]], str]:
     note = ""
     if rest:
         counts = Counter(c.reason or "eligible" for c in rest)
-        note = (f" (+{len(rest)} more candidates: "
-                + ", ".join(f"{n} {r}" for r, n in counts.most_common()) + ")")
+        note = (
+            f" (+{len(rest)} more candidates: "
+            + ", ".join(f"{n} {r}" for r, n in counts.most_common())
+            + ")"
+        )
     return lines, note
 
 
@@ -231,9 +265,15 @@ def outcome_code(decision: Decision) -> str:
 class Router:
     """Decide and persist leads through the engine; see the module docstring."""
 
-    def __init__(self, *, now: datetime | None = None, trigger: str,
-                 actor: User | None = None, book: RuleBook | None = None,
-                 automations: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        now: datetime | None = None,
+        trigger: str,
+        actor: User | None = None,
+        book: RuleBook | None = None,
+        automations: bool = False,
+    ) -> None:
         self.now = now or timezone.now()
         self.trigger = trigger
         self.actor = actor
@@ -269,18 +309,24 @@ class Router:
         """Lock every pool the rules use (id order), then load each once."""
         all_rules = list(rules)
         # a pool is loaded once per cap time zone (its window counts depend on it)
-        wanted = {(r.pool_id, r.cap_timezone): r for r in all_rules if r.pool_id is not None
-                  and (r.pool_id, r.cap_timezone) not in self.pools}
+        wanted = {
+            (r.pool_id, r.cap_timezone): r
+            for r in all_rules
+            if r.pool_id is not None and (r.pool_id, r.cap_timezone) not in self.pools
+        }
         if not wanted:
             return
         pools_lock(pool_id for pool_id, _ in wanted)
         for (pool_id, tz), rule in wanted.items():
             using = [r for r in all_rules if r.pool_id == pool_id]
             state = pool_state_load(
-                pool_id=pool_id, rule=rule, now=self.now,
+                pool_id=pool_id,
+                rule=rule,
+                now=self.now,
                 with_open_leads=any(r.strategy == Strategy.LOAD_BALANCED for r in using),
                 with_metrics=any(r.strategy == Strategy.PERFORMANCE or r.tiers for r in using),
-                schedules=self.book.schedules)
+                schedules=self.book.schedules,
+            )
             self.pools[(pool_id, tz)] = state
             for row in state.rows.values():
                 self.users[row.agent_id] = row.agent
@@ -305,17 +351,25 @@ class Router:
         """
         job = self.job(lead)
         if self._automations and self.trigger in NEW_LEAD_TRIGGERS:
-            automation = next((a for a in self.book.automations
-                               if match_filters(filters_of(a.filters), job.snap)[0]), None)
+            automation = next(
+                (
+                    a
+                    for a in self.book.automations
+                    if match_filters(filters_of(a.filters), job.snap)[0]
+                ),
+                None,
+            )
             if automation is not None and self._plan_automation(job, automation):
                 return job
         match = engine.match_rule(job.snap, self.book.snapshots)
         job.rule, job.tried = match.rule, match.tried
         if match.rule is None:
             job.decision = Decision(
-                outcome="queue_unassigned", reason_code="no_rule_matched",
-                reason="No enabled rule matches this lead; it waits in the Lead Assignment "
-                       "queue.", rules_tried=match.tried)
+                outcome="queue_unassigned",
+                reason_code="no_rule_matched",
+                reason="No enabled rule matches this lead; it waits in the Lead Assignment queue.",
+                rules_tried=match.tried,
+            )
         elif match.rule.id in self.book.models and self.book.models[match.rule.id].sticky_owner:
             self._plan_sticky(job)
         return job
@@ -333,32 +387,44 @@ class Router:
             cand = Candidate(agent_id=user.pk, email=user.email or "", rank=1)
             job.method = Method.AUTOMATION
             job.decision = Decision(
-                outcome="assign", reason_code="automation",
+                outcome="assign",
+                reason_code="automation",
                 reason=f"Automation {automation.name!r}: sent to {user.email}",
-                chosen=(cand,), candidates=(cand,))
+                chosen=(cand,),
+                candidates=(cand,),
+            )
             return True
         target = self.book.snapshot(automation.target_rule_id)
         if automation.action == Automation.Action.HOPPER:
             if target is None:
-                target = next((r for r in self.book.snapshots
-                               if r.enabled and r.strategy == "hopper"), None)
+                target = next(
+                    (r for r in self.book.snapshots if r.enabled and r.strategy == "hopper"), None
+                )
             job.hopper_owner = automation.target_user_id
         if target is None:
             job.decision = Decision(
-                outcome="exception", reason_code="automation_no_rule",
-                reason=f"Automation {automation.name!r}: no rule to send the lead to")
+                outcome="exception",
+                reason_code="automation_no_rule",
+                reason=f"Automation {automation.name!r}: no rule to send the lead to",
+            )
             return True
         job.rule = target
-        job.tried = (RuleTrial(target.id, target.name, True, "automation",
-                               f"chosen by automation {automation.name!r}"),)
+        job.tried = (
+            RuleTrial(
+                target.id,
+                target.name,
+                True,
+                "automation",
+                f"chosen by automation {automation.name!r}",
+            ),
+        )
         return True
 
     def _plan_sticky(self, job: Job) -> None:
         original = job.lead.duplicate_of
         if original is None or original.owner_id is None or job.rule is None:
             return
-        owner = User.objects.select_related("agent__schedule").filter(
-            pk=original.owner_id).first()
+        owner = User.objects.select_related("agent__schedule").filter(pk=original.owner_id).first()
         if owner is None:
             return
         self.users[owner.pk] = owner
@@ -371,11 +437,16 @@ class Router:
         cand = Candidate(agent_id=owner.pk, email=owner.email or "", rank=1)
         job.method = Method.STICKY
         job.decision = Decision(
-            outcome="assign", reason_code="sticky_owner",
+            outcome="assign",
+            reason_code="sticky_owner",
             reason=f"Rule {job.rule.name!r}: duplicate of lead #{original.pk}, sent to its "
-                   f"owner {owner.email}",
-            rule_id=job.rule.id, rule_name=job.rule.name, rules_tried=job.tried,
-            chosen=(cand,), candidates=(cand,))
+            f"owner {owner.email}",
+            rule_id=job.rule.id,
+            rule_name=job.rule.name,
+            rules_tried=job.tried,
+            chosen=(cand,),
+            candidates=(cand,),
+        )
 
     # --- deciding and persisting ------------------------------------------------------
     def run(self, jobs: Sequence[Job]) -> list[DistributionAttempt]:
@@ -393,15 +464,30 @@ class Router:
         assert rule is not None
         members = self.members(rule)
         if job.after_round:
-            return engine.next_round(rule, job.snap, members, self.now,
-                                     offered_member_ids=job.offered, round_no=job.round_no,
-                                     rules_tried=job.tried, directory=self.directory)
-        return engine.decide(rule, job.snap, members, self.now, rules_tried=job.tried,
-                             round_no=job.round_no, offered=job.offered,
-                             directory=self.directory)
+            return engine.next_round(
+                rule,
+                job.snap,
+                members,
+                self.now,
+                offered_member_ids=job.offered,
+                round_no=job.round_no,
+                rules_tried=job.tried,
+                directory=self.directory,
+            )
+        return engine.decide(
+            rule,
+            job.snap,
+            members,
+            self.now,
+            rules_tried=job.tried,
+            round_no=job.round_no,
+            offered=job.offered,
+            directory=self.directory,
+        )
 
-    def _change(self, lead: Lead, status: str, kind: str, message: str,
-                data: dict[str, Any]) -> None:
+    def _change(
+        self, lead: Lead, status: str, kind: str, message: str, data: dict[str, Any]
+    ) -> None:
         """Move the lead to STATUS and write one timeline event: the status change carrying
         what happened, or, when the status stays, an event of KIND."""
         event = lead.transition_to(status, by=self.actor, note=message[:500])
@@ -425,18 +511,29 @@ class Router:
             method = Method.DEFAULT if decision.used_default_agent else job.method
             if rule is not None and rule.strategy == Strategy.DIRECT and method == Method.AUTO:
                 method = Method.DIRECT
-            self.assign(lead, agent_id=decision.chosen[0].agent_id, rule=rule, method=method,
-                        note=decision.reason)
+            self.assign(
+                lead,
+                agent_id=decision.chosen[0].agent_id,
+                rule=rule,
+                method=method,
+                note=decision.reason,
+            )
         elif outcome == "offer":
             self._offer(job, decision, rule)
         else:
             lead.owner_id = job.hopper_owner if outcome == "wait_hopper" else None
             lead.rule = rule
-            self._change(lead, decision.status, LeadEvent.Kind.ROUTED, decision.reason,
-                         {"outcome": outcome, "code": decision.reason_code})
+            self._change(
+                lead,
+                decision.status,
+                LeadEvent.Kind.ROUTED,
+                decision.reason,
+                {"outcome": outcome, "code": decision.reason_code},
+            )
             waiting = outcome in ("hold", "wait_pull", "wait_hopper")
-            lead.distribution_state = (DistributionState.ACTIVE if waiting
-                                       else DistributionState.DONE)
+            lead.distribution_state = (
+                DistributionState.ACTIVE if waiting else DistributionState.DONE
+            )
             lead.exception_reason = decision.reason[:200] if outcome == "exception" else ""
             lead.held_until = decision.hold_until if outcome == "hold" else None
             lead.sla_due_at = None
@@ -444,11 +541,17 @@ class Router:
         candidates, more = _store_candidates(decision)
         reason = decision.reason + more + (f" [{job.note}]" if job.note else "")
         attempt = DistributionAttempt(
-            lead=lead, trigger=self.trigger, rule_name=decision.rule_name or "",
-            rules_tried=[t.to_dict() for t in decision.rules_tried], candidates=candidates,
-            outcome=outcome_code(decision), reason=reason,
-            duration_ms=(time.perf_counter() - job.started) * 1000, actor=self.actor,
-            created_at=self.now)
+            lead=lead,
+            trigger=self.trigger,
+            rule_name=decision.rule_name or "",
+            rules_tried=[t.to_dict() for t in decision.rules_tried],
+            candidates=candidates,
+            outcome=outcome_code(decision),
+            reason=reason,
+            duration_ms=(time.perf_counter() - job.started) * 1000,
+            actor=self.actor,
+            created_at=self.now,
+        )
         self.writes.attempts.append(attempt)
         return attempt
 
@@ -458,49 +561,97 @@ class Router:
         lead.rule = rule
         lead.distribution_state = DistributionState.ACTIVE
         lead.exception_reason = ""
-        self._change(lead, LeadStatus.OFFERED, LeadEvent.Kind.OFFERED, decision.reason, {
-            "round": decision.round_no, "agents": [c.email for c in decision.chosen],
-            "expires_at": decision.expires_at.isoformat() if decision.expires_at else None})
+        self._change(
+            lead,
+            LeadStatus.OFFERED,
+            LeadEvent.Kind.OFFERED,
+            decision.reason,
+            {
+                "round": decision.round_no,
+                "agents": [c.email for c in decision.chosen],
+                "expires_at": decision.expires_at.isoformat() if decision.expires_at else None,
+            },
+        )
         self._touch(lead)
         broadcast = rule is not None and rule.strategy == Strategy.BROADCAST
         agents = []
         for cand in decision.chosen:
-            self.writes.offers.append(Offer(
-                lead=lead, agent_id=cand.agent_id, member_id=cand.member_id, rule=rule,
-                round=decision.round_no, batch=decision.round_no,
-                expires_at=decision.expires_at, created_at=self.now))
+            self.writes.offers.append(
+                Offer(
+                    lead=lead,
+                    agent_id=cand.agent_id,
+                    member_id=cand.member_id,
+                    rule=rule,
+                    round=decision.round_no,
+                    batch=decision.round_no,
+                    expires_at=decision.expires_at,
+                    created_at=self.now,
+                )
+            )
             # no inbox notice: the offers list is where an agent sees an offer
             user = self.users.get(cand.agent_id)
-            self.writes.emails.append(Email("lead_offered", cand.agent_id, lead.pk, {
-                "broadcast": broadcast, "expires_at": decision.expires_at.isoformat()
-                if decision.expires_at else ""}))
-            agents.append({"email": cand.email,
-                           "phone": _phone(user) if user is not None else ""})
+            self.writes.emails.append(
+                Email(
+                    "lead_offered",
+                    cand.agent_id,
+                    lead.pk,
+                    {
+                        "broadcast": broadcast,
+                        "expires_at": decision.expires_at.isoformat()
+                        if decision.expires_at
+                        else "",
+                    },
+                )
+            )
+            agents.append({"email": cand.email, "phone": _phone(user) if user is not None else ""})
         if broadcast and rule is not None:
             self._ring_all(lead, rule, decision, agents)
 
-    def _ring_all(self, lead: Lead, rule: Rule, decision: Decision,
-                  agents: list[dict[str, str]]) -> None:
+    def _ring_all(
+        self, lead: Lead, rule: Rule, decision: Decision, agents: list[dict[str, str]]
+    ) -> None:
         """Push a broadcast to the telephony webhook, within TCPA hours when asked."""
         fallback = rule.schedule.timezone if rule.schedule else timezone.get_default_timezone_name()
-        if rule.tcpa and not tcpa_allows(attributes=lead.attributes or {}, fallback_tz=fallback,
-                                         now=self.now):
-            self.writes.events.append(LeadEvent(
-                lead=lead, kind=LeadEvent.Kind.NOTE, created_at=self.now,
-                message="Ring-all webhook not sent: outside TCPA calling hours (08:00–21:00 "
-                        "lead-local)"))
+        if rule.tcpa and not tcpa_allows(
+            attributes=lead.attributes or {}, fallback_tz=fallback, now=self.now
+        ):
+            self.writes.events.append(
+                LeadEvent(
+                    lead=lead,
+                    kind=LeadEvent.Kind.NOTE,
+                    created_at=self.now,
+                    message="Ring-all webhook not sent: outside TCPA calling hours (08:00–21:00 "
+                    "lead-local)",
+                )
+            )
             return
-        self.writes.webhooks.append({
-            "event": "offer", "strategy": rule.strategy, "rule": rule.name,
-            "round": decision.round_no,
-            "lead": {"id": lead.pk, "name": lead.full_name, "phone": lead.phone,
-                     "pin": lead.pin},
-            "agents": agents,
-            "expires_at": decision.expires_at.isoformat() if decision.expires_at else None,
-        })
+        self.writes.webhooks.append(
+            {
+                "event": "offer",
+                "strategy": rule.strategy,
+                "rule": rule.name,
+                "round": decision.round_no,
+                "lead": {
+                    "id": lead.pk,
+                    "name": lead.full_name,
+                    "phone": lead.phone,
+                    "pin": lead.pin,
+                },
+                "agents": agents,
+                "expires_at": decision.expires_at.isoformat() if decision.expires_at else None,
+            }
+        )
 
-    def assign(self, lead: Lead, *, agent_id: int, rule: Rule | None, method: str,
-               note: str = "", initial_status: str | None = None) -> None:
+    def assign(
+        self,
+        lead: Lead,
+        *,
+        agent_id: int,
+        rule: Rule | None,
+        method: str,
+        note: str = "",
+        initial_status: str | None = None,
+    ) -> None:
         """Give the lead to an agent: owner, initial status and activity, the received log,
         the agent's turn, timeline, notice and e-mail (after commit)."""
         stamp = self.now
@@ -512,8 +663,12 @@ class Router:
                 pool_id = state.pool_id
                 # strictly after every turn in the pool: round robin never sees a tie
                 stamp = engine.turn_timestamp(state.members, self.now)
-            elif rule.pool_id is not None and method in (Method.CLAIM, Method.PIN, Method.PULL,
-                                                        Method.HOPPER):
+            elif rule.pool_id is not None and method in (
+                Method.CLAIM,
+                Method.PIN,
+                Method.PULL,
+                Method.HOPPER,
+            ):
                 pool_id = rule.pool_id
         stamp = max(stamp, self.writes.turns.get(agent_id, stamp))
         for state in self.pools.values():
@@ -522,13 +677,18 @@ class Router:
         self.writes.turns[agent_id] = stamp
         lead.owner_id = agent_id
         lead.rule = rule if rule is not None else lead.rule
-        status = initial_status or (rule.initial_status if rule is not None
-                                    else LeadStatus.ASSIGNED)
+        status = initial_status or (
+            rule.initial_status if rule is not None else LeadStatus.ASSIGNED
+        )
         user = self.users.get(agent_id)
         email = (user.email if user is not None else "") or ""
-        self._change(lead, status, LeadEvent.Kind.ASSIGNED,
-                     f"assigned to {email or agent_id} ({method})" + (f": {note}" if note else ""),
-                     {"agent": email, "method": method, "rule": rule.name if rule else None})
+        self._change(
+            lead,
+            status,
+            LeadEvent.Kind.ASSIGNED,
+            f"assigned to {email or agent_id} ({method})" + (f": {note}" if note else ""),
+            {"agent": email, "method": method, "rule": rule.name if rule else None},
+        )
         lead.assigned_at = self.now
         lead.distribution_state = DistributionState.DONE
         lead.exception_reason = ""
@@ -536,20 +696,47 @@ class Router:
         lead.sla_due_at = None
         if rule is not None and rule.contact_sla:
             schedule = self.book.snapshot(rule.pk)
-            lead.sla_due_at = add_open_time(schedule.schedule if schedule else None, self.now,
-                                            rule.contact_sla)
+            lead.sla_due_at = add_open_time(
+                schedule.schedule if schedule else None, self.now, rule.contact_sla
+            )
         self._touch(lead)
-        self.writes.assignments.append(Assignment(
-            lead=lead, agent_id=agent_id, rule=rule, pool_id=pool_id, method=method,
-            actor=self.actor, created_at=self.now))
+        self.writes.assignments.append(
+            Assignment(
+                lead=lead,
+                agent_id=agent_id,
+                rule=rule,
+                pool_id=pool_id,
+                method=method,
+                actor=self.actor,
+                created_at=self.now,
+            )
+        )
         if rule is not None and rule.initial_activity:
-            self.writes.activities.append(Activity(
-                lead=lead, agent_id=agent_id, kind=rule.initial_activity,
-                note=f"initial activity of rule {rule.name}", created_at=self.now))
-        self.writes.notices.append(Notice(agent_id=agent_id, lead=lead, created_at=self.now,
-                                          message=f"Lead #{lead.pk} is yours."))
-        self.writes.emails.append(Email("lead_assigned", agent_id, lead.pk, {
-            "rule": rule.name if rule else "", "manual": method == Method.MANUAL}))
+            self.writes.activities.append(
+                Activity(
+                    lead=lead,
+                    agent_id=agent_id,
+                    kind=rule.initial_activity,
+                    note=f"initial activity of rule {rule.name}",
+                    created_at=self.now,
+                )
+            )
+        self.writes.notices.append(
+            Notice(
+                agent_id=agent_id,
+                lead=lead,
+                created_at=self.now,
+                message=f"Lead #{lead.pk} is yours.",
+            )
+        )
+        self.writes.emails.append(
+            Email(
+                "lead_assigned",
+                agent_id,
+                lead.pk,
+                {"rule": rule.name if rule else "", "manual": method == Method.MANUAL},
+            )
+        )
 
     def flush(self) -> None:
         self.writes.flush()
@@ -564,10 +751,18 @@ def _phone(user: User) -> str:
 # --- entry points ---------------------------------------------------------------------------
 
 
-def _locked_leads(ids: Sequence[int] | None = None, *, skip_locked: bool = False,
-                  limit: int | None = None, **filters: Any) -> list[Lead]:
-    qs = (Lead.objects.select_for_update(of=("self",), skip_locked=skip_locked)
-          .select_related(*LEAD_RELATED).filter(**filters))
+def _locked_leads(
+    ids: Sequence[int] | None = None,
+    *,
+    skip_locked: bool = False,
+    limit: int | None = None,
+    **filters: Any,
+) -> list[Lead]:
+    qs = (
+        Lead.objects.select_for_update(of=("self",), skip_locked=skip_locked)
+        .select_related(*LEAD_RELATED)
+        .filter(**filters)
+    )
     if ids is not None:
         qs = qs.filter(pk__in=list(ids))
     qs = qs.order_by("created_at", "id")
@@ -580,9 +775,14 @@ def lead_distribute(*, lead_id: int, trigger: str = Trigger.ARRIVAL) -> Distribu
     return attempts[0] if attempts else None
 
 
-def leads_distribute_batch(*, trigger: str = Trigger.COMMAND, lead_ids: Sequence[int] | None = None,
-                           limit: int = 500, skip_locked: bool = True,
-                           book: RuleBook | None = None) -> list[DistributionAttempt]:
+def leads_distribute_batch(
+    *,
+    trigger: str = Trigger.COMMAND,
+    lead_ids: Sequence[int] | None = None,
+    limit: int = 500,
+    skip_locked: bool = True,
+    book: RuleBook | None = None,
+) -> list[DistributionAttempt]:
     """Distribute up to LIMIT pending leads in one transaction, oldest first.
 
     1. Claim the leads: `FOR UPDATE SKIP LOCKED`, so concurrent runs take disjoint leads.
@@ -594,9 +794,13 @@ def leads_distribute_batch(*, trigger: str = Trigger.COMMAND, lead_ids: Sequence
     """
     with transaction.atomic():
         # a campaign with a marketplace workflow sells its leads instead (lead_dispatch)
-        leads = _locked_leads(lead_ids, skip_locked=skip_locked, limit=limit,
-                              distribution_state=DistributionState.PENDING,
-                              campaign__workflow__isnull=True)
+        leads = _locked_leads(
+            lead_ids,
+            skip_locked=skip_locked,
+            limit=limit,
+            distribution_state=DistributionState.PENDING,
+            campaign__workflow__isnull=True,
+        )
         if not leads:
             return []
         router = Router(trigger=trigger, book=book, automations=True)
@@ -605,9 +809,12 @@ def leads_distribute_batch(*, trigger: str = Trigger.COMMAND, lead_ids: Sequence
     return attempts
 
 
-def leads_distribute_all_pending(*, trigger: str = Trigger.COMMAND, chunk: int = 1000,
-                                 progress: Callable[[int], object] | None = None
-                                 ) -> dict[str, int]:
+def leads_distribute_all_pending(
+    *,
+    trigger: str = Trigger.COMMAND,
+    chunk: int = 1000,
+    progress: Callable[[int], object] | None = None,
+) -> dict[str, int]:
     """Distribute every pending lead in chunks until none is left; outcome counts."""
     outcomes: Counter[str] = Counter()
     while True:
@@ -623,8 +830,9 @@ def leads_distribute_all_pending(*, trigger: str = Trigger.COMMAND, chunk: int =
 def _offered_members(lead_ids: Sequence[int]) -> dict[int, tuple[frozenset[int], int]]:
     """Per lead: every pool member offered it so far, and the last round (1 query)."""
     out: dict[int, tuple[set[int], int]] = {}
-    for lead_id, member_id, round_no in Offer.objects.filter(lead_id__in=list(lead_ids)) \
-            .values_list("lead_id", "member_id", "round"):
+    for lead_id, member_id, round_no in Offer.objects.filter(
+        lead_id__in=list(lead_ids)
+    ).values_list("lead_id", "member_id", "round"):
         members, last = out.setdefault(lead_id, (set(), 0))
         if member_id is not None:
             members.add(member_id)
@@ -632,8 +840,9 @@ def _offered_members(lead_ids: Sequence[int]) -> dict[int, tuple[frozenset[int],
     return {k: (frozenset(m), r) for k, (m, r) in out.items()}
 
 
-def leads_next_round(*, leads: Sequence[Lead], trigger: str,
-                     router: Router | None = None) -> list[DistributionAttempt]:
+def leads_next_round(
+    *, leads: Sequence[Lead], trigger: str, router: Router | None = None
+) -> list[DistributionAttempt]:
     """After an offer round ended unclaimed (locked LEADS): the next in line, the next
     broadcast batch, or the fallback after max_rounds (engine.next_round)."""
     router = router or Router(trigger=trigger)
@@ -646,8 +855,11 @@ def leads_next_round(*, leads: Sequence[Lead], trigger: str,
             jobs.append(router.plan_new(lead))
             continue
         offered, last_round = history.get(lead.pk, (frozenset(), 1))
-        jobs.append(router.job(lead, rule=rule, round_no=max(last_round, 1), offered=offered,
-                               after_round=True))
+        jobs.append(
+            router.job(
+                lead, rule=rule, round_no=max(last_round, 1), offered=offered, after_round=True
+            )
+        )
     attempts = router.run(jobs)
     router.flush()
     return attempts
@@ -657,8 +869,9 @@ def leads_release_held(*, now: datetime | None = None, limit: int = 500) -> int:
     """Distribute held leads whose rule's schedule has opened (Beat task)."""
     now = now or timezone.now()
     with transaction.atomic():
-        leads = _locked_leads(skip_locked=True, limit=limit, status=LeadStatus.HELD,
-                              held_until__lte=now)
+        leads = _locked_leads(
+            skip_locked=True, limit=limit, status=LeadStatus.HELD, held_until__lte=now
+        )
         if not leads:
             return 0
         router = Router(now=now, trigger=Trigger.SCHEDULE, automations=False)
@@ -670,8 +883,7 @@ def leads_release_held(*, now: datetime | None = None, limit: int = 500) -> int:
                 jobs.append(router.plan_new(lead))
                 continue
             offered, last_round = history.get(lead.pk, (frozenset(), 1))
-            jobs.append(router.job(lead, rule=rule, round_no=max(last_round, 1),
-                                   offered=offered))
+            jobs.append(router.job(lead, rule=rule, round_no=max(last_round, 1), offered=offered))
         router.run(jobs)
         router.flush()
     return len(leads)
@@ -680,8 +892,9 @@ def leads_release_held(*, now: datetime | None = None, limit: int = 500) -> int:
 WAITING_FOR_A_RULE = (LeadStatus.UNASSIGNED, LeadStatus.EXCEPTION, LeadStatus.PENDING)
 
 
-def rule_distribute_waiting(*, rule_id: int, actor: User | None = None,
-                            limit: int = 5000) -> dict[str, int]:
+def rule_distribute_waiting(
+    *, rule_id: int, actor: User | None = None, limit: int = 5000
+) -> dict[str, int]:
     """Distribute, now, every waiting lead the rule matches (seed 002: enabling a rule).
 
     1. Waiting = no owner, in the Lead Assignment or Exception queue (or still pending),
@@ -694,20 +907,27 @@ def rule_distribute_waiting(*, rule_id: int, actor: User | None = None,
     rule = book.snapshot(rule_id)
     if rule is None or not rule.enabled:
         return {}
-    candidates = Lead.objects.filter(Q(rule__isnull=True) | Q(rule_id=rule_id),
-                                     owner__isnull=True, status__in=WAITING_FOR_A_RULE)
-    matched = [lead.pk for lead in candidates.select_related(*LEAD_RELATED)
-               .order_by("created_at", "id")[:limit]
-               if engine.rule_mismatch(rule, lead_snapshot(lead)) is None]
+    candidates = Lead.objects.filter(
+        Q(rule__isnull=True) | Q(rule_id=rule_id), owner__isnull=True, status__in=WAITING_FOR_A_RULE
+    )
+    matched = [
+        lead.pk
+        for lead in candidates.select_related(*LEAD_RELATED).order_by("created_at", "id")[:limit]
+        if engine.rule_mismatch(rule, lead_snapshot(lead)) is None
+    ]
     if not matched:
         return {}
-    Lead.objects.filter(pk__in=matched, owner__isnull=True,
-                        status__in=WAITING_FOR_A_RULE).update(
-        distribution_state=DistributionState.PENDING, updated_at=now)
+    Lead.objects.filter(pk__in=matched, owner__isnull=True, status__in=WAITING_FOR_A_RULE).update(
+        distribution_state=DistributionState.PENDING, updated_at=now
+    )
     outcomes: Counter[str] = Counter()
     for start in range(0, len(matched), 500):
-        attempts = leads_distribute_batch(trigger=Trigger.ENABLE, lead_ids=matched[start:start
-                                          + 500], skip_locked=True, book=book)
+        attempts = leads_distribute_batch(
+            trigger=Trigger.ENABLE,
+            lead_ids=matched[start : start + 500],
+            skip_locked=True,
+            book=book,
+        )
         outcomes.update(a.outcome for a in attempts)
     return dict(outcomes)
 
@@ -721,8 +941,9 @@ def rule_queue_waiting_leads(*, rule_id: int) -> None:
 def rules_enable(*, rule_ids: Sequence[int], actor: User | None = None) -> dict[str, int]:
     """Enable rules; each then distributes at once every waiting lead it matches."""
     with transaction.atomic():
-        ids = list(Rule.objects.filter(pk__in=list(rule_ids), enabled=False)
-                   .values_list("pk", flat=True))
+        ids = list(
+            Rule.objects.filter(pk__in=list(rule_ids), enabled=False).values_list("pk", flat=True)
+        )
         Rule.objects.filter(pk__in=ids).update(enabled=True, updated_at=timezone.now())
     outcomes: Counter[str] = Counter({"enabled": len(ids)})
     for rule_id in ids:
@@ -733,7 +954,8 @@ def rules_enable(*, rule_ids: Sequence[int], actor: User | None = None) -> dict[
 def rules_disable(*, rule_ids: Sequence[int]) -> int:
     """Disable rules: new leads stop matching them (waiting leads stay where they are)."""
     return Rule.objects.filter(pk__in=list(rule_ids), enabled=True).update(
-        enabled=False, updated_at=timezone.now())
+        enabled=False, updated_at=timezone.now()
+    )
 
 
 def leads_reassign_missed_sla(*, now: datetime | None = None, limit: int = 200) -> int:
@@ -741,13 +963,16 @@ def leads_reassign_missed_sla(*, now: datetime | None = None, limit: int = 200) 
     re-distribute them without the agent who missed it (the miss is recorded)."""
     now = now or timezone.now()
     with transaction.atomic():
-        leads = _locked_leads(skip_locked=True, limit=limit, sla_due_at__lte=now,
-                              owner__isnull=False)
+        leads = _locked_leads(
+            skip_locked=True, limit=limit, sla_due_at__lte=now, owner__isnull=False
+        )
         if not leads:
             return 0
-        attempted = set(Activity.objects.filter(
-            lead_id__in=[lead.pk for lead in leads],
-            kind__in=Activity.CONTACT_ATTEMPT_KINDS).values_list("lead_id", "agent_id"))
+        attempted = set(
+            Activity.objects.filter(
+                lead_id__in=[lead.pk for lead in leads], kind__in=Activity.CONTACT_ATTEMPT_KINDS
+            ).values_list("lead_id", "agent_id")
+        )
         missed = [lead for lead in leads if (lead.pk, lead.owner_id) not in attempted]
         kept = [lead.pk for lead in leads if (lead.pk, lead.owner_id) in attempted]
         if kept:
@@ -755,21 +980,35 @@ def leads_reassign_missed_sla(*, now: datetime | None = None, limit: int = 200) 
         if not missed:
             return 0
         router = Router(now=now, trigger=Trigger.SLA)
-        latest = dict(Assignment.objects.filter(lead_id__in=[lead.pk for lead in missed])
-                      .values("lead_id").annotate(last=Max("id")).values_list("lead_id", "last"))
+        latest = dict(
+            Assignment.objects.filter(lead_id__in=[lead.pk for lead in missed])
+            .values("lead_id")
+            .annotate(last=Max("id"))
+            .values_list("lead_id", "last")
+        )
         Assignment.objects.filter(pk__in=latest.values()).update(sla_missed=True)
         history = _offered_members([lead.pk for lead in missed])
         jobs = []
         for lead in missed:
             loser = int(lead.owner_id or 0)  # the query asked for owned leads only
             rule = router.book.snapshot(lead.rule_id)
-            router.writes.notices.append(Notice(
-                agent_id=loser, lead=lead, created_at=now,
-                message=f"Lead #{lead.pk} was taken back: no contact attempt in time."))
-            router.writes.events.append(LeadEvent(
-                lead=lead, kind=LeadEvent.Kind.NOTE, created_at=now,
-                message="contact SLA missed: taken back for re-distribution",
-                data={"agent_id": loser}))
+            router.writes.notices.append(
+                Notice(
+                    agent_id=loser,
+                    lead=lead,
+                    created_at=now,
+                    message=f"Lead #{lead.pk} was taken back: no contact attempt in time.",
+                )
+            )
+            router.writes.events.append(
+                LeadEvent(
+                    lead=lead,
+                    kind=LeadEvent.Kind.NOTE,
+                    created_at=now,
+                    message="contact SLA missed: taken back for re-distribution",
+                    data={"agent_id": loser},
+                )
+            )
             lead.owner_id = None
             event = lead.transition_to(LeadStatus.PENDING, note="contact SLA missed")
             if event is not None:
@@ -796,12 +1035,15 @@ def leads_redistribute(*, lead_ids: Sequence[int], actor: User | None = None) ->
         leads = _locked_leads(list(lead_ids))
         for lead in leads:
             Offer.objects.filter(lead=lead, status=Offer.Status.OPEN).update(
-                status=Offer.Status.WITHDRAWN, closed_at=timezone.now())
+                status=Offer.Status.WITHDRAWN, closed_at=timezone.now()
+            )
         ids = [lead.pk for lead in leads]
-        Lead.objects.filter(pk__in=ids).update(distribution_state=DistributionState.PENDING,
-                                               owner=None, updated_at=timezone.now())
-        attempts = leads_distribute_batch(trigger=Trigger.MANUAL, lead_ids=ids,
-                                          skip_locked=False, limit=len(ids) or 1)
+        Lead.objects.filter(pk__in=ids).update(
+            distribution_state=DistributionState.PENDING, owner=None, updated_at=timezone.now()
+        )
+        attempts = leads_distribute_batch(
+            trigger=Trigger.MANUAL, lead_ids=ids, skip_locked=False, limit=len(ids) or 1
+        )
     return dict(Counter(a.outcome for a in attempts))
 
 
@@ -817,14 +1059,18 @@ def schedule_fill_holidays(*, schedule_id: int, today: datetime | None = None) -
     day = (today or timezone.now()).date()
     table = country_holidays(schedule.holiday_country, day)
     existing = set(schedule.holidays.values_list("date", flat=True))
-    rows = [Holiday(schedule=schedule, date=d, name=name[:200], origin=Holiday.Origin.COUNTRY)
-            for d, name in table.items() if d not in existing]
+    rows = [
+        Holiday(schedule=schedule, date=d, name=name[:200], origin=Holiday.Origin.COUNTRY)
+        for d, name in table.items()
+        if d not in existing
+    ]
     Holiday.objects.bulk_create(rows)
     return len(rows)
 
 
-def lead_run_automations(*, lead_id: int, trigger: str, actor: User | None = None
-                         ) -> DistributionAttempt | None:
+def lead_run_automations(
+    *, lead_id: int, trigger: str, actor: User | None = None
+) -> DistributionAttempt | None:
     """Run the first enabled automation of TRIGGER (updated, status_changed) whose filters
     match the lead: to a user (reassigning the owner), the assignment rules, one rule, or
     the hopper (seed 004). None when no automation matches."""
@@ -834,14 +1080,19 @@ def lead_run_automations(*, lead_id: int, trigger: str, actor: User | None = Non
             return None
         lead = leads[0]
         snap = lead_snapshot(lead)
-        automations = (Automation.objects.filter(enabled=True, trigger=trigger)
-                       .select_related("target_user", "target_rule").order_by("priority", "name"))
-        automation = next((a for a in automations
-                           if match_filters(filters_of(a.filters), snap)[0]), None)
+        automations = (
+            Automation.objects.filter(enabled=True, trigger=trigger)
+            .select_related("target_user", "target_rule")
+            .order_by("priority", "name")
+        )
+        automation = next(
+            (a for a in automations if match_filters(filters_of(a.filters), snap)[0]), None
+        )
         if automation is None:
             return None
         Offer.objects.filter(lead=lead, status=Offer.Status.OPEN).update(
-            status=Offer.Status.WITHDRAWN, closed_at=timezone.now())
+            status=Offer.Status.WITHDRAWN, closed_at=timezone.now()
+        )
         router = Router(trigger=Trigger.AUTOMATION, actor=actor)
         job = router.job(lead)
         if not router._plan_automation(job, automation):
@@ -849,17 +1100,26 @@ def lead_run_automations(*, lead_id: int, trigger: str, actor: User | None = Non
             job.rule, job.tried = match.rule, match.tried
             if match.rule is None:
                 job.decision = Decision(
-                    outcome="queue_unassigned", reason_code="no_rule_matched",
-                    reason="No enabled rule matches this lead.", rules_tried=match.tried)
+                    outcome="queue_unassigned",
+                    reason_code="no_rule_matched",
+                    reason="No enabled rule matches this lead.",
+                    rules_tried=match.tried,
+                )
         job.note = f"automation {automation.name!r} ({trigger})"
         attempt = router.run([job])[0]
         router.flush()
     return attempt
 
 
-AGENT_SETTABLE_STATUSES = frozenset({LeadStatus.WORKING, LeadStatus.CONTACTED,
-                                     LeadStatus.QUALIFIED, LeadStatus.CONVERTED,
-                                     LeadStatus.LOST})
+AGENT_SETTABLE_STATUSES = frozenset(
+    {
+        LeadStatus.WORKING,
+        LeadStatus.CONTACTED,
+        LeadStatus.QUALIFIED,
+        LeadStatus.CONVERTED,
+        LeadStatus.LOST,
+    }
+)
 
 
 def lead_status_update(*, lead_id: int, agent: User, status: str) -> Lead:
@@ -879,10 +1139,14 @@ def lead_status_update(*, lead_id: int, agent: User, status: str) -> Lead:
             return lead
         lead.save(update_fields=["status", "status_changed_at", "updated_at"])
         event.save()
-        Activity.objects.create(lead=lead, agent=agent, kind=Activity.Kind.STATUS_CHANGE,
-                                note=event.message)
-        transaction.on_commit(lambda: lead_run_automations(
-            lead_id=lead_id, trigger=Automation.Trigger.STATUS_CHANGED, actor=agent))
+        Activity.objects.create(
+            lead=lead, agent=agent, kind=Activity.Kind.STATUS_CHANGE, note=event.message
+        )
+        transaction.on_commit(
+            lambda: lead_run_automations(
+                lead_id=lead_id, trigger=Automation.Trigger.STATUS_CHANGED, actor=agent
+            )
+        )
     return lead
 
 

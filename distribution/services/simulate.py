@@ -54,13 +54,20 @@ def _changed_rule(rule: RuleSnapshot, changes: dict[str, Any], now: datetime) ->
             values["filters"] = filters_of(value)
         elif key == "caps":
             caps = dict(value)
-            values["caps"] = Caps(*(int(caps[p]) if caps.get(p) not in (None, "") else None
-                                    for p in ("hour", "day", "week", "month")))
+            values["caps"] = Caps(
+                *(
+                    int(caps[p]) if caps.get(p) not in (None, "") else None
+                    for p in ("hour", "day", "week", "month")
+                )
+            )
         elif key == "after_hours":
             values["after_hours"] = str(value)
         elif key == "schedule":
-            schedule = (Schedule.objects.prefetch_related("intervals", "holidays")
-                        .filter(name=value).first())
+            schedule = (
+                Schedule.objects.prefetch_related("intervals", "holidays")
+                .filter(name=value)
+                .first()
+            )
             if schedule is None:
                 raise NotFound(f"No schedule {value!r}.")
             values["schedule"] = schedule_snapshot(schedule, now.date())
@@ -78,14 +85,18 @@ def _cap_shown(member: MemberSnapshot, rule: RuleSnapshot) -> int | None:
 
 def _replayable(state: PoolState) -> PoolState:
     """The pool with receipts as timestamps, so day/week windows roll over in the replay."""
-    members = [dataclasses.replace(m, received_counts=None, received_at=())
-               for m in state.members]
+    members = [dataclasses.replace(m, received_counts=None, received_at=()) for m in state.members]
     return dataclasses.replace(state, members=members)
 
 
-def rule_simulate(*, rule_name: str | None = None, days: int = 7,
-                  changes: dict[str, Any] | None = None, now: datetime | None = None,
-                  limit: int = 5000) -> dict[str, Any]:
+def rule_simulate(
+    *,
+    rule_name: str | None = None,
+    days: int = 7,
+    changes: dict[str, Any] | None = None,
+    now: datetime | None = None,
+    limit: int = 5000,
+) -> dict[str, Any]:
     """Replay the last DAYS days of leads; returns the DESIGN §7 simulate document.
 
     1. Load the rules (RULE_NAME changed by CHANGES and enabled) and the pools once.
@@ -106,17 +117,24 @@ def rule_simulate(*, rule_name: str | None = None, days: int = 7,
         assert original is not None
         target = _changed_rule(original, changes or {}, now)
         book.snapshots = [target if r.id == target.id else r for r in book.snapshots]
-    leads = list(Lead.objects.filter(created_at__gte=now - timedelta(days=days),
-                                     created_at__lte=now)
-                 .select_related("source", "campaign").order_by("created_at", "id")[:limit])
+    leads = list(
+        Lead.objects.filter(created_at__gte=now - timedelta(days=days), created_at__lte=now)
+        .select_related("source", "campaign")
+        .order_by("created_at", "id")[:limit]
+    )
     snaps = [lead_snapshot(lead) for lead in leads]
     pools: dict[int, PoolState] = {}
     for rule in book.snapshots:
         if rule.pool_id is not None and rule.pool_id not in pools:
-            pools[rule.pool_id] = _replayable(pool_state_load(
-                pool_id=rule.pool_id, rule=rule, now=now,
-                with_open_leads=rule.strategy == "load_balanced",
-                with_metrics=rule.strategy == "performance" or bool(rule.tiers)))
+            pools[rule.pool_id] = _replayable(
+                pool_state_load(
+                    pool_id=rule.pool_id,
+                    rule=rule,
+                    now=now,
+                    with_open_leads=rule.strategy == "load_balanced",
+                    with_metrics=rule.strategy == "performance" or bool(rule.tiers),
+                )
+            )
     directory = directory_load(snaps, now)
     decisions: list[dict[str, Any]] = []
     received: Counter[str] = Counter()
@@ -126,14 +144,23 @@ def rule_simulate(*, rule_name: str | None = None, days: int = 7,
             continue
         matched = match.rule
         if matched is None:
-            decision = Decision(outcome="queue_unassigned", reason_code="no_rule_matched",
-                                reason="no enabled rule matches", rules_tried=match.tried)
+            decision = Decision(
+                outcome="queue_unassigned",
+                reason_code="no_rule_matched",
+                reason="no enabled rule matches",
+                rules_tried=match.tried,
+            )
             state = None
         else:
             state = pools.get(matched.pool_id) if matched.pool_id is not None else None
-            decision = engine.decide(matched, snap, state.members if state else [],
-                                     snap.created_at, rules_tried=match.tried,
-                                     directory=directory)
+            decision = engine.decide(
+                matched,
+                snap,
+                state.members if state else [],
+                snap.created_at,
+                rules_tried=match.tried,
+                directory=directory,
+            )
         owner = None
         if decision.chosen and (decision.outcome == "assign" or len(decision.chosen) == 1):
             owner = decision.chosen[0]
@@ -142,18 +169,25 @@ def rule_simulate(*, rule_name: str | None = None, days: int = 7,
                 i = state.index[owner.agent_id]
                 m = state.members[i]
                 state.members[i] = dataclasses.replace(
-                    m, agent=dataclasses.replace(m.agent, last_turn_at=engine.turn_timestamp(
-                        state.members, snap.created_at)),
-                    received_at=(*m.received_at, snap.created_at))
-        decisions.append({
-            "lead": snap.id,
-            "rule": decision.rule_name,
-            "owner": owner.email if owner else None,
-            "status": decision.status,
-            "reason": decision.reason,
-            "candidates": [{"agent": c.email, "rank": c.rank, "reason": c.reason}
-                           for c in decision.candidates],
-        })
+                    m,
+                    agent=dataclasses.replace(
+                        m.agent, last_turn_at=engine.turn_timestamp(state.members, snap.created_at)
+                    ),
+                    received_at=(*m.received_at, snap.created_at),
+                )
+        decisions.append(
+            {
+                "lead": snap.id,
+                "rule": decision.rule_name,
+                "owner": owner.email if owner else None,
+                "status": decision.status,
+                "reason": decision.reason,
+                "candidates": [
+                    {"agent": c.email, "rank": c.rank, "reason": c.reason}
+                    for c in decision.candidates
+                ],
+            }
+        )
     totals: dict[str, dict[str, int | None]] = {}
     shown = [target] if target is not None else [r for r in book.snapshots if r.enabled]
     for rule in shown:

@@ -71,7 +71,8 @@ def country_holidays(country: str, around: date) -> dict[date, str]:
 
     try:
         table = holidays_pkg.country_holidays(
-            country, years=range(around.year - 1, around.year + 3))
+            country, years=range(around.year - 1, around.year + 3)
+        )
     except (KeyError, NotImplementedError):
         return {}
     return {d: str(n) for d, n in sorted(table.items())}
@@ -85,8 +86,7 @@ def schedule_snapshot(schedule: Schedule, today: date) -> ScheduleSnapshot:
             days |= _country_holidays(schedule.holiday_country, year)
     return ScheduleSnapshot(
         timezone=schedule.timezone,
-        intervals=tuple(Interval(iv.weekday, iv.start, iv.end)
-                        for iv in schedule.intervals.all()),
+        intervals=tuple(Interval(iv.weekday, iv.start, iv.end) for iv in schedule.intervals.all()),
         holidays=frozenset(days),
     )
 
@@ -101,9 +101,14 @@ def _prefetch(prefix: str) -> list[str]:
 # --- agents and leads ---------------------------------------------------------------------
 
 
-def agent_snapshot(user: User, now: datetime, *, open_leads: int = 0,
-                   metrics: AgentMetrics | None = None,
-                   schedules: Mapping[int, ScheduleSnapshot] | None = None) -> AgentSnapshot:
+def agent_snapshot(
+    user: User,
+    now: datetime,
+    *,
+    open_leads: int = 0,
+    metrics: AgentMetrics | None = None,
+    schedules: Mapping[int, ScheduleSnapshot] | None = None,
+) -> AgentSnapshot:
     """An agent as routing sees it; a user without agent profile is inactive. With
     SCHEDULES (the cached configuration) the agent's schedule is looked up there instead of
     being built from its prefetched rows."""
@@ -116,12 +121,14 @@ def agent_snapshot(user: User, now: datetime, *, open_leads: int = 0,
         if schedule is None and profile.schedule:  # not in the mapping: built here
             schedule = schedule_snapshot(profile.schedule, now.date())
     return AgentSnapshot(
-        id=user.pk, email=user.email or "",
+        id=user.pk,
+        email=user.email or "",
         active=bool(profile.active and user.is_active),
         available=profile.available,
         schedule=schedule,
         last_turn_at=profile.last_turn_at,
-        open_leads=open_leads, metrics=metrics,
+        open_leads=open_leads,
+        metrics=metrics,
     )
 
 
@@ -141,8 +148,11 @@ def filters_of(raw: object) -> tuple[Filter, ...]:
     """Stored `[{field, op, value}]` as engine filters (validated when saved)."""
     if not isinstance(raw, list):
         return ()
-    return tuple(Filter(str(f.get("field")), str(f.get("op")), f.get("value"))
-                 for f in raw if isinstance(f, dict))
+    return tuple(
+        Filter(str(f.get("field")), str(f.get("op")), f.get("value"))
+        for f in raw
+        if isinstance(f, dict)
+    )
 
 
 def caps_of(obj: Rule | PoolMember) -> Caps:
@@ -154,31 +164,43 @@ def caps_of(obj: Rule | PoolMember) -> Caps:
 
 def rules_queryset() -> QuerySet[Rule]:
     """Every rule with what its snapshot needs."""
-    return (Rule.objects.select_related("campaign", "schedule")
-            .prefetch_related("sources", "tiers", *_prefetch("schedule"))
-            .order_by("priority", "name"))
+    return (
+        Rule.objects.select_related("campaign", "schedule")
+        .prefetch_related("sources", "tiers", *_prefetch("schedule"))
+        .order_by("priority", "name")
+    )
 
 
-def rule_snapshot(rule: Rule, now: datetime, *, schedules: Mapping[int, ScheduleSnapshot],
-                  default_agent: AgentSnapshot | None = None) -> RuleSnapshot:
+def rule_snapshot(
+    rule: Rule,
+    now: datetime,
+    *,
+    schedules: Mapping[int, ScheduleSnapshot],
+    default_agent: AgentSnapshot | None = None,
+) -> RuleSnapshot:
     """A rule with its prefetched sources and tiers, its schedule and default agent."""
     schedule = schedules.get(rule.schedule_id) if rule.schedule_id else None
     return RuleSnapshot(
-        id=rule.pk, name=rule.name, strategy=rule.strategy, priority=rule.priority,
+        id=rule.pk,
+        name=rule.name,
+        strategy=rule.strategy,
+        priority=rule.priority,
         enabled=rule.enabled,
         sources=frozenset(s.slug for s in rule.sources.all()),
         campaign=rule.campaign.slug if rule.campaign else None,
         filters=filters_of(rule.filters),
         pool_id=rule.pool_id,
         claim_timeout=rule.claim_timeout,
-        max_rounds=rule.max_rounds, batch_size=rule.batch_size,
+        max_rounds=rule.max_rounds,
+        batch_size=rule.batch_size,
         schedule=schedule,
         after_hours=rule.after_hours,
         default_agent=default_agent,
         caps=caps_of(rule),
         pull_allotment=rule.pull_allotment,
-        tiers=tuple(PerformanceTier(t.metric, t.op, t.threshold, t.multiplier)
-                    for t in rule.tiers.all()),
+        tiers=tuple(
+            PerformanceTier(t.metric, t.op, t.threshold, t.multiplier) for t in rule.tiers.all()
+        ),
         catch_up=rule.catch_up,
         require_agent_hours=rule.require_agent_hours,
         # without a schedule, caps count calendar windows in the site's zone
@@ -186,14 +208,14 @@ def rule_snapshot(rule: Rule, now: datetime, *, schedules: Mapping[int, Schedule
     )
 
 
-def schedules_fill(schedules: dict[int, ScheduleSnapshot], ids: Iterable[int | None],
-                   now: datetime) -> None:
+def schedules_fill(
+    schedules: dict[int, ScheduleSnapshot], ids: Iterable[int | None], now: datetime
+) -> None:
     """Add the schedules of IDS missing from SCHEDULES (none missing: no query, else 3)."""
     missing = {i for i in ids if i is not None and i not in schedules}
     if missing:
         today = now.date()
-        for row in Schedule.objects.filter(pk__in=missing).prefetch_related(
-                *SCHEDULE_PREFETCH):
+        for row in Schedule.objects.filter(pk__in=missing).prefetch_related(*SCHEDULE_PREFETCH):
             schedules[row.pk] = schedule_snapshot(row, today)
 
 
@@ -202,8 +224,16 @@ def schedules_fill(schedules: dict[int, ScheduleSnapshot], ids: Iterable[int | N
 # The tables the cached configuration is built from. Agents, users and pool members are not
 # among them: availability, activity and turns change all day, so they are read fresh.
 CONFIG_MODELS: tuple[type[Any], ...] = (
-    Rule, Rule.sources.through, TierRow, Schedule, ScheduleInterval, Holiday,
-    Automation, Source, Campaign)
+    Rule,
+    Rule.sources.through,
+    TierRow,
+    Schedule,
+    ScheduleInterval,
+    Holiday,
+    Automation,
+    Source,
+    Campaign,
+)
 
 
 def config_fingerprint() -> str | None:
@@ -224,7 +254,8 @@ def config_fingerprint() -> str | None:
     parts = ", ".join(
         f"coalesce((SELECT string_agg(md5(t::text), '' ORDER BY t.{qn(m._meta.pk.column)}) "
         f"FROM {qn(m._meta.db_table)} t), '')"
-        for m in CONFIG_MODELS)
+        for m in CONFIG_MODELS
+    )
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT md5(concat_ws('#', {parts}))")
         row = cursor.fetchone()
@@ -256,15 +287,21 @@ _config: RoutingConfig | None = None
 def _config_build(now: datetime, key: tuple[str, int, str]) -> RoutingConfig:
     rules = tuple(rules_queryset())
     today = now.date()
-    schedules = {r.schedule.pk: schedule_snapshot(r.schedule, today)
-                 for r in rules if r.schedule is not None}
-    automations = tuple(Automation.objects.filter(enabled=True,
-                                                  trigger=Automation.Trigger.CREATED)
-                        .order_by("priority", "name"))
-    return RoutingConfig(key=key, rules=rules,
-                         snapshots=tuple(rule_snapshot(r, now, schedules=schedules)
-                                         for r in rules),
-                         automations=automations, schedules=schedules)
+    schedules = {
+        r.schedule.pk: schedule_snapshot(r.schedule, today) for r in rules if r.schedule is not None
+    }
+    automations = tuple(
+        Automation.objects.filter(enabled=True, trigger=Automation.Trigger.CREATED).order_by(
+            "priority", "name"
+        )
+    )
+    return RoutingConfig(
+        key=key,
+        rules=rules,
+        snapshots=tuple(rule_snapshot(r, now, schedules=schedules) for r in rules),
+        automations=automations,
+        schedules=schedules,
+    )
 
 
 def routing_config(now: datetime) -> RoutingConfig:
@@ -310,23 +347,33 @@ def rulebook_load(now: datetime, *, automations: bool = False) -> RuleBook:
     config = routing_config(now)
     user_ids = {r.default_agent_id for r in config.rules if r.default_agent_id is not None}
     if automations:
-        user_ids |= {a.target_user_id for a in config.automations
-                     if a.target_user_id is not None}
+        user_ids |= {a.target_user_id for a in config.automations if a.target_user_id is not None}
     # users change at any time (away, deactivated): never served from the cache
-    users = ({u.pk: u for u in User.objects.select_related("agent").filter(pk__in=user_ids)}
-             if user_ids else {})
-    schedules_fill(config.schedules, (getattr(getattr(u, "agent", None), "schedule_id", None)
-                                      for u in users.values()), now)
+    users = (
+        {u.pk: u for u in User.objects.select_related("agent").filter(pk__in=user_ids)}
+        if user_ids
+        else {}
+    )
+    schedules_fill(
+        config.schedules,
+        (getattr(getattr(u, "agent", None), "schedule_id", None) for u in users.values()),
+        now,
+    )
     snapshots = []
     for model, snap in zip(config.rules, config.snapshots, strict=True):
         default = users.get(model.default_agent_id) if model.default_agent_id else None
         if default is not None:
-            snap = replace(snap, default_agent=agent_snapshot(default, now,
-                                                              schedules=config.schedules))
+            snap = replace(
+                snap, default_agent=agent_snapshot(default, now, schedules=config.schedules)
+            )
         snapshots.append(snap)
-    return RuleBook(snapshots, {r.pk: r for r in config.rules},
-                    automations=list(config.automations) if automations else [],
-                    schedules=config.schedules, users=users)
+    return RuleBook(
+        snapshots,
+        {r.pk: r for r in config.rules},
+        automations=list(config.automations) if automations else [],
+        schedules=config.schedules,
+        users=users,
+    )
 
 
 # --- pools --------------------------------------------------------------------------------
@@ -355,8 +402,9 @@ class PoolState:
         counts = member.received_counts or ReceivedCounts()
         if received:
             counts = ReceivedCounts(*(counts.get(p) + 1 for p in PERIODS))
-        self.members[i] = replace(member, agent=replace(member.agent, last_turn_at=stamp),
-                                  received_counts=counts)
+        self.members[i] = replace(
+            member, agent=replace(member.agent, last_turn_at=stamp), received_counts=counts
+        )
 
     def set_last_turn(self, agent_id: int, stamp: datetime) -> None:
         i = self.index.get(agent_id)
@@ -365,47 +413,61 @@ class PoolState:
             self.members[i] = replace(m, agent=replace(m.agent, last_turn_at=stamp))
 
 
-def received_counts(*, pool_id: int, agent_ids: Iterable[int], now: datetime,
-                    tz: str) -> dict[int, ReceivedCounts]:
+def received_counts(
+    *, pool_id: int, agent_ids: Iterable[int], now: datetime, tz: str
+) -> dict[int, ReceivedCounts]:
     """Leads each agent received through the pool in the current hour/day/week/month (1
     query): every lead given counts, whatever became of it."""
     starts = window_starts(now, tz)
     earliest = min(starts.values())
     windows = {p: Count("id", filter=Q(created_at__gte=starts[p])) for p in PERIODS}
-    rows = (Assignment.objects
-            .filter(pool_id=pool_id, agent_id__in=list(agent_ids), created_at__gte=earliest)
-            .values("agent_id").annotate(**windows).values_list("agent_id", *PERIODS))
+    rows = (
+        Assignment.objects.filter(
+            pool_id=pool_id, agent_id__in=list(agent_ids), created_at__gte=earliest
+        )
+        .values("agent_id")
+        .annotate(**windows)
+        .values_list("agent_id", *PERIODS)
+    )
     return {row[0]: ReceivedCounts(*row[1:]) for row in rows}
 
 
 def open_lead_counts(agent_ids: Sequence[int]) -> dict[int, int]:
     """Open leads each agent owns (load balancing), in one query."""
-    rows = (Lead.objects.filter(owner_id__in=list(agent_ids), status__in=OPEN_STATUSES)
-            .values("owner_id").annotate(n=Count("id")))
+    rows = (
+        Lead.objects.filter(owner_id__in=list(agent_ids), status__in=OPEN_STATUSES)
+        .values("owner_id")
+        .annotate(n=Count("id"))
+    )
     return {r["owner_id"]: r["n"] for r in rows}
 
 
-def agent_metrics(agent_ids: Sequence[int], now: datetime,
-                  window: timedelta = METRICS_WINDOW) -> dict[int, AgentMetrics]:
+def agent_metrics(
+    agent_ids: Sequence[int], now: datetime, window: timedelta = METRICS_WINDOW
+) -> dict[int, AgentMetrics]:
     """Trailing-window performance per agent from assignments and activities (2 queries)."""
-    given = list(Assignment.objects.filter(agent_id__in=list(agent_ids),
-                                           created_at__gt=now - window, created_at__lte=now)
-                 .values_list("agent_id", "lead_id", "created_at"))
+    given = list(
+        Assignment.objects.filter(
+            agent_id__in=list(agent_ids), created_at__gt=now - window, created_at__lte=now
+        ).values_list("agent_id", "lead_id", "created_at")
+    )
     lead_ids = {lead_id for _, lead_id, _ in given}
     acts: dict[tuple[int, int | None], list[MetricActivity]] = {}
-    for lead_id, agent_id, kind, at in (
-            Activity.objects.filter(lead_id__in=lead_ids, created_at__lte=now)
-            .values_list("lead_id", "agent_id", "kind", "created_at")):
+    for lead_id, agent_id, kind, at in Activity.objects.filter(
+        lead_id__in=lead_ids, created_at__lte=now
+    ).values_list("lead_id", "agent_id", "kind", "created_at"):
         acts.setdefault((lead_id, agent_id), []).append(MetricActivity(kind, at))
     per_agent: dict[int, list[AssignedLead]] = {}
     for agent_id, lead_id, at in given:
         per_agent.setdefault(agent_id, []).append(
-            AssignedLead(at, tuple(acts.get((lead_id, agent_id), ()))))
+            AssignedLead(at, tuple(acts.get((lead_id, agent_id), ())))
+        )
     return {a: compute_metrics(per_agent.get(a, []), now, window) for a in agent_ids}
 
 
-def _member_counts(*, pool_id: int, now: datetime, tz: str, with_open_leads: bool
-                   ) -> tuple[dict[int, ReceivedCounts], dict[int, int]]:
+def _member_counts(
+    *, pool_id: int, now: datetime, tz: str, with_open_leads: bool
+) -> tuple[dict[int, ReceivedCounts], dict[int, int]]:
     """Per agent of the pool: leads received through it in each current window and, when
     asked, open leads owned (1 query, PostgreSQL). A fixed SQL text: building the same with
     ORM subqueries cost more CPU than the query itself."""
@@ -413,26 +475,39 @@ def _member_counts(*, pool_id: int, now: datetime, tz: str, with_open_leads: boo
     qn = connection.ops.quote_name
     given, lead = qn(Assignment._meta.db_table), qn(Lead._meta.db_table)
     windows = ", ".join(f"count(*) FILTER (WHERE a.created_at >= %s) AS {p}" for p in PERIODS)
-    owned = (f"(SELECT count(*) FROM {lead} l WHERE l.owner_id = m.agent_id "
-             f"AND l.status = ANY(%s))" if with_open_leads else "0")
+    owned = (
+        f"(SELECT count(*) FROM {lead} l WHERE l.owner_id = m.agent_id AND l.status = ANY(%s))"
+        if with_open_leads
+        else "0"
+    )
     # the lateral count per member walks the (pool, agent, created_at) index
-    sql = (f"SELECT m.agent_id, c.*, {owned} FROM "
-           f"{qn(PoolMember._meta.db_table)} m CROSS JOIN LATERAL (SELECT {windows} "
-           f"FROM {given} a WHERE a.pool_id = m.pool_id AND a.agent_id = m.agent_id "
-           f"AND a.created_at >= %s) c WHERE m.pool_id = %s")
+    sql = (
+        f"SELECT m.agent_id, c.*, {owned} FROM "
+        f"{qn(PoolMember._meta.db_table)} m CROSS JOIN LATERAL (SELECT {windows} "
+        f"FROM {given} a WHERE a.pool_id = m.pool_id AND a.agent_id = m.agent_id "
+        f"AND a.created_at >= %s) c WHERE m.pool_id = %s"
+    )
     # in the order of the placeholders: open statuses, window starts, earliest, pool
     params: list[Any] = [[str(s) for s in OPEN_STATUSES]] if with_open_leads else []
     params += [starts[p] for p in PERIODS] + [min(starts.values()), pool_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return ({r[0]: ReceivedCounts(*r[1:5]) for r in rows},
-            {r[0]: r[5] for r in rows} if with_open_leads else {})
+    return (
+        {r[0]: ReceivedCounts(*r[1:5]) for r in rows},
+        {r[0]: r[5] for r in rows} if with_open_leads else {},
+    )
 
 
-def pool_state_load(*, pool_id: int, rule: RuleSnapshot, now: datetime,
-                    with_open_leads: bool = False, with_metrics: bool = False,
-                    schedules: dict[int, ScheduleSnapshot] | None = None) -> PoolState:
+def pool_state_load(
+    *,
+    pool_id: int,
+    rule: RuleSnapshot,
+    now: datetime,
+    with_open_leads: bool = False,
+    with_metrics: bool = False,
+    schedules: dict[int, ScheduleSnapshot] | None = None,
+) -> PoolState:
     """The pool's members with agents, schedules and window counts.
 
     With SCHEDULES (the cached configuration's): the members with their agents, then their
@@ -443,8 +518,11 @@ def pool_state_load(*, pool_id: int, rule: RuleSnapshot, now: datetime,
     tz = rule.cap_timezone
     agent_ids: list[int]
     if schedules is None:
-        rows = list(members_qs.select_related("agent__agent__schedule").prefetch_related(
-            *_prefetch("agent__agent__schedule")))
+        rows = list(
+            members_qs.select_related("agent__agent__schedule").prefetch_related(
+                *_prefetch("agent__agent__schedule")
+            )
+        )
         agent_ids = [m.agent_id for m in rows]
         counts = received_counts(pool_id=pool_id, agent_ids=agent_ids, now=now, tz=tz)
         open_leads = open_lead_counts(agent_ids) if with_open_leads and agent_ids else {}
@@ -452,25 +530,45 @@ def pool_state_load(*, pool_id: int, rule: RuleSnapshot, now: datetime,
         rows = list(members_qs.select_related("agent__agent"))
         agent_ids = [m.agent_id for m in rows]
         # the agents' schedules join the cached configuration's
-        schedules_fill(schedules, (getattr(getattr(m.agent, "agent", None), "schedule_id", None)
-                                   for m in rows), now)
-        counts, open_leads = _member_counts(pool_id=pool_id, now=now, tz=tz,
-                                            with_open_leads=with_open_leads)
+        schedules_fill(
+            schedules,
+            (getattr(getattr(m.agent, "agent", None), "schedule_id", None) for m in rows),
+            now,
+        )
+        if connection.vendor == "postgresql":
+            counts, open_leads = _member_counts(
+                pool_id=pool_id, now=now, tz=tz, with_open_leads=with_open_leads
+            )
+        else:  # the fixed SQL uses LATERAL and FILTER; SQLite takes the ORM's version
+            counts = received_counts(pool_id=pool_id, agent_ids=agent_ids, now=now, tz=tz)
+            open_leads = open_lead_counts(agent_ids) if with_open_leads and agent_ids else {}
     metrics = agent_metrics(agent_ids, now) if with_metrics and agent_ids else {}
     members = [
         MemberSnapshot(
             id=m.pk,
-            agent=agent_snapshot(m.agent, now, open_leads=open_leads.get(m.agent_id, 0),
-                                 metrics=metrics.get(m.agent_id), schedules=schedules),
-            position=m.position, weight=float(m.weight), active=m.active,
-            caps=caps_of(m), filters=filters_of(m.filters),
+            agent=agent_snapshot(
+                m.agent,
+                now,
+                open_leads=open_leads.get(m.agent_id, 0),
+                metrics=metrics.get(m.agent_id),
+                schedules=schedules,
+            ),
+            position=m.position,
+            weight=float(m.weight),
+            active=m.active,
+            caps=caps_of(m),
+            filters=filters_of(m.filters),
             received_counts=counts.get(m.agent_id, ReceivedCounts()),
         )
         for m in rows
     ]
-    return PoolState(pool_id=pool_id, timezone=tz, members=members,
-                     index={m.agent.id: i for i, m in enumerate(members)},
-                     rows={m.pk: m for m in rows})
+    return PoolState(
+        pool_id=pool_id,
+        timezone=tz,
+        members=members,
+        index={m.agent.id: i for i, m in enumerate(members)},
+        rows={m.pk: m for m in rows},
+    )
 
 
 def pools_lock(pool_ids: Iterable[int]) -> None:
@@ -478,8 +576,12 @@ def pools_lock(pool_ids: Iterable[int]) -> None:
     round robin stays fair and caps exact across workers."""
     ids = sorted(set(pool_ids))
     if ids:
-        list(Pool.objects.select_for_update().filter(pk__in=ids).order_by("pk")
-             .values_list("pk", flat=True))
+        list(
+            Pool.objects.select_for_update()
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
 
 
 def directory_load(leads: Iterable[LeadSnapshot], now: datetime) -> list[AgentSnapshot]:
@@ -491,31 +593,46 @@ def directory_load(leads: Iterable[LeadSnapshot], now: datetime) -> list[AgentSn
     match = Q(pk__in=ids)
     for e in emails:
         match |= Q(email__iexact=e)
-    users = User.objects.filter(match).select_related("agent__schedule").prefetch_related(
-        *_prefetch("agent__schedule"))
+    users = (
+        User.objects.filter(match)
+        .select_related("agent__schedule")
+        .prefetch_related(*_prefetch("agent__schedule"))
+    )
     return [agent_snapshot(u, now) for u in users]
 
 
-def memberships_load(*, agent_id: int, rules: Sequence[RuleSnapshot], now: datetime
-                     ) -> dict[int, MemberSnapshot]:
+def memberships_load(
+    *, agent_id: int, rules: Sequence[RuleSnapshot], now: datetime
+) -> dict[int, MemberSnapshot]:
     """One agent's memberships of the rules' pools, with window counts: pool id → member
     (1 query for the rows, 1 per pool for the counts)."""
     pool_ids = {r.pool_id for r in rules if r.pool_id is not None}
     if not pool_ids:
         return {}
-    rows = list(PoolMember.objects.filter(agent_id=agent_id, pool_id__in=pool_ids)
-                .select_related("agent__agent__schedule")
-                .prefetch_related(*_prefetch("agent__agent__schedule")))
+    rows = list(
+        PoolMember.objects.filter(agent_id=agent_id, pool_id__in=pool_ids)
+        .select_related("agent__agent__schedule")
+        .prefetch_related(*_prefetch("agent__agent__schedule"))
+    )
     tz_of = {r.pool_id: r.cap_timezone for r in rules if r.pool_id is not None}
-    metrics = (agent_metrics([agent_id], now).get(agent_id)
-               if rows and any(r.tiers for r in rules) else None)
+    metrics = (
+        agent_metrics([agent_id], now).get(agent_id)
+        if rows and any(r.tiers for r in rules)
+        else None
+    )
     out: dict[int, MemberSnapshot] = {}
     for m in rows:
-        counts = received_counts(pool_id=m.pool_id, agent_ids=[agent_id], now=now,
-                                 tz=tz_of[m.pool_id])
+        counts = received_counts(
+            pool_id=m.pool_id, agent_ids=[agent_id], now=now, tz=tz_of[m.pool_id]
+        )
         out[m.pool_id] = MemberSnapshot(
-            id=m.pk, agent=agent_snapshot(m.agent, now, metrics=metrics), position=m.position,
-            weight=float(m.weight), active=m.active, caps=caps_of(m),
+            id=m.pk,
+            agent=agent_snapshot(m.agent, now, metrics=metrics),
+            position=m.position,
+            weight=float(m.weight),
+            active=m.active,
+            caps=caps_of(m),
             filters=filters_of(m.filters),
-            received_counts=counts.get(agent_id, ReceivedCounts()))
+            received_counts=counts.get(agent_id, ReceivedCounts()),
+        )
     return out

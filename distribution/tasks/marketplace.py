@@ -13,8 +13,13 @@ def recheck_windows() -> dict[str, int]:
     return services.windows_recheck_due()
 
 
-@shared_task(name="distribution.recheck_window", autoretry_for=(Exception,),
-             retry_backoff=True, retry_backoff_max=60, max_retries=3)
+@shared_task(
+    name="distribution.recheck_window",
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=3,
+)
 def recheck_window(window_id: int) -> str | None:
     """Recheck one window now if it is due (a recheck already running elsewhere wins)."""
     attempt = services.window_recheck(window_id=window_id)

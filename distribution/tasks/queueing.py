@@ -7,8 +7,13 @@ from celery import shared_task
 from distribution import services
 
 
-@shared_task(name="distribution.distribute_lead", autoretry_for=(Exception,),
-             retry_backoff=True, retry_backoff_max=60, max_retries=5)
+@shared_task(
+    name="distribution.distribute_lead",
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+)
 def distribute_lead(lead_id: int, trigger: str = "arrival") -> str | None:
     """Distribute one lead, by the marketplace or agent routing (idempotent: an already
     distributed lead is left alone)."""

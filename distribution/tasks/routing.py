@@ -40,8 +40,12 @@ def send_emails(payloads: list[dict[str, Any]]) -> int:
     return notify.emails_send(payloads)
 
 
-@shared_task(name="distribution.send_webhook", autoretry_for=(ConnectionError,),
-             retry_backoff=True, max_retries=3)
+@shared_task(
+    name="distribution.send_webhook",
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    max_retries=3,
+)
 def send_webhook(payload: dict[str, Any]) -> bool:
     """POST one event to NOTIFY_WEBHOOK_URL (failures are logged, never block a claim)."""
     return notify.webhook_post(payload)

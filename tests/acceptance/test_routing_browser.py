@@ -22,8 +22,13 @@ def test_an_agent_sees_an_offer_with_its_pin_and_claims_it(live_server, page):
     source = SourceFactory(slug="browser-web")
     ava, ben = AgentFactory(email="ava@example.com"), AgentFactory(email="ben@example.com")
     make_rule(pool=make_pool([ava, ben]), sources=[source], strategy="broadcast")
-    lead = Lead.objects.create(source=source, first_name="Pia", last_name="Piranha",
-                               phone="+31 6 5555 0000", email="pia@example.com")
+    lead = Lead.objects.create(
+        source=source,
+        first_name="Pia",
+        last_name="Piranha",
+        phone="+31 6 5555 0000",
+        email="pia@example.com",
+    )
     lead_distribute(lead_id=lead.pk)
     lead.refresh_from_db()
 
@@ -38,7 +43,8 @@ def test_an_agent_sees_an_offer_with_its_pin_and_claims_it(live_server, page):
     expect(page.get_by_role("heading", name=f"Lead #{lead.pk} — Pia Piranha")).to_be_visible()
     expect(page.get_by_text("The lead is yours.")).to_be_visible()
     expect(page.get_by_role("link", name="+31 6 5555 0000")).to_have_attribute(
-        "href", "tel:+31 6 5555 0000")
+        "href", "tel:+31 6 5555 0000"
+    )
     assert Lead.objects.get(pk=lead.pk).owner == ava
     assert Offer.objects.get(lead=lead, agent=ben).status == "withdrawn"
 

@@ -26,19 +26,25 @@ def open_offer_agent(lead_id: int) -> int | None:
     return offer.agent_id if offer else None
 
 
-def test_a_posted_lead_is_offered_then_re_offered_when_the_offer_expires(
-        api, redis_broker, worker):
+def test_a_posted_lead_is_offered_then_re_offered_when_the_offer_expires(api, redis_broker, worker):
     source = SourceFactory(slug="e2e-web")
     first, second = AgentFactory(), AgentFactory()
-    make_rule(pool=make_pool([first, second]), sources=[source],
-              claim_timeout=dt.timedelta(seconds=2))
+    make_rule(
+        pool=make_pool([first, second]), sources=[source], claim_timeout=dt.timedelta(seconds=2)
+    )
 
-    response = api.post("/api/v1/leads", {"first_name": "Eve", "email": "eve@example.com",
-                                          "external_id": "e2e-offer"}, token=source.plain_token)
+    response = api.post(
+        "/api/v1/leads",
+        {"first_name": "Eve", "email": "eve@example.com", "external_id": "e2e-offer"},
+        token=source.plain_token,
+    )
     assert response.status_code == 201
     lead_id = response.json()["id"]
-    wait_for(lambda: open_offer_agent(lead_id) == first.pk, worker,
-             "the worker offering the lead to the first agent")
+    wait_for(
+        lambda: open_offer_agent(lead_id) == first.pk,
+        worker,
+        "the worker offering the lead to the first agent",
+    )
     assert status_of(lead_id) == "offered"
 
     expires_at = Offer.objects.get(lead_id=lead_id, status="open").expires_at
@@ -46,7 +52,10 @@ def test_a_posted_lead_is_offered_then_re_offered_when_the_offer_expires(
         time.sleep(0.2)  # the claim time runs out (2 s)
     expire_offers.delay()  # what Beat sends every 5 s
 
-    wait_for(lambda: open_offer_agent(lead_id) == second.pk, worker,
-             "the worker expiring the offer and offering the lead to the next agent")
+    wait_for(
+        lambda: open_offer_agent(lead_id) == second.pk,
+        worker,
+        "the worker expiring the offer and offering the lead to the next agent",
+    )
     assert Offer.objects.get(lead_id=lead_id, agent=first).status == "expired"
     assert expires_at is not None

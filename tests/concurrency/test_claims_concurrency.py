@@ -67,25 +67,36 @@ def test_fifty_agents_claim_one_broadcast_offer_and_exactly_one_wins():
     assert lead.owner_id is not None and lead.status == "assigned"
     assert Assignment.objects.filter(lead=lead).count() == 1
     assert dict(Counter(Offer.objects.filter(lead=lead).values_list("status", flat=True))) == {
-        "claimed": 1, "withdrawn": CLAIMERS - 1}
+        "claimed": 1,
+        "withdrawn": CLAIMERS - 1,
+    }
 
 
 def test_two_distribute_pending_processes_assign_each_lead_once_and_fairly():
     source = SourceFactory(slug="web")
-    users = User.objects.bulk_create(User(username=f"rr{i}@example.com",
-                                          email=f"rr{i}@example.com") for i in range(7))
+    users = User.objects.bulk_create(
+        User(username=f"rr{i}@example.com", email=f"rr{i}@example.com") for i in range(7)
+    )
     AgentProfile.objects.bulk_create(AgentProfile(user=u) for u in users)
     pool = Pool.objects.create(name="rr")
-    PoolMember.objects.bulk_create(PoolMember(pool=pool, agent=u, position=i)
-                                   for i, u in enumerate(users))
+    PoolMember.objects.bulk_create(
+        PoolMember(pool=pool, agent=u, position=i) for i, u in enumerate(users)
+    )
     make_rule(pool=pool, sources=[source])
     Lead.objects.bulk_create(Lead(source=source, email=f"p{i}@example.com") for i in range(1000))
-    env = {**os.environ, "DATABASE_URL": _database_url(),
-           "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    }
     cmd = [sys.executable, "manage.py", "distribute_pending", "--quiet"]
 
-    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
 
     assert [p.returncode for p in procs] == [0, 0], outputs
@@ -103,8 +114,7 @@ def test_two_distribute_pending_processes_assign_each_lead_once_and_fairly():
 def test_twenty_agents_pick_one_hopper_lead_and_pull_distinct_leads():
     source = SourceFactory(slug="web")
     team = [AgentFactory() for _ in range(20)]
-    make_rule("hopper", pool=make_pool(team, name="tank"), sources=[source],
-              strategy="hopper")
+    make_rule("hopper", pool=make_pool(team, name="tank"), sources=[source], strategy="hopper")
     make_rule("pull", pool=make_pool(team, name="pullers"), strategy="pull", priority=20)
     from distribution.services.routing import lead_distribute
 
@@ -121,8 +131,11 @@ def test_twenty_agents_pick_one_hopper_lead_and_pull_distinct_leads():
             barrier.wait(timeout=30)
             picked = api.post(f"/api/v1/hopper/{hopper_lead.pk}/claim").status_code
             pulled = api.post("/api/v1/pull")
-            return picked, pulled.status_code, (pulled.json()["id"]
-                                                if pulled.status_code == 200 else None)
+            return (
+                picked,
+                pulled.status_code,
+                (pulled.json()["id"] if pulled.status_code == 200 else None),
+            )
         finally:
             connections.close_all()
 

@@ -22,7 +22,7 @@ def _figures(response) -> dict:
     html = response.content.decode()
     start = html.index('id="dashboard-figures"')
     start = html.index(">", start) + 1
-    return json.loads(html[start:html.index("</script>", start)])
+    return json.loads(html[start : html.index("</script>", start)])
 
 
 def test_dashboard_counts_the_queues_and_the_leads_per_source(manager_client):
@@ -39,8 +39,9 @@ def test_dashboard_counts_the_queues_and_the_leads_per_source(manager_client):
     assert "Lead Assignment queue" in response.content.decode()
 
 
-def test_dashboard_query_count_does_not_grow_with_leads(manager_client,
-                                                         django_assert_max_num_queries):
+def test_dashboard_query_count_does_not_grow_with_leads(
+    manager_client, django_assert_max_num_queries
+):
     LeadFactory.create_batch(40, unassigned=True)
     with django_assert_max_num_queries(15):
         assert manager_client.get("/admin/dashboard/").status_code == 200

@@ -48,7 +48,8 @@ class AgentFactory(UserFactory):
         obj.plain_token = token  # type: ignore[attr-defined]
         if create:
             AgentProfile.objects.update_or_create(
-                user=obj, defaults={"api_token_hash": hash_token(token), **kwargs})
+                user=obj, defaults={"api_token_hash": hash_token(token), **kwargs}
+            )
 
 
 class SourceFactory(DjangoModelFactory):

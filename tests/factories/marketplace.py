@@ -96,8 +96,13 @@ class WorkflowFactory(DjangoModelFactory):
         specs = extracted if extracted is not None else [("qs", 10)]
         for position, spec in enumerate(specs, 1):
             mode, take, *rest = spec
-            SelectionRule.objects.create(workflow=obj, position=position, mode=mode, take=take,
-                                         min_turnover=rest[0] if rest else None)
+            SelectionRule.objects.create(
+                workflow=obj,
+                position=position,
+                mode=mode,
+                take=take,
+                min_turnover=rest[0] if rest else None,
+            )
 
 
 class MarketplaceLeadFactory(LeadFactory):

@@ -22,7 +22,8 @@ def staff(client, manager):
 
 
 def test_manual_distribution_page_explains_contracts_and_shows_history(
-        staff, workflow, contract, new_lead):
+    staff, workflow, contract, new_lead
+):
     workflow(rules=[("qs", 1)])
     contract(name="Best buyer", quality_score=9)
     contract(name="Paused buyer", paused=True)
@@ -85,8 +86,7 @@ def test_window_screens_pause_edit_stop_and_add(staff, workflow, contract, new_l
     assert sold_to(lead) == ["later"]
 
 
-def test_window_actions_and_return_decisions_from_the_lists(staff, workflow, contract,
-                                                            new_lead):
+def test_window_actions_and_return_decisions_from_the_lists(staff, workflow, contract, new_lead):
     workflow(rules=[("qs", 1)], mode="window")
     contract()
     lead, waiting = new_lead(), new_lead(campaign=None)
@@ -113,25 +113,32 @@ def test_window_actions_and_return_decisions_from_the_lists(staff, workflow, con
 def test_model_admin_pages_render(staff, workflow, contract):
     flow = workflow(rules=[("qs", 2), ("distance", 1)])
     buyer = contract()
-    for name, args in [("admin:crm_company_changelist", []),
-                       ("admin:crm_company_change", [buyer.company.pk]),
-                       ("admin:crm_contract_changelist", []),
-                       ("admin:crm_contract_change", [buyer.pk]),
-                       ("admin:crm_contract_add", []),
-                       ("admin:distribution_workflow_changelist", []),
-                       ("admin:distribution_workflow_change", [flow.pk])]:
+    for name, args in [
+        ("admin:crm_company_changelist", []),
+        ("admin:crm_company_change", [buyer.company.pk]),
+        ("admin:crm_contract_changelist", []),
+        ("admin:crm_contract_change", [buyer.pk]),
+        ("admin:crm_contract_add", []),
+        ("admin:distribution_workflow_changelist", []),
+        ("admin:distribution_workflow_change", [flow.pk]),
+    ]:
         assert staff.get(reverse(name, args=args)).status_code == 200, name
 
 
 def test_contract_pause_action_and_lead_actions(staff, contract, new_lead):
     buyer = contract()
-    staff.post(reverse("admin:crm_contract_changelist"),
-               {"action": "pause_contracts", "_selected_action": [buyer.pk]})
+    staff.post(
+        reverse("admin:crm_contract_changelist"),
+        {"action": "pause_contracts", "_selected_action": [buyer.pk]},
+    )
     buyer.refresh_from_db()
     assert buyer.paused
     lead = new_lead()
-    response = staff.post(reverse("admin:leads_lead_changelist"),
-                          {"action": "lead_distribute_action", "_selected_action": [lead.pk]})
+    response = staff.post(
+        reverse("admin:leads_lead_changelist"),
+        {"action": "lead_distribute_action", "_selected_action": [lead.pk]},
+    )
     assert response.status_code == 302
-    assert response["Location"] == reverse("admin:distribution_outboundlead_distribute",
-                                           args=[lead.pk])
+    assert response["Location"] == reverse(
+        "admin:distribution_outboundlead_distribute", args=[lead.pk]
+    )

@@ -17,33 +17,49 @@ from .conftest import sold_to
 pytestmark = pytest.mark.django_db
 
 
-def test_lead_document_lists_outbound_leads(api, source, workflow, contract, new_lead,
-                                            django_capture_on_commit_callbacks, manager):
+def test_lead_document_lists_outbound_leads(
+    api, source, workflow, contract, new_lead, django_capture_on_commit_callbacks, manager
+):
     workflow(rules=[("qs", 1)])
     buyer = contract(name="Solar buyer", price=Decimal("12.50"))
     with django_capture_on_commit_callbacks(execute=True):
-        response = api.post("/api/v1/leads", {"first_name": "Ann", "email": "ann@example.com",
-                                              "campaign": buyer.campaign.slug,
-                                              "latitude": 52.37, "longitude": 4.90},
-                            token=source.plain_token)
+        response = api.post(
+            "/api/v1/leads",
+            {
+                "first_name": "Ann",
+                "email": "ann@example.com",
+                "campaign": buyer.campaign.slug,
+                "latitude": 52.37,
+                "longitude": 4.90,
+            },
+            token=source.plain_token,
+        )
     assert response.status_code == 201
     lead_id = response.json()["id"]
     from distribution import services
 
-    services.lead_cherry_pick(lead_id=lead_id, contract_id=contract(name="Deal").pk,
-                              actor=manager, price=Decimal("7"))
+    services.lead_cherry_pick(
+        lead_id=lead_id, contract_id=contract(name="Deal").pk, actor=manager, price=Decimal("7")
+    )
     body = api.get(f"/api/v1/leads/{lead_id}", token=source.plain_token).json()
     assert body["status"] == "distributed"
     assert body["outbound"] == [
-        {"contract": "Solar buyer", "company": buyer.company.name, "method": "auto",
-         "price": "12.50"},
-        {"contract": "Deal", "company": body["outbound"][1]["company"],
-         "method": "cherry_pick", "price": "7.00"},
+        {
+            "contract": "Solar buyer",
+            "company": buyer.company.name,
+            "method": "auto",
+            "price": "12.50",
+        },
+        {
+            "contract": "Deal",
+            "company": body["outbound"][1]["company"],
+            "method": "cherry_pick",
+            "price": "7.00",
+        },
     ]
 
 
-def test_outbound_for_lead_is_one_query(workflow, contract, new_lead,
-                                        django_assert_num_queries):
+def test_outbound_for_lead_is_one_query(workflow, contract, new_lead, django_assert_num_queries):
     from distribution.selectors import outbound_for_lead
 
     workflow(rules=[("qs", 5)])
@@ -57,8 +73,7 @@ def test_outbound_for_lead_is_one_query(workflow, contract, new_lead,
         assert len(outbound_for_lead(lead)) == 5
 
 
-def test_arrival_dispatches_workflow_campaigns_to_the_marketplace(workflow, contract,
-                                                                 new_lead):
+def test_arrival_dispatches_workflow_campaigns_to_the_marketplace(workflow, contract, new_lead):
     from distribution import services
 
     workflow(rules=[("qs", 1)])

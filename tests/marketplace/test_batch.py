@@ -19,8 +19,14 @@ T0 = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 
 
 def test_batch_allocation_beats_arrival_order_under_a_cap(workflow, contract, new_lead):
-    workflow(rules=[("qs", 1)], mode="window", batch_optimal=True, max_multiplication=1,
-             window_duration=timedelta(hours=1), recheck_every=timedelta(minutes=5))
+    workflow(
+        rules=[("qs", 1)],
+        mode="window",
+        batch_optimal=True,
+        max_multiplication=1,
+        window_duration=timedelta(hours=1),
+        recheck_every=timedelta(minutes=5),
+    )
     contract(name="anywhere", price=Decimal("10"), cap_day=1)
     local = contract(name="amsterdam-only", price=Decimal("9"), radius_km=20)
     LocationFactory(company=local.company)
@@ -43,8 +49,14 @@ def test_batch_allocation_beats_arrival_order_under_a_cap(workflow, contract, ne
 
 
 def test_unsold_batch_leads_keep_waiting_and_windows_end(workflow, contract, new_lead):
-    workflow(rules=[("qs", 1)], mode="window", batch_optimal=True, max_multiplication=2,
-             window_duration=timedelta(minutes=30), recheck_every=timedelta(minutes=5))
+    workflow(
+        rules=[("qs", 1)],
+        mode="window",
+        batch_optimal=True,
+        max_multiplication=2,
+        window_duration=timedelta(minutes=30),
+        recheck_every=timedelta(minutes=5),
+    )
     contract(name="one-a-day", cap_day=1)
     with time_machine.travel(T0, tick=False):
         leads = [new_lead() for _ in range(3)]

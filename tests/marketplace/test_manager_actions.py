@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_manual_distribution_explains_each_refusal_and_notes_soft_findings(
-        workflow, contract, new_lead, manager):
+    workflow, contract, new_lead, manager
+):
     workflow(rules=[("qs", 1)], max_multiplication=5)
     exclusive = contract(name="exclusive", max_share_count=1)
     inactive = contract(name="inactive", active=False)
@@ -26,8 +27,8 @@ def test_manual_distribution_explains_each_refusal_and_notes_soft_findings(
     LocationFactory(company=far.company, latitude=40.0, longitude=-74.0)
     lead = new_lead()
     attempt = services.lead_distribute_manually(
-        lead_id=lead.pk, contract_ids=[capped.pk, far.pk, inactive.pk, exclusive.pk],
-        actor=manager)
+        lead_id=lead.pk, contract_ids=[capped.pk, far.pk, inactive.pk, exclusive.pk], actor=manager
+    )
     lines = {c["contract"]: c for c in attempt.candidates}
     assert sold_to(lead, method="manual") == ["capped", "far"]
     assert (lines["capped"]["reason"], lines["capped"]["note"]) == (None, "cap_reached")
@@ -37,20 +38,23 @@ def test_manual_distribution_explains_each_refusal_and_notes_soft_findings(
 
 
 def test_manual_distribution_with_nothing_accepted_is_recorded_as_refused(
-        contract, new_lead, manager):
+    contract, new_lead, manager
+):
     lead = new_lead()
     held = contract(name="held")
     services.lead_cherry_pick(lead_id=lead.pk, contract_id=held.pk, actor=manager)
-    attempt = services.lead_distribute_manually(lead_id=lead.pk, contract_ids=[held.pk],
-                                                actor=manager)
+    attempt = services.lead_distribute_manually(
+        lead_id=lead.pk, contract_ids=[held.pk], actor=manager
+    )
     assert attempt.outcome == "refused" and "already_received" in attempt.reason
     assert DistributionAttempt.objects.filter(lead=lead, outcome="refused").exists()
 
 
 def test_manual_distribution_rejects_unknown_contracts(new_lead, manager):
     with pytest.raises(services.MarketplaceError) as refused:
-        services.lead_distribute_manually(lead_id=new_lead().pk, contract_ids=[999_999],
-                                          actor=manager)
+        services.lead_distribute_manually(
+            lead_id=new_lead().pk, contract_ids=[999_999], actor=manager
+        )
     assert refused.value.code == "unknown_contract"
 
 
@@ -64,7 +68,8 @@ def test_a_contract_group_never_gets_the_same_lead_twice(workflow, contract, new
     attempt = arrive(lead)
     assert sold_to(lead) == ["group-a", "other"]
     assert {c["contract"]: c["reason"] for c in attempt.candidates}["group-b"] == (
-        "company_already_selected")
+        "company_already_selected"
+    )
 
 
 def test_cherry_pick_refuses_a_company_that_already_has_the_lead(contract, new_lead, manager):
@@ -79,15 +84,17 @@ def test_cherry_pick_refuses_a_company_that_already_has_the_lead(contract, new_l
 
 def test_cherry_pick_takes_a_negotiated_price(contract, new_lead, manager):
     lead = new_lead()
-    picked = services.lead_cherry_pick(lead_id=lead.pk, contract_id=contract().pk,
-                                       actor=manager, price=Decimal("99.50"))
+    picked = services.lead_cherry_pick(
+        lead_id=lead.pk, contract_id=contract().pk, actor=manager, price=Decimal("99.50")
+    )
     assert picked.price == Decimal("99.50")
     attempt = DistributionAttempt.objects.get(lead=lead)
     assert (attempt.outcome, attempt.actor) == ("cherry_picked", manager)
 
 
-def test_an_approved_return_credits_the_buyers_cap_and_budget(workflow, contract, new_lead,
-                                                              manager):
+def test_an_approved_return_credits_the_buyers_cap_and_budget(
+    workflow, contract, new_lead, manager
+):
     workflow(rules=[("qs", 1)])
     contract(name="capped", cap_day=1, budget_month=Decimal("10"), price=Decimal("10"))
     first = new_lead()
@@ -118,8 +125,9 @@ def test_a_denied_return_keeps_counting(workflow, contract, new_lead, manager):
 
 
 def test_a_return_needs_a_reason(contract, new_lead, manager):
-    picked = services.lead_cherry_pick(lead_id=new_lead().pk, contract_id=contract().pk,
-                                       actor=manager)
+    picked = services.lead_cherry_pick(
+        lead_id=new_lead().pk, contract_id=contract().pk, actor=manager
+    )
     with pytest.raises(services.MarketplaceError) as refused:
         services.outbound_return_request(outbound_id=picked.pk, reason="  ")
     assert refused.value.code == "reason_required"
@@ -153,9 +161,24 @@ def test_lead_requirements_of_a_contract(workflow, contract, new_lead):
         old = new_lead(created_at=monday_night - timedelta(hours=2), attributes={"score": 80})
         attempt = arrive(old)
     reasons = {c["contract"]: c["reason"] for c in attempt.candidates}
-    assert reasons == {"scored": None, "fresh-only": "lead_too_old",
-                       "office-hours": "outside_delivery_hours"}
+    assert reasons == {
+        "scored": None,
+        "fresh-only": "lead_too_old",
+        "office-hours": "outside_delivery_hours",
+    }
     with time_machine.travel(monday_night.replace(hour=10), tick=False):
         young = new_lead(attributes={"score": "12"})
         arrive(young)
     assert sorted(sold_to(young)) == ["fresh-only", "office-hours"]
+
+
+def test_selling_an_agents_lead_by_hand_keeps_its_sales_status(contract, manager, agent):
+    from tests.factories import LeadFactory
+
+    lead = LeadFactory(status="working", distribution_state="done", owner=agent)
+    attempt = services.lead_distribute_manually(
+        lead_id=lead.pk, contract_ids=[contract().pk], actor=manager
+    )
+    assert attempt.outcome == "distributed"
+    lead.refresh_from_db()
+    assert (lead.status, lead.owner) == ("working", agent)

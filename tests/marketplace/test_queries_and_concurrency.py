@@ -26,16 +26,23 @@ from tests.factories.marketplace import (
 
 def _setup(n_contracts: int) -> Any:
     campaign = CampaignFactory()
-    WorkflowFactory(campaign=campaign, rules=[("qs", 2), ("distance", 1), ("turnover", 2)],
-                    max_multiplication=5)
+    WorkflowFactory(
+        campaign=campaign, rules=[("qs", 2), ("distance", 1), ("turnover", 2)], max_multiplication=5
+    )
     for i in range(n_contracts):
         company = CompanyFactory()
-        LocationFactory(company=company, latitude=52.0 + (i % 50) / 100,
-                        longitude=4.5 + (i % 37) / 100)
-        ContractFactory(campaign=campaign, company=company, quality_score=i % 10,
-                        radius_km=80 if i % 3 else None, cap_day=50 if i % 2 else None,
-                        budget_month=Decimal("500") if i % 5 == 0 else None,
-                        price=Decimal(10 + i % 7))
+        LocationFactory(
+            company=company, latitude=52.0 + (i % 50) / 100, longitude=4.5 + (i % 37) / 100
+        )
+        ContractFactory(
+            campaign=campaign,
+            company=company,
+            quality_score=i % 10,
+            radius_km=80 if i % 3 else None,
+            cap_day=50 if i % 2 else None,
+            budget_month=Decimal("500") if i % 5 == 0 else None,
+            price=Decimal(10 + i % 7),
+        )
     return campaign
 
 
@@ -86,8 +93,7 @@ def test_concurrent_leads_never_exceed_a_contract_cap():
     capped = ContractFactory(campaign=campaign, cap_day=3, quality_score=9)
     ContractFactory(campaign=campaign, quality_score=1)  # the fallback for the others
     leads = [MarketplaceLeadFactory(campaign=campaign) for _ in range(8)]
-    results = _race([lambda lead=lead: services.lead_dispatch(lead_id=lead.pk)
-                     for lead in leads])
+    results = _race([lambda lead=lead: services.lead_dispatch(lead_id=lead.pk) for lead in leads])
     assert not [r for r in results if isinstance(r, Exception)], results
     assert OutboundLead.objects.filter(contract=capped).count() == 3
     assert OutboundLead.objects.filter(lead__in=leads).count() == 8
@@ -100,8 +106,7 @@ def test_concurrent_leads_never_exceed_a_contract_budget():
     WorkflowFactory(campaign=campaign, rules=[("qs", 1)])
     capped = ContractFactory(campaign=campaign, budget_day=Decimal("25"), price=Decimal("10"))
     leads = [MarketplaceLeadFactory(campaign=campaign) for _ in range(6)]
-    results = _race([lambda lead=lead: services.lead_dispatch(lead_id=lead.pk)
-                     for lead in leads])
+    results = _race([lambda lead=lead: services.lead_dispatch(lead_id=lead.pk) for lead in leads])
     assert not [r for r in results if isinstance(r, Exception)], results
     assert OutboundLead.objects.filter(contract=capped).count() == 2
 
@@ -116,12 +121,16 @@ def test_concurrent_sales_of_one_lead_keep_an_exclusive_contract_exclusive():
     manager = None
     for _ in range(5):
         lead = MarketplaceLeadFactory(campaign=campaign)
-        results = _race([
-            lambda lead=lead: services.lead_distribute_manually(
-                lead_id=lead.pk, contract_ids=[exclusive.pk], actor=manager),
-            lambda lead=lead: services.lead_distribute_manually(
-                lead_id=lead.pk, contract_ids=[c.pk for c in shared], actor=manager),
-        ])
+        results = _race(
+            [
+                lambda lead=lead: services.lead_distribute_manually(
+                    lead_id=lead.pk, contract_ids=[exclusive.pk], actor=manager
+                ),
+                lambda lead=lead: services.lead_distribute_manually(
+                    lead_id=lead.pk, contract_ids=[c.pk for c in shared], actor=manager
+                ),
+            ]
+        )
         assert not [r for r in results if isinstance(r, Exception)], results
         held = set(OutboundLead.objects.filter(lead=lead).values_list("contract_id", flat=True))
         assert held in ({exclusive.pk}, {c.pk for c in shared})
@@ -134,8 +143,7 @@ def test_concurrent_leads_with_crossing_contract_choices_do_not_deadlock():
     WorkflowFactory(campaign=campaign, rules=[("random", 3)], max_multiplication=3)
     contracts = [ContractFactory(campaign=campaign, cap_day=4) for _ in range(5)]
     leads = [MarketplaceLeadFactory(campaign=campaign) for _ in range(10)]
-    results = _race([lambda lead=lead: services.lead_dispatch(lead_id=lead.pk)
-                     for lead in leads])
+    results = _race([lambda lead=lead: services.lead_dispatch(lead_id=lead.pk) for lead in leads])
     assert not [r for r in results if isinstance(r, Exception)], results
     for c in contracts:
         assert OutboundLead.objects.filter(contract=c).count() <= 4

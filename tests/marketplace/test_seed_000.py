@@ -28,8 +28,7 @@ def test_distribution_is_done_manually_or_automatically(workflow, contract, new_
     other = contract(name="other", quality_score=1)
     automatic, manual = new_lead(), new_lead()
     arrive(automatic)
-    services.lead_distribute_manually(lead_id=manual.pk, contract_ids=[other.pk],
-                                      actor=manager)
+    services.lead_distribute_manually(lead_id=manual.pk, contract_ids=[other.pk], actor=manager)
     assert OutboundLead.objects.get(lead=automatic).method == "auto"
     assert sold_to(automatic) == [best.name]
     assert OutboundLead.objects.get(lead=manual).method == "manual"
@@ -41,8 +40,11 @@ def test_cherry_picking_hands_an_inbound_lead_to_a_client(contract, new_lead, ma
     buyer = contract(name="buyer", price=Decimal("33.00"))
     lead = new_lead()
     outbound = services.lead_cherry_pick(lead_id=lead.pk, contract_id=buyer.pk, actor=manager)
-    assert (outbound.method, outbound.price, outbound.actor) == ("cherry_pick",
-                                                                 Decimal("33.00"), manager)
+    assert (outbound.method, outbound.price, outbound.actor) == (
+        "cherry_pick",
+        Decimal("33.00"),
+        manager,
+    )
     assert sold_to(lead) == ["buyer"]
 
 
@@ -59,7 +61,8 @@ def test_automatic_distribution_needs_a_campaign(workflow, contract, new_lead):
 
 
 def test_leads_without_campaign_can_only_be_distributed_manually_or_cherry_picked(
-        workflow, contract, new_lead, manager):
+    workflow, contract, new_lead, manager
+):
     """Leads without campaign can only be manually distributed or cherry-picked."""
     workflow(rules=[("qs", 5)], mode="window")
     first, second = contract(name="first"), contract(name="second")
@@ -70,11 +73,14 @@ def test_leads_without_campaign_can_only_be_distributed_manually_or_cherry_picke
     services.lead_distribute_manually(lead_id=lead.pk, contract_ids=[first.pk], actor=manager)
     services.lead_cherry_pick(lead_id=lead.pk, contract_id=second.pk, actor=manager)
     assert sorted(OutboundLead.objects.filter(lead=lead).values_list("method", flat=True)) == [
-        "cherry_pick", "manual"]
+        "cherry_pick",
+        "manual",
+    ]
 
 
 def test_workflow_distribution_options_switch_automatic_distribution_on(
-        workflow, contract, new_lead):
+    workflow, contract, new_lead
+):
     """A lead can be distributed automatically by setting this in the workflow distribution
     options."""
     flow = workflow(rules=[("qs", 5)], mode="manual")
@@ -82,7 +88,7 @@ def test_workflow_distribution_options_switch_automatic_distribution_on(
     waiting = new_lead()
     assert arrive(waiting).outcome == "manual_workflow"
     waiting.refresh_from_db()
-    assert waiting.status == "unassigned" and not sold_to(waiting)
+    assert waiting.status == "waiting" and not sold_to(waiting)
     flow.mode = "on_arrival"
     flow.save()
     sold = new_lead()
@@ -105,8 +111,12 @@ def test_on_arrival_mode_distributes_only_when_the_lead_comes_in(workflow, contr
 def test_window_mode_checks_periodically_for_new_contracts(workflow, contract, new_lead):
     """…or also check periodically if there are new contracts available for this inbound
     lead (a so-called window)."""
-    workflow(rules=[("qs", 5)], mode="window", window_duration=timedelta(hours=2),
-             recheck_every=timedelta(minutes=10))
+    workflow(
+        rules=[("qs", 5)],
+        mode="window",
+        window_duration=timedelta(hours=2),
+        recheck_every=timedelta(minutes=10),
+    )
     with time_machine.travel(MONDAY_NOON, tick=False):
         lead = new_lead()
         assert arrive(lead).outcome == "no_eligible_contracts"
@@ -118,12 +128,15 @@ def test_window_mode_checks_periodically_for_new_contracts(workflow, contract, n
     assert DistributionWindow.objects.get(lead=lead).status == "active"
 
 
-def test_a_lead_in_a_window_can_be_paused_edited_or_stopped(workflow, contract, new_lead,
-                                                            manager):
+def test_a_lead_in_a_window_can_be_paused_edited_or_stopped(workflow, contract, new_lead, manager):
     """If an outbound lead is in an auto-distribution window, you can pause, edit or stop the
     auto-distribution."""
-    workflow(rules=[("qs", 5)], mode="window", window_duration=timedelta(hours=1),
-             recheck_every=timedelta(minutes=5))
+    workflow(
+        rules=[("qs", 5)],
+        mode="window",
+        window_duration=timedelta(hours=1),
+        recheck_every=timedelta(minutes=5),
+    )
     with time_machine.travel(MONDAY_NOON, tick=False):
         lead = new_lead()
         arrive(lead)
@@ -133,20 +146,27 @@ def test_a_lead_in_a_window_can_be_paused_edited_or_stopped(workflow, contract, 
     with time_machine.travel(MONDAY_NOON + timedelta(minutes=30), tick=False):
         services.windows_recheck_due()
         assert sold_to(lead) == []  # paused: no recheck
-        services.window_edit(window_id=window.pk, actor=manager,
-                             ends_at=MONDAY_NOON + timedelta(hours=3),
-                             every=timedelta(minutes=15))
+        services.window_edit(
+            window_id=window.pk,
+            actor=manager,
+            ends_at=MONDAY_NOON + timedelta(hours=3),
+            every=timedelta(minutes=15),
+        )
         services.window_resume(window_id=window.pk, actor=manager)
         services.windows_recheck_due()
         assert sold_to(lead) == ["new"]
         services.window_stop(window_id=window.pk, actor=manager)
     window.refresh_from_db()
     assert (window.status, window.ends_at, window.every) == (
-        "stopped", MONDAY_NOON + timedelta(hours=3), timedelta(minutes=15))
+        "stopped",
+        MONDAY_NOON + timedelta(hours=3),
+        timedelta(minutes=15),
+    )
 
 
 def test_a_lead_outside_a_window_can_be_distributed_manually_or_given_a_window(
-        workflow, contract, new_lead, manager):
+    workflow, contract, new_lead, manager
+):
     """If an outbound lead is not in an auto-distribution window, you can manually
     distribute or add an auto-distribution window."""
     workflow(rules=[("qs", 1)], mode="on_arrival")
@@ -154,12 +174,12 @@ def test_a_lead_outside_a_window_can_be_distributed_manually_or_given_a_window(
     second = contract(name="second", quality_score=5)
     lead = new_lead()
     arrive(lead)  # sold to "first", no window
-    window = services.window_open(lead_id=lead.pk, actor=manager,
-                                  duration=timedelta(hours=1), every=timedelta(minutes=5))
+    window = services.window_open(
+        lead_id=lead.pk, actor=manager, duration=timedelta(hours=1), every=timedelta(minutes=5)
+    )
     assert sold_to(lead) == ["first", "second"]  # the window's first check sold it again
     with pytest.raises(services.MarketplaceError) as in_window:
-        services.lead_distribute_manually(lead_id=lead.pk, contract_ids=[second.pk],
-                                          actor=manager)
+        services.lead_distribute_manually(lead_id=lead.pk, contract_ids=[second.pk], actor=manager)
     assert in_window.value.code == "window_open"
     services.window_stop(window_id=window.pk, actor=manager)
     third = contract(name="third")
@@ -169,8 +189,9 @@ def test_a_lead_outside_a_window_can_be_distributed_manually_or_given_a_window(
 
 
 @pytest.mark.parametrize("mode", ["on_arrival", "window"])
-def test_contract_selection_rules_pick_the_companies_in_every_mode(workflow, contract,
-                                                                   new_lead, mode):
+def test_contract_selection_rules_pick_the_companies_in_every_mode(
+    workflow, contract, new_lead, mode
+):
     """In all modes of distribution, you have to select the rule(s) by which we pick the
     right companies for you, they are called Contract selection rules."""
     workflow(rules=[("qs", 1), ("free_trial", 1)], mode=mode)
@@ -230,16 +251,20 @@ def test_random_mode_sorts_the_contracts_randomly(workflow, contract, new_lead):
     assert len(winners) >= 3  # not always the best QS: the order is random
 
 
-def test_round_robin_mode_sorts_by_last_outbound_lead_or_creation_date(workflow, contract,
-                                                                       new_lead):
+def test_round_robin_mode_sorts_by_last_outbound_lead_or_creation_date(
+    workflow, contract, new_lead
+):
     """Round Robin Sorts the contracts by last outbound lead received date. If the contract
     did not receive any leads, the date of contract creating is used."""
     workflow(rules=[("round_robin", 1)], max_multiplication=1)
     base = datetime.now(UTC) - timedelta(days=10)
     contract(name="old", created_at=base)
     contract(name="older", created_at=base - timedelta(days=1))
-    contract(name="recently-sold", created_at=base - timedelta(days=5),
-             last_outbound_at=base + timedelta(days=1))
+    contract(
+        name="recently-sold",
+        created_at=base - timedelta(days=5),
+        last_outbound_at=base + timedelta(days=1),
+    )
     order = []
     for _ in range(3):
         lead = new_lead()
@@ -248,8 +273,7 @@ def test_round_robin_mode_sorts_by_last_outbound_lead_or_creation_date(workflow,
     assert order == ["older", "old", "recently-sold"]
 
 
-def test_distance_mode_sorts_by_nearest_location_of_the_account(workflow, contract,
-                                                                new_lead):
+def test_distance_mode_sorts_by_nearest_location_of_the_account(workflow, contract, new_lead):
     """Distance Sorts the contracts by nearest distance. Distance is calculated by the
     account locations of a contract and the service area Geo Field of the inbound lead."""
     workflow(rules=[("distance", 2)])
@@ -267,8 +291,9 @@ def test_distance_mode_sorts_by_nearest_location_of_the_account(workflow, contra
     assert 140 < lines["groningen"]["distance_km"] < 160
 
 
-def test_free_trial_mode_puts_trial_contracts_first_then_paid_by_price(workflow, contract,
-                                                                       new_lead):
+def test_free_trial_mode_puts_trial_contracts_first_then_paid_by_price(
+    workflow, contract, new_lead
+):
     """Free Trial Sorts the contracts first by trial contracts and then the paid contracts
     based on price."""
     workflow(rules=[("free_trial", 3)])
@@ -314,8 +339,9 @@ def test_every_rule_considers_each_contracts_max_share_count(workflow, contract,
     # rule 1 takes the exclusive contract; rule 2 may add none (the lead is exclusive now)
     assert sold_to(lead) == ["exclusive"]
     other = new_lead()
-    OutboundLead.objects.create(lead=other, contract=contract(name="holder", max_share_count=2),
-                                method="manual", price=1)
+    OutboundLead.objects.create(
+        lead=other, contract=contract(name="holder", max_share_count=2), method="manual", price=1
+    )
     arrive(other)
     # already shared once with a 2-share holder: only one more, and never the exclusive one
     assert sold_to(other) == ["holder", "pair"]
@@ -333,13 +359,17 @@ def test_equally_placed_contracts_are_sorted_by_qs_and_price(workflow, contract,
     assert sold_to(lead) == ["trial-qs7-pricier", "trial-qs7"]
 
 
-@pytest.mark.parametrize(("minimums", "sold"), [
-    ({"min_contracts": 3}, False),
-    ({"min_turnover": Decimal("25")}, False),
-    ({"min_contracts": 2, "min_turnover": Decimal("20")}, True),
-])
+@pytest.mark.parametrize(
+    ("minimums", "sold"),
+    [
+        ({"min_contracts": 3}, False),
+        ({"min_turnover": Decimal("25")}, False),
+        ({"min_contracts": 2, "min_turnover": Decimal("20")}, True),
+    ],
+)
 def test_auto_distribution_is_not_done_below_the_total_selection_minimums(
-        workflow, contract, new_lead, minimums, sold):
+    workflow, contract, new_lead, minimums, sold
+):
     """Total selection minimums: auto distribution is not done when the minimums are not
     reached"""
     workflow(rules=[("qs", 5)], **minimums)
@@ -351,7 +381,7 @@ def test_auto_distribution_is_not_done_below_the_total_selection_minimums(
     if not sold:
         assert attempt.outcome in ("min_contracts_not_reached", "min_turnover_not_reached")
         lead.refresh_from_db()
-        assert lead.status == "unassigned"
+        assert lead.status == "waiting"
 
 
 def test_the_maximum_multiplication_is_always_respected(workflow, contract, new_lead, manager):
@@ -365,23 +395,26 @@ def test_the_maximum_multiplication_is_always_respected(workflow, contract, new_
     assert (window.status, window.close_reason) == ("finished", "multiplication_reached")
     with pytest.raises(services.MarketplaceError):
         services.window_open(lead_id=lead.pk, actor=manager)  # full: nothing to check
-    attempt = services.lead_distribute_manually(lead_id=lead.pk, contract_ids=[contracts[0].pk],
-                                                actor=manager)
+    attempt = services.lead_distribute_manually(
+        lead_id=lead.pk, contract_ids=[contracts[0].pk], actor=manager
+    )
     assert attempt.outcome == "refused"
     assert attempt.candidates[0]["reason"] == "multiplication_reached"
     assert len(sold_to(lead)) == 2
 
 
-def test_manual_distribution_lets_a_manager_influence_the_distribution(workflow, contract,
-                                                                      new_lead, manager):
+def test_manual_distribution_lets_a_manager_influence_the_distribution(
+    workflow, contract, new_lead, manager
+):
     """If you want to influence the distribution you can select manual distribution."""
     workflow(rules=[("qs", 1)], mode="manual")
     contract(name="best", quality_score=9)
     chosen = contract(name="chosen-by-hand", quality_score=1)
     lead = new_lead()
     arrive(lead)
-    attempt = services.lead_distribute_manually(lead_id=lead.pk, contract_ids=[chosen.pk],
-                                                actor=manager)
+    attempt = services.lead_distribute_manually(
+        lead_id=lead.pk, contract_ids=[chosen.pk], actor=manager
+    )
     assert attempt.outcome == "distributed" and attempt.actor == manager
     assert sold_to(lead) == ["chosen-by-hand"]
     lead.refresh_from_db()
@@ -407,39 +440,43 @@ def test_cherry_picked_leads_do_not_affect_distribution(workflow, contract, new_
     assert sold_to(lead, method="auto") == ["auto"]
 
 
-def test_cherry_picked_leads_are_not_affected_by_distribution(workflow, contract, new_lead,
-                                                              manager):
+def test_cherry_picked_leads_are_not_affected_by_distribution(
+    workflow, contract, new_lead, manager
+):
     """…or are affected by distribution."""
     workflow(rules=[("qs", 3)], max_multiplication=1)
     contract(name="auto", quality_score=9, max_share_count=1)
     lead = new_lead()
     arrive(lead)  # the lead is full and exclusive
-    picked = services.lead_cherry_pick(lead_id=lead.pk, contract_id=contract(name="deal").pk,
-                                       actor=manager)
+    picked = services.lead_cherry_pick(
+        lead_id=lead.pk, contract_id=contract(name="deal").pk, actor=manager
+    )
     arrive(lead)  # a second arrival attempt does nothing
     assert OutboundLead.objects.get(pk=picked.pk).method == "cherry_pick"
     assert sorted(sold_to(lead)) == ["auto", "deal"]
 
 
-def test_cherry_picked_leads_do_not_count_towards_the_max_share_count(workflow, contract,
-                                                                      new_lead, manager):
+def test_cherry_picked_leads_do_not_count_towards_the_max_share_count(
+    workflow, contract, new_lead, manager
+):
     """They do not count towards the maximum share count…"""
     workflow(rules=[("qs", 1)])
     lead = new_lead()
     for n in range(3):
-        services.lead_cherry_pick(lead_id=lead.pk, contract_id=contract(name=f"p{n}").pk,
-                                  actor=manager)
+        services.lead_cherry_pick(
+            lead_id=lead.pk, contract_id=contract(name=f"p{n}").pk, actor=manager
+        )
     contract(name="exclusive", max_share_count=1, quality_score=9)
     arrive(lead)
     assert sold_to(lead, method="auto") == ["exclusive"]
 
 
-def test_cherry_picked_leads_are_not_included_in_any_active_caps(workflow, contract, new_lead,
-                                                                 manager):
+def test_cherry_picked_leads_are_not_included_in_any_active_caps(
+    workflow, contract, new_lead, manager
+):
     """…and are not included in any active caps."""
     workflow(rules=[("qs", 1)])
-    capped = contract(name="capped", cap_day=1, cap_month=1,
-                      budget_day=Decimal("10"))
+    capped = contract(name="capped", cap_day=1, cap_month=1, budget_day=Decimal("10"))
     for _ in range(3):
         services.lead_cherry_pick(lead_id=new_lead().pk, contract_id=capped.pk, actor=manager)
     lead = new_lead()
@@ -449,8 +486,9 @@ def test_cherry_picked_leads_are_not_included_in_any_active_caps(workflow, contr
     assert arrive(again).outcome == "no_eligible_contracts"  # the auto sale did
 
 
-def test_distribution_history_shows_attempts_by_users_and_by_the_system(workflow, contract,
-                                                                        new_lead, manager):
+def test_distribution_history_shows_attempts_by_users_and_by_the_system(
+    workflow, contract, new_lead, manager
+):
     """In the distribution dropdown you can also see the distribution history. This will
     give you an overview of all attempted distributions, either by users or by the
     system."""
@@ -458,8 +496,9 @@ def test_distribution_history_shows_attempts_by_users_and_by_the_system(workflow
     first, second = contract(quality_score=9), contract(quality_score=1)
     lead = new_lead()
     arrive(lead)
-    services.lead_distribute_manually(lead_id=lead.pk, contract_ids=[first.pk, second.pk],
-                                      actor=manager)
+    services.lead_distribute_manually(
+        lead_id=lead.pk, contract_ids=[first.pk, second.pk], actor=manager
+    )
     services.lead_cherry_pick(lead_id=lead.pk, contract_id=contract().pk, actor=manager)
     history = list(DistributionAttempt.objects.filter(lead=lead).order_by("id"))
     assert [(a.trigger, a.outcome, a.actor) for a in history] == [

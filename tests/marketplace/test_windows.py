@@ -23,8 +23,13 @@ T0 = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)  # a Monday evening
 
 @pytest.fixture
 def window_flow(workflow):
-    return workflow(rules=[("qs", 5)], mode="window", max_multiplication=3,
-                    window_duration=timedelta(hours=6), recheck_every=timedelta(minutes=15))
+    return workflow(
+        rules=[("qs", 5)],
+        mode="window",
+        max_multiplication=3,
+        window_duration=timedelta(hours=6),
+        recheck_every=timedelta(minutes=15),
+    )
 
 
 def test_recheck_finds_a_contract_whose_daily_cap_reset(window_flow, contract, new_lead):
@@ -67,7 +72,7 @@ def test_window_ends_and_the_unsold_lead_waits_for_a_manager(window_flow, contra
     assert (window.status, window.close_reason) == ("finished", "ended")
     assert window.checks == 1 + 23  # arrival, then every 15 minutes until 6 h
     lead.refresh_from_db()
-    assert (lead.status, lead.distribution_state) == ("unassigned", "done")
+    assert (lead.status, lead.distribution_state) == ("waiting", "done")
     with time_machine.travel(T0 + timedelta(hours=7), tick=False):
         contract()
         services.windows_recheck_due()
@@ -89,8 +94,9 @@ def test_window_finishes_once_the_multiplication_is_reached(window_flow, contrac
     assert DistributionAttempt.objects.filter(lead=lead, trigger="recheck").count() == 1
 
 
-def test_paused_window_is_not_rechecked_and_resumes_at_once(window_flow, contract, new_lead,
-                                                            manager):
+def test_paused_window_is_not_rechecked_and_resumes_at_once(
+    window_flow, contract, new_lead, manager
+):
     with time_machine.travel(T0, tick=False):
         lead = new_lead()
         arrive(lead)
@@ -116,7 +122,7 @@ def test_stopped_window_is_never_rechecked(window_flow, contract, new_lead, mana
         services.windows_recheck_due()
     assert sold_to(lead) == []
     lead.refresh_from_db()
-    assert lead.status == "unassigned"
+    assert lead.status == "waiting"
     with pytest.raises(services.MarketplaceError):
         services.window_resume(window_id=window.pk, actor=manager)
 
@@ -126,12 +132,17 @@ def test_edit_moves_the_end_and_the_interval(window_flow, contract, new_lead, ma
         lead = new_lead()
         arrive(lead)
         window = DistributionWindow.objects.get(lead=lead)
-        services.window_edit(window_id=window.pk, actor=manager,
-                             ends_at=T0 + timedelta(minutes=20), every=timedelta(minutes=5))
+        services.window_edit(
+            window_id=window.pk,
+            actor=manager,
+            ends_at=T0 + timedelta(minutes=20),
+            every=timedelta(minutes=5),
+        )
         contract()
         with pytest.raises(services.MarketplaceError):
-            services.window_edit(window_id=window.pk, actor=manager,
-                                 ends_at=T0 - timedelta(minutes=1))
+            services.window_edit(
+                window_id=window.pk, actor=manager, ends_at=T0 - timedelta(minutes=1)
+            )
     with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
         assert services.windows_recheck_due() == {"distributed": 1}
 
@@ -161,5 +172,20 @@ def test_recheck_windows_command_and_beat_task(window_flow, contract, new_lead):
         assert recheck_windows.delay().get() == {}  # the task: nothing left due
     assert "3 window(s) rechecked: 3 distributed." in out[0]
     assert all(sold_to(lead) for lead in leads)
-    assert any(p.task == "distribution.recheck_windows" and p.every_seconds == 60
-               for p in PERIODIC_TASKS)
+    assert any(
+        p.task == "distribution.recheck_windows" and p.every_seconds == 60 for p in PERIODIC_TASKS
+    )
+
+
+def test_cap_windows_follow_each_contracts_time_zone(workflow, contract, new_lead):
+    workflow(rules=[("qs", 5)])
+    contract(name="utc", cap_day=1, timezone="UTC")
+    contract(name="auckland", cap_day=1, timezone="Pacific/Auckland")  # UTC+13 in March
+    with time_machine.travel(datetime(2026, 3, 3, 10, 30, tzinfo=UTC), tick=False):
+        first = new_lead()
+        arrive(first)  # both sell: Tuesday in UTC, Tuesday 23:30 in Auckland
+    with time_machine.travel(datetime(2026, 3, 3, 11, 30, tzinfo=UTC), tick=False):
+        second = new_lead()
+        arrive(second)  # still Tuesday in UTC; already Wednesday in Auckland
+    assert sorted(sold_to(first)) == ["auckland", "utc"]
+    assert sold_to(second) == ["auckland"]

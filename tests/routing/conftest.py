@@ -23,8 +23,9 @@ def make_pool(agents: list[Any], name: str = "pool", **member_fields: Any) -> Po
     return pool
 
 
-def make_rule(name: str = "rule", *, pool: Pool | None = None, sources: list[Any] = (),
-              **fields: Any) -> Rule:
+def make_rule(
+    name: str = "rule", *, pool: Pool | None = None, sources: list[Any] = (), **fields: Any
+) -> Rule:
     fields.setdefault("enabled", True)
     fields.setdefault("priority", 10)
     rule = Rule.objects.create(name=name, pool=pool, **fields)
@@ -32,13 +33,23 @@ def make_rule(name: str = "rule", *, pool: Pool | None = None, sources: list[Any
     return rule
 
 
-def make_schedule(name: str = "hours", *, tz: str = "UTC", days: range | list[int] = range(5),
-                  start: str = "09:00", end: str = "17:00", **fields: Any) -> Schedule:
+def make_schedule(
+    name: str = "hours",
+    *,
+    tz: str = "UTC",
+    days: range | list[int] = range(5),
+    start: str = "09:00",
+    end: str = "17:00",
+    **fields: Any,
+) -> Schedule:
     schedule = Schedule.objects.create(name=name, timezone=tz, **fields)
     for day in days:
-        ScheduleInterval.objects.create(schedule=schedule, weekday=day,
-                                        start=dt.time.fromisoformat(start),
-                                        end=dt.time.fromisoformat(end))
+        ScheduleInterval.objects.create(
+            schedule=schedule,
+            weekday=day,
+            start=dt.time.fromisoformat(start),
+            end=dt.time.fromisoformat(end),
+        )
     return schedule
 
 
@@ -47,6 +58,7 @@ def agents(db: None) -> Callable[[int], list[Any]]:
     def make(n: int, **profile: Any) -> list[Any]:
         extra = {f"profile__{k}": v for k, v in profile.items()}
         return [AgentFactory(**extra) for _ in range(n)]
+
     return make
 
 

@@ -17,18 +17,22 @@ MONDAY_10 = dt.datetime(2025, 3, 3, 10, 0, tzinfo=dt.UTC)
 
 def test_offers_lists_open_offers_with_the_leads_pin(agents, post, web, api):
     a, b = agents(2)
-    make_rule(pool=make_pool([a, b]), sources=[web], strategy="broadcast",
-              claim_timeout=dt.timedelta(minutes=10))
+    make_rule(
+        pool=make_pool([a, b]),
+        sources=[web],
+        strategy="broadcast",
+        claim_timeout=dt.timedelta(minutes=10),
+    )
     with time_machine.travel(MONDAY_10, tick=False):
         lead = post()
         body = api.get("/api/v1/offers", token=a.plain_token).json()
     offer = Offer.objects.get(lead=lead, agent=a)
-    assert body == [{"id": offer.pk, "lead": lead.pk, "pin": lead.pin,
-                     "expires_at": "2025-03-03T10:10:00Z"}]
+    assert body == [
+        {"id": offer.pk, "lead": lead.pk, "pin": lead.pin, "expires_at": "2025-03-03T10:10:00Z"}
+    ]
 
 
-def test_claim_wins_once_then_409_already_claimed_and_the_owner_reads_it(agents, post, web,
-                                                                          api):
+def test_claim_wins_once_then_409_already_claimed_and_the_owner_reads_it(agents, post, web, api):
     a, b = agents(2)
     make_rule(pool=make_pool([a, b]), sources=[web], strategy="broadcast")
     lead = post()
@@ -90,8 +94,9 @@ def test_hopper_lists_and_claims(agents, post, web, api):
     listed = api.get("/api/v1/hopper", token=a.plain_token).json()
     assert [x["id"] for x in listed] == [lead.pk]
     assert api.get("/api/v1/hopper", token=outsider.plain_token).json() == []
-    assert api.post(f"/api/v1/hopper/{lead.pk}/claim",
-                    token=outsider.plain_token).status_code == 403
+    assert (
+        api.post(f"/api/v1/hopper/{lead.pk}/claim", token=outsider.plain_token).status_code == 403
+    )
     assert api.post(f"/api/v1/hopper/{lead.pk}/claim", token=a.plain_token).status_code == 200
     again = api.post(f"/api/v1/hopper/{lead.pk}/claim", token=b.plain_token)
     assert again.status_code == 409 and again.json()["code"] == "already_claimed"
@@ -117,8 +122,14 @@ def test_a_session_works_and_needs_csrf_for_posts(agents, post, web, client):
 
 def test_the_openapi_schema_lists_the_agent_endpoints(client):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
-    for p in ("/api/v1/offers", "/api/v1/offers/{offer_id}/claim", "/api/v1/claims",
-              "/api/v1/pull", "/api/v1/hopper", "/api/v1/hopper/{lead_id}/claim"):
+    for p in (
+        "/api/v1/offers",
+        "/api/v1/offers/{offer_id}/claim",
+        "/api/v1/claims",
+        "/api/v1/pull",
+        "/api/v1/hopper",
+        "/api/v1/hopper/{lead_id}/claim",
+    ):
         assert p in paths
 
 

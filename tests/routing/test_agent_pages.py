@@ -12,7 +12,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_home_page_shows_offers_with_pins_and_claiming_makes_the_lead_mine(
-        agents, post, web, client):
+    agents, post, web, client
+):
     a, b = agents(2)
     make_rule(pool=make_pool([a, b]), sources=[web], strategy="broadcast")
     lead = post(first_name="Olga", phone="+31 6 1234 5678")
@@ -81,8 +82,13 @@ def test_the_hopper_page_lists_and_takes(agents, post, web, client):
 def test_mutations_are_post_only(agents, client):
     (a,) = agents(1)
     client.force_login(a)
-    for path in ("/agent/offers/1/claim", "/agent/offers/1/decline", "/agent/claim",
-                 "/agent/pull", "/agent/hopper/1/claim"):
+    for path in (
+        "/agent/offers/1/claim",
+        "/agent/offers/1/decline",
+        "/agent/claim",
+        "/agent/pull",
+        "/agent/hopper/1/claim",
+    ):
         assert client.get(path).status_code == 405, path
 
 

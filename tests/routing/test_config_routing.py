@@ -67,7 +67,11 @@ def test_a_full_routing_setup_applies_and_reads_back():
     assert report.counts["rules"].created == 1 and report.counts["pools"].created == 1
     rule = Rule.objects.get(name="solar web")
     assert (rule.strategy, rule.pool.name, rule.claim_timeout, rule.schedule.name) == (
-        "broadcast", "east", dt.timedelta(minutes=15), "office")
+        "broadcast",
+        "east",
+        dt.timedelta(minutes=15),
+        "office",
+    )
     assert [s.slug for s in rule.sources.all()] == ["web"]
     assert rule.cap_day == 20 and rule.tiers.get().multiplier == 1.5
     schedule = Schedule.objects.get(name="office")
@@ -75,7 +79,9 @@ def test_a_full_routing_setup_applies_and_reads_back():
     assert schedule.intervals.filter(weekday=5).get().end == dt.time(0)
     pool = Pool.objects.get(name="east")
     assert [(m.agent.email, m.cap_day) for m in pool.members.order_by("position")] == [
-        ("ava@example.com", 10), ("ben@example.com", None)]
+        ("ava@example.com", 10),
+        ("ben@example.com", None),
+    ]
     assert Automation.objects.get(name="vip").target_user.email == "ben@example.com"
 
 
@@ -87,10 +93,16 @@ def test_export_then_apply_changes_nothing_and_exports_the_same():
     assert config_export() == first
     exported = yaml.safe_load(first)
     assert exported["schedules"][0]["intervals"][0] == {
-        "days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "12:00"}
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "start": "09:00",
+        "end": "12:00",
+    }
     assert exported["rules"][0]["claim_timeout"] == "15m"
-    assert exported["pools"][0]["members"][0] == {"agent": "ava@example.com", "weight": 2,
-                                                  "caps": {"day": 10, "week": 40}}
+    assert exported["pools"][0]["members"][0] == {
+        "agent": "ava@example.com",
+        "weight": 2,
+        "caps": {"day": 10, "week": 40},
+    }
 
 
 def test_applying_twice_changes_nothing():
@@ -101,26 +113,46 @@ def test_applying_twice_changes_nothing():
 def test_a_pools_members_are_the_ones_listed():
     config_apply(load_text(SETUP))
     config_apply({"pools": [{"name": "east", "members": [{"agent": "ben@example.com"}]}]})
-    assert list(Pool.objects.get(name="east").members.values_list("agent__email", flat=True)
-                ) == ["ben@example.com"]
+    assert list(Pool.objects.get(name="east").members.values_list("agent__email", flat=True)) == [
+        "ben@example.com"
+    ]
 
 
 def test_errors_name_their_key_path_and_nothing_is_applied():
     bad = {
-        "schedules": [{"name": "x", "timezone": "Mars/Base",
-                       "intervals": [{"days": ["mon", "funday"], "start": "9", "end": "17:00"}]}],
+        "schedules": [
+            {
+                "name": "x",
+                "timezone": "Mars/Base",
+                "intervals": [{"days": ["mon", "funday"], "start": "9", "end": "17:00"}],
+            }
+        ],
         "pools": [{"name": "p", "members": [{"agent": "ghost@example.com", "weight": -1}]}],
-        "rules": [{"name": "r", "strategy": "telepathy", "pool": "nope",
-                   "claim_timeout": "soon", "filters": [{"field": "city", "op": "like"}]}],
+        "rules": [
+            {
+                "name": "r",
+                "strategy": "telepathy",
+                "pool": "nope",
+                "claim_timeout": "soon",
+                "filters": [{"field": "city", "op": "like"}],
+            }
+        ],
         "automations": [{"name": "a", "action": "user", "target": "nobody@example.com"}],
     }
     with pytest.raises(ConfigError) as err:
         config_apply(bad)
     text = "\n".join(err.value.messages)
-    for path in ("schedules[0].timezone", "schedules[0].intervals[0].days",
-                 "pools[0].members[0].agent", "pools[0].members[0].weight",
-                 "rules[0].strategy", "rules[0].pool", "rules[0].claim_timeout",
-                 "rules[0].filters[0]", "automations[0].target"):
+    for path in (
+        "schedules[0].timezone",
+        "schedules[0].intervals[0].days",
+        "pools[0].members[0].agent",
+        "pools[0].members[0].weight",
+        "rules[0].strategy",
+        "rules[0].pool",
+        "rules[0].claim_timeout",
+        "rules[0].filters[0]",
+        "automations[0].target",
+    ):
         assert path in text, path
     assert not Rule.objects.exists() and not Pool.objects.exists()
 
@@ -131,24 +163,30 @@ def test_a_rule_without_enabled_is_created_disabled():
 
 
 def test_enabling_a_rule_by_config_distributes_its_waiting_leads(
-        agents, post, web, django_capture_on_commit_callbacks):
+    agents, post, web, django_capture_on_commit_callbacks
+):
     (a,) = agents(1)
     lead = post()
     assert lead.status == "unassigned"
-    cfg = {"pools": [{"name": "p", "members": [{"agent": a.email}]}],
-           "rules": [{"name": "r", "enabled": True, "sources": ["web"], "pool": "p"}]}
+    cfg = {
+        "pools": [{"name": "p", "members": [{"agent": a.email}]}],
+        "rules": [{"name": "r", "enabled": True, "sources": ["web"], "pool": "p"}],
+    }
     with django_capture_on_commit_callbacks(execute=True):
         config_apply(cfg)
     lead.refresh_from_db()
     assert lead.owner == a
 
 
-def test_dry_run_of_an_enabling_rule_distributes_nothing(agents, post, web,
-                                                          django_capture_on_commit_callbacks):
+def test_dry_run_of_an_enabling_rule_distributes_nothing(
+    agents, post, web, django_capture_on_commit_callbacks
+):
     (a,) = agents(1)
     lead = post()
-    cfg = {"pools": [{"name": "p", "members": [{"agent": a.email}]}],
-           "rules": [{"name": "r", "enabled": True, "sources": ["web"], "pool": "p"}]}
+    cfg = {
+        "pools": [{"name": "p", "members": [{"agent": a.email}]}],
+        "rules": [{"name": "r", "enabled": True, "sources": ["web"], "pool": "p"}],
+    }
     with django_capture_on_commit_callbacks(execute=True):
         config_apply(cfg, dry_run=True)
     lead.refresh_from_db()

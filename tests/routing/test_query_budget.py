@@ -21,12 +21,13 @@ ONE_LEAD_BUDGET = 20
 
 def bulk_pool(name: str, n: int) -> Pool:
     users = User.objects.bulk_create(
-        User(username=f"{name}-{i}@example.com", email=f"{name}-{i}@example.com")
-        for i in range(n))
+        User(username=f"{name}-{i}@example.com", email=f"{name}-{i}@example.com") for i in range(n)
+    )
     AgentProfile.objects.bulk_create(AgentProfile(user=u) for u in users)
     pool = Pool.objects.create(name=name)
-    PoolMember.objects.bulk_create(PoolMember(pool=pool, agent=u, position=i, cap_day=1000)
-                                   for i, u in enumerate(users))
+    PoolMember.objects.bulk_create(
+        PoolMember(pool=pool, agent=u, position=i, cap_day=1000) for i, u in enumerate(users)
+    )
     return pool
 
 
@@ -39,10 +40,12 @@ def queries_to_route_one(source, strategy: str, pool: Pool) -> int:
     return len(ctx)
 
 
-@pytest.mark.parametrize("strategy", ["round_robin", "weighted", "load_balanced",
-                                      "performance", "broadcast"])
-def test_routing_one_lead_costs_the_same_with_10_or_500_members(web, strategy,
-                                                                django_assert_max_num_queries):
+@pytest.mark.parametrize(
+    "strategy", ["round_robin", "weighted", "load_balanced", "performance", "broadcast"]
+)
+def test_routing_one_lead_costs_the_same_with_10_or_500_members(
+    web, strategy, django_assert_max_num_queries
+):
     small, large = bulk_pool("small", 10), bulk_pool("large", 500)
     rule = make_rule(pool=small, sources=[web], strategy=strategy)
     with django_assert_max_num_queries(ONE_LEAD_BUDGET):
@@ -69,7 +72,8 @@ WARM_ONE_LEAD_BUDGET = 13  # with the routing configuration cached (savepoints i
 
 @pytest.mark.parametrize("strategy", ["round_robin", "weighted", "load_balanced", "broadcast"])
 def test_once_the_configuration_is_cached_one_lead_costs_a_fixed_few_queries(
-        web, strategy, django_assert_max_num_queries):
+    web, strategy, django_assert_max_num_queries
+):
     pool = bulk_pool("team", 30)
     make_rule(pool=pool, sources=[web], strategy=strategy)
     queries_to_route_one(web, strategy, pool)  # loads and caches the configuration

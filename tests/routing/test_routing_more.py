@@ -25,7 +25,8 @@ MONDAY_10 = dt.datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 
 
 def test_a_decline_goes_to_the_next_at_once_and_the_decliner_is_not_offered_again(
-        agents, post, web):
+    agents, post, web
+):
     a, b = agents(2)
     make_rule(pool=make_pool([a, b]), sources=[web], claim_timeout=dt.timedelta(minutes=5))
     lead = post()
@@ -34,14 +35,21 @@ def test_a_decline_goes_to_the_next_at_once_and_the_decliner_is_not_offered_agai
     lead.refresh_from_db()
     assert lead.status == "exception"  # both declined: nobody is left to offer it to
     assert Counter(Offer.objects.filter(lead=lead).values_list("agent_id", flat=True)) == {
-        a.pk: 1, b.pk: 1}
+        a.pk: 1,
+        b.pk: 1,
+    }
     assert DistributionAttempt.objects.filter(lead=lead, trigger="decline").count() == 2
 
 
 def test_after_max_rounds_the_default_agent_gets_the_lead(agents, post, web):
     a, b, c, default = agents(4)
-    make_rule(pool=make_pool([a, b, c]), sources=[web], claim_timeout=dt.timedelta(minutes=5),
-              max_rounds=2, default_agent=default)
+    make_rule(
+        pool=make_pool([a, b, c]),
+        sources=[web],
+        claim_timeout=dt.timedelta(minutes=5),
+        max_rounds=2,
+        default_agent=default,
+    )
     with time_machine.travel(MONDAY_10, tick=False) as clock:
         lead = post()
         for _ in range(2):
@@ -139,14 +147,20 @@ def test_the_admin_screens_render(agents, post, web, manager):
     rule = make_rule(pool=make_pool([a, b]), sources=[web], strategy="broadcast")
     make_schedule()
     lead = post()
-    for path in ("/admin/distribution/rule/", f"/admin/distribution/rule/{rule.pk}/change/",
-                 "/admin/distribution/pool/", f"/admin/distribution/pool/{rule.pool_id}/change/",
-                 "/admin/distribution/schedule/", "/admin/distribution/offer/",
-                 "/admin/distribution/assignment/", "/admin/distribution/automation/add/",
-                 "/admin/distribution/rule/queues/assignment/",
-                 "/admin/distribution/rule/queues/exception/",
-                 "/admin/distribution/rule/queues/hopper/",
-                 f"/admin/distribution/rule/simulate/?rule={rule.pk}&days=7"):
+    for path in (
+        "/admin/distribution/rule/",
+        f"/admin/distribution/rule/{rule.pk}/change/",
+        "/admin/distribution/pool/",
+        f"/admin/distribution/pool/{rule.pool_id}/change/",
+        "/admin/distribution/schedule/",
+        "/admin/distribution/offer/",
+        "/admin/distribution/assignment/",
+        "/admin/distribution/automation/add/",
+        "/admin/distribution/rule/queues/assignment/",
+        "/admin/distribution/rule/queues/exception/",
+        "/admin/distribution/rule/queues/hopper/",
+        f"/admin/distribution/rule/simulate/?rule={rule.pk}&days=7",
+    ):
         assert manager.get(path).status_code == 200, path
     page = manager.get(f"/admin/leads/lead/{lead.pk}/change/").content.decode()
     assert "distribution history" in page.lower()
@@ -155,8 +169,11 @@ def test_the_admin_screens_render(agents, post, web, manager):
 
 def test_fill_holidays_from_the_country(manager):
     schedule = make_schedule(holiday_country="NL")
-    response = manager.post("/admin/distribution/schedule/", {
-        "action": "fill_holidays", "_selected_action": [schedule.pk]}, follow=True)
+    response = manager.post(
+        "/admin/distribution/schedule/",
+        {"action": "fill_holidays", "_selected_action": [schedule.pk]},
+        follow=True,
+    )
     assert "Added" in response.content.decode()
     assert Schedule.objects.get(pk=schedule.pk).holidays.filter(origin="country").count() > 20
 

@@ -31,7 +31,8 @@ def manager(client):
 # "The lead Assignment section is a list of Leads that need to be manually assigned to a
 # user. This can happen if a leads source did not match a rule for automatic distribution"
 def test_a_lead_whose_source_matches_no_rule_waits_in_the_lead_assignment_queue(
-        agents, post, web, client, manager):
+    agents, post, web, client, manager
+):
     other = SourceFactory(slug="zillow")
     (a,) = agents(1)
     make_rule(pool=make_pool([a]), sources=[other])
@@ -45,7 +46,8 @@ def test_a_lead_whose_source_matches_no_rule_waits_in_the_lead_assignment_queue(
 
 # "...or if a lead went through all users in a pool and was not claimed."
 def test_a_lead_no_pool_member_claimed_ends_in_a_queue_a_manager_assigns_from(
-        agents, post, web, client, manager):
+    agents, post, web, client, manager
+):
     a, b = agents(2)
     make_rule(pool=make_pool([a, b]), sources=[web], claim_timeout=dt.timedelta(minutes=5))
     with time_machine.travel(MONDAY_10, tick=False) as clock:
@@ -65,14 +67,18 @@ def test_a_lead_no_pool_member_claimed_ends_in_a_queue_a_manager_assigns_from(
 # then click the "Save Assignment" button ... The agent who is being assigned the lead will
 # get an email notification that a lead was assigned to them."
 def test_save_assignment_assigns_the_checked_leads_and_emails_the_agent(
-        agents, post, client, manager, django_capture_on_commit_callbacks):
+    agents, post, client, manager, django_capture_on_commit_callbacks
+):
     (ava,) = agents(1)
     first, second, untouched = post(), post(), post()
     mail.outbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/admin/distribution/rule/queues/assignment/",
-                               {"lead": [first.pk, second.pk], "agent": ava.pk}, follow=True)
+        response = client.post(
+            "/admin/distribution/rule/queues/assignment/",
+            {"lead": [first.pk, second.pk], "agent": ava.pk},
+            follow=True,
+        )
 
     assert "Assigned 2 leads" in response.content.decode()
     owners = dict(Lead.objects.values_list("pk", "owner_id"))
@@ -103,8 +109,9 @@ def test_round_robin_offer_not_claimed_in_time_goes_to_the_next_in_line(agents, 
     make_rule(pool=make_pool([a, b, c]), sources=[web], claim_timeout=dt.timedelta(minutes=15))
     with time_machine.travel(MONDAY_10, tick=False) as clock:
         lead = post()
-        assert list(Offer.objects.filter(lead=lead, status="open")
-                    .values_list("agent_id", flat=True)) == [a.pk]
+        assert list(
+            Offer.objects.filter(lead=lead, status="open").values_list("agent_id", flat=True)
+        ) == [a.pk]
 
         clock.shift(dt.timedelta(minutes=14))
         assert offers_expire() == 0  # still inside the allotted time
@@ -132,12 +139,16 @@ def test_round_robin_gives_the_next_lead_to_the_next_agent_in_line(agents, post,
 # lead using the pin number associated gets the lead assigned. All others will get an alert
 # saying the lead was claimed by another agent."
 def test_piranha_first_to_call_with_the_pin_wins_and_the_others_are_alerted(
-        agents, post, web, django_capture_on_commit_callbacks):
+    agents, post, web, django_capture_on_commit_callbacks
+):
     a, b, c = agents(3)
     make_rule(pool=make_pool([a, b, c]), sources=[web], strategy="broadcast")
     lead = post()
     assert set(Offer.objects.filter(lead=lead).values_list("agent_id", flat=True)) == {
-        a.pk, b.pk, c.pk}
+        a.pk,
+        b.pk,
+        c.pk,
+    }
     mail.outbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -148,7 +159,10 @@ def test_piranha_first_to_call_with_the_pin_wins_and_the_others_are_alerted(
     lead.refresh_from_db()
     assert lead.owner == b
     assert dict(Offer.objects.filter(lead=lead).values_list("agent_id", "status")) == {
-        a.pk: "withdrawn", b.pk: "claimed", c.pk: "withdrawn"}
+        a.pk: "withdrawn",
+        b.pk: "claimed",
+        c.pk: "withdrawn",
+    }
     alerted = {m.to[0] for m in mail.outbox if "claimed by another agent" in m.subject}
     assert alerted == {a.email, c.email}
     for other in (a, c):
@@ -159,11 +173,17 @@ def test_piranha_first_to_call_with_the_pin_wins_and_the_others_are_alerted(
 # until the next open hours plus the time delay to call and claim a lead before its
 # distributed."
 def test_a_lead_arriving_at_night_may_be_claimed_until_the_opening_plus_the_claim_time(
-        agents, post, web):
+    agents, post, web
+):
     a, b = agents(2)
     hours = make_schedule(days=range(5), start="09:00", end="17:00")
-    make_rule(pool=make_pool([a, b]), sources=[web], claim_timeout=dt.timedelta(minutes=30),
-              schedule=hours, after_hours="offer_now")
+    make_rule(
+        pool=make_pool([a, b]),
+        sources=[web],
+        claim_timeout=dt.timedelta(minutes=30),
+        schedule=hours,
+        after_hours="offer_now",
+    )
     sunday_night = dt.datetime(2025, 3, 2, 23, 0, tzinfo=UTC)
     with time_machine.travel(sunday_night, tick=False) as clock:
         lead = post()
@@ -180,8 +200,13 @@ def test_a_holiday_delays_the_claim_timer_to_the_next_working_day(agents, post, 
     (a,) = agents(1)
     hours = make_schedule(days=range(5), start="09:00", end="17:00")
     Holiday.objects.create(schedule=hours, date=dt.date(2025, 3, 3), name="Closed Monday")
-    make_rule(pool=make_pool([a]), sources=[web], claim_timeout=dt.timedelta(minutes=30),
-              schedule=hours, after_hours="offer_now")
+    make_rule(
+        pool=make_pool([a]),
+        sources=[web],
+        claim_timeout=dt.timedelta(minutes=30),
+        schedule=hours,
+        after_hours="offer_now",
+    )
     with time_machine.travel(MONDAY_10, tick=False):
         lead = post()
     assert Offer.objects.get(lead=lead).expires_at == dt.datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
@@ -190,10 +215,14 @@ def test_a_holiday_delays_the_claim_timer_to_the_next_working_day(agents, post, 
 def test_country_holidays_close_the_schedule_too(agents, post, web):
     (a,) = agents(1)
     hours = make_schedule(days=range(7), start="09:00", end="17:00", holiday_country="NL")
-    make_rule(pool=make_pool([a]), sources=[web], claim_timeout=dt.timedelta(hours=1),
-              schedule=hours, after_hours="offer_now")
+    make_rule(
+        pool=make_pool([a]),
+        sources=[web],
+        claim_timeout=dt.timedelta(hours=1),
+        schedule=hours,
+        after_hours="offer_now",
+    )
     kings_day = dt.datetime(2025, 4, 26, 10, 0, tzinfo=UTC)  # a Saturday, a Dutch holiday
     with time_machine.travel(kings_day, tick=False):
         lead = post()
-    assert Offer.objects.get(lead=lead).expires_at == dt.datetime(2025, 4, 27, 10, 0,
-                                                                  tzinfo=UTC)
+    assert Offer.objects.get(lead=lead).expires_at == dt.datetime(2025, 4, 27, 10, 0, tzinfo=UTC)

@@ -72,8 +72,9 @@ def test_hopper_agents_cherry_pick_and_the_first_pick_wins(agents, post, web):
 
 # "It is possible to schedule a distribution program to run multiple time ranges (shifts) in
 # a day ... from 8:00 AM to 12:00PM, then again from 2:00PM to 5:00PM"
-@pytest.mark.parametrize(("hour", "status"), [(9, "assigned"), (13, "held"), (15, "assigned"),
-                                               (18, "held")])
+@pytest.mark.parametrize(
+    ("hour", "status"), [(9, "assigned"), (13, "held"), (15, "assigned"), (18, "held")]
+)
 def test_a_program_runs_only_in_its_shifts(agents, post, web, hour, status):
     (a,) = agents(1)
     shifts = make_schedule(days=range(5), start="08:00", end="12:00")
@@ -90,8 +91,13 @@ def test_a_program_runs_only_in_its_shifts(agents, post, web, hour, status):
 def test_lead_filters_decide_which_leads_a_program_takes(agents, post, web):
     a, b = agents(2)
     zillow = CampaignFactory(slug="zillow")
-    make_rule("zillow big", pool=make_pool([a], name="p1"), campaign=zillow,
-              filters=[{"field": "company_size", "op": "gte", "value": 50}], priority=1)
+    make_rule(
+        "zillow big",
+        pool=make_pool([a], name="p1"),
+        campaign=zillow,
+        filters=[{"field": "company_size", "op": "gte", "value": 50}],
+        priority=1,
+    )
     make_rule("rest", pool=make_pool([b], name="p2"), priority=2)
     assert post(campaign="zillow", company_size=80).owner == a
     assert post(campaign="zillow", company_size=10).owner == b
@@ -105,8 +111,9 @@ def test_lead_filters_decide_which_leads_a_program_takes(agents, post, web):
 def test_a_performance_tier_raises_a_good_converters_cap(agents, post, web):
     star, steady = agents(2)
     rule = make_rule(pool=make_pool([star, steady]), sources=[web], cap_day=2)
-    PerformanceTier.objects.create(rule=rule, metric="conversion_rate", op="gte",
-                                   threshold=0.5, multiplier=2)
+    PerformanceTier.objects.create(
+        rule=rule, metric="conversion_rate", op="gte", threshold=0.5, multiplier=2
+    )
     with time_machine.travel(MONDAY_10 - dt.timedelta(days=3), tick=False):
         for _ in range(4):  # a record of conversions in the trailing window
             old = LeadFactory(owner=star, assigned=True)
@@ -129,7 +136,8 @@ def test_max_leads_per_timeframe_caps_a_user_and_resets_with_the_window(agents, 
         assert [post().owner for _ in range(3)] == [a, b, b]
         attempt = DistributionAttempt.objects.latest("id")
         assert {"agent": a.email, "reason": "cap_reached"}.items() <= next(
-            c for c in attempt.candidates if c["agent"] == a.email).items()
+            c for c in attempt.candidates if c["agent"] == a.email
+        ).items()
         clock.shift(dt.timedelta(hours=1))
         assert post().owner == a
 
@@ -151,7 +159,8 @@ def test_user_filters_give_a_member_only_the_leads_matching_them(agents, post, w
     utrecht, anywhere = agents(2)
     pool = make_pool([utrecht, anywhere])
     pool.members.filter(agent=utrecht).update(
-        filters=[{"field": "city", "op": "eq", "value": "Utrecht"}])
+        filters=[{"field": "city", "op": "eq", "value": "Utrecht"}]
+    )
     make_rule(pool=pool, sources=[web])
     assert [post(city="Amsterdam").owner for _ in range(2)] == [anywhere, anywhere]
     assert post(city="utrecht").owner == utrecht
@@ -169,8 +178,10 @@ def test_simulate_shows_who_would_get_what_and_writes_nothing(agents, post, web)
     assert [d["owner"] for d in result["decisions"]] == [a.email, b.email, None]
     assert [d["lead"] for d in result["decisions"]] == [lead.pk for lead in leads]
     assert result["decisions"][2]["status"] == "exception"
-    assert result["totals"] == {a.email: {"would_receive": 1, "cap": 1},
-                                b.email: {"would_receive": 1, "cap": 1}}
+    assert result["totals"] == {
+        a.email: {"would_receive": 1, "cap": 1},
+        b.email: {"would_receive": 1, "cap": 1},
+    }
     assert {m: m.objects.count() for m in counts} == counts
     assert set(Lead.objects.values_list("status", flat=True)) == {"unassigned"}
     assert not Rule.objects.get(pk=rule.pk).enabled
@@ -182,8 +193,9 @@ def test_simulate_replays_a_changed_rule(agents, post, web):
     with time_machine.travel(MONDAY_10, tick=False):
         post()
     with time_machine.travel(MONDAY_10 + dt.timedelta(hours=1), tick=False):
-        result = rule_simulate(rule_name=rule.name, days=1,
-                               changes={"strategy": "broadcast", "claim_timeout": "5m"})
+        result = rule_simulate(
+            rule_name=rule.name, days=1, changes={"strategy": "broadcast", "claim_timeout": "5m"}
+        )
     assert result["decisions"][0]["status"] == "offered"
 
 
@@ -195,20 +207,32 @@ def test_simulate_command_prints_the_design_json_shape(agents, post, web, capsys
     lead = post()
     call_command("simulate", "--rule", rule.name, "--days", "1", "--json")
     doc = json.loads(capsys.readouterr().out)
-    assert doc == {"decisions": [{"lead": lead.pk, "rule": rule.name, "owner": a.email,
-                                  "status": "assigned",
-                                  "candidates": [{"agent": a.email, "rank": 1,
-                                                  "reason": None}]}],
-                   "totals": {a.email: {"would_receive": 1, "cap": None}}}
+    assert doc == {
+        "decisions": [
+            {
+                "lead": lead.pk,
+                "rule": rule.name,
+                "owner": a.email,
+                "status": "assigned",
+                "candidates": [{"agent": a.email, "rank": 1, "reason": None}],
+            }
+        ],
+        "totals": {a.email: {"would_receive": 1, "cap": None}},
+    }
 
 
 # "Distribution programs will not run until they are enabled." + "As soon as a distribution
 # program is enabled, all qualifying leads will be distributed."
 def test_a_disabled_rule_distributes_nothing_and_enabling_it_distributes_waiting_leads(
-        agents, post, web):
+    agents, post, web
+):
     a, b = agents(2)
-    rule = make_rule(pool=make_pool([a, b]), sources=[web], enabled=False,
-                     filters=[{"field": "city", "op": "eq", "value": "Delft"}])
+    rule = make_rule(
+        pool=make_pool([a, b]),
+        sources=[web],
+        enabled=False,
+        filters=[{"field": "city", "op": "eq", "value": "Delft"}],
+    )
     waiting = [post(city="Delft"), post(city="Delft")]
     other = post(city="Leiden")
     assert {lead.status for lead in waiting} == {"unassigned"}
@@ -222,7 +246,8 @@ def test_a_disabled_rule_distributes_nothing_and_enabling_it_distributes_waiting
 
 
 def test_enabling_a_rule_in_the_admin_distributes_its_waiting_leads(
-        agents, post, web, client, django_capture_on_commit_callbacks):
+    agents, post, web, client, django_capture_on_commit_callbacks
+):
     from tests.factories import UserFactory
 
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
@@ -230,8 +255,11 @@ def test_enabling_a_rule_in_the_admin_distributes_its_waiting_leads(
     rule = make_rule(pool=make_pool([a]), sources=[web], enabled=False)
     lead = post()
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/admin/distribution/rule/", {
-            "action": "enable_rules", "_selected_action": [rule.pk]}, follow=True)
+        response = client.post(
+            "/admin/distribution/rule/",
+            {"action": "enable_rules", "_selected_action": [rule.pk]},
+            follow=True,
+        )
     assert "Enabled 1 rule; distributed 1 waiting lead" in response.content.decode()
     assert Lead.objects.get(pk=lead.pk).owner == a
 

@@ -132,22 +132,30 @@ def test_direct_to_an_unavailable_agent_falls_back(agents, post, web):
 # a time."
 def test_ring_all_offers_ten_agents_at_a_time_and_the_next_ten_on_timeout(agents, post, web):
     team = agents(25)
-    make_rule(pool=make_pool(team), sources=[web], strategy="broadcast", batch_size=10,
-              claim_timeout=dt.timedelta(minutes=1))
+    make_rule(
+        pool=make_pool(team),
+        sources=[web],
+        strategy="broadcast",
+        batch_size=10,
+        claim_timeout=dt.timedelta(minutes=1),
+    )
     with time_machine.travel(MONDAY_10, tick=False) as clock:
         lead = post()
-        first = set(Offer.objects.filter(lead=lead, status="open").values_list("agent_id",
-                                                                                 flat=True))
+        first = set(
+            Offer.objects.filter(lead=lead, status="open").values_list("agent_id", flat=True)
+        )
         assert first == {a.pk for a in team[:10]}
         clock.shift(dt.timedelta(minutes=2))
         offers_expire()
-        second = set(Offer.objects.filter(lead=lead, status="open")
-                     .values_list("agent_id", flat=True))
+        second = set(
+            Offer.objects.filter(lead=lead, status="open").values_list("agent_id", flat=True)
+        )
         assert second == {a.pk for a in team[10:20]}
         clock.shift(dt.timedelta(minutes=2))
         offers_expire()
-        third = set(Offer.objects.filter(lead=lead, status="open")
-                    .values_list("agent_id", flat=True))
+        third = set(
+            Offer.objects.filter(lead=lead, status="open").values_list("agent_id", flat=True)
+        )
         assert third == {a.pk for a in team[20:]}
 
 
@@ -155,8 +163,13 @@ def test_ring_all_offers_ten_agents_at_a_time_and_the_next_ten_on_timeout(agents
 def test_ring_all_after_hours_goes_to_the_unassigned_queue(agents, post, web):
     team = agents(3)
     hours = make_schedule(days=range(5), start="09:00", end="17:00")
-    make_rule(pool=make_pool(team), sources=[web], strategy="broadcast", schedule=hours,
-              after_hours="unassigned")
+    make_rule(
+        pool=make_pool(team),
+        sources=[web],
+        strategy="broadcast",
+        schedule=hours,
+        after_hours="unassigned",
+    )
     with time_machine.travel(dt.datetime(2025, 3, 3, 22, 0, tzinfo=UTC), tick=False):
         lead = post()
     assert (lead.status, lead.owner) == ("unassigned", None)
@@ -214,8 +227,9 @@ def test_a_failing_webhook_never_blocks_the_offer(agents, post, web, settings):
 # when it is distributed and assigned to an agent."
 def test_an_assigned_lead_gets_the_rules_initial_status_and_activity(agents, post, web):
     (a,) = agents(1)
-    make_rule(pool=make_pool([a]), sources=[web], initial_status="working",
-              initial_activity="new_lead")
+    make_rule(
+        pool=make_pool([a]), sources=[web], initial_status="working", initial_activity="new_lead"
+    )
     lead = post()
     assert (lead.owner, lead.status) == (a, "working")
     assert list(lead.activities.values_list("kind", "agent")) == [("new_lead", a.pk)]
@@ -230,8 +244,7 @@ def test_a_lead_arriving_outside_business_hours_is_held_until_the_opening(agents
 
     with time_machine.travel(dt.datetime(2025, 3, 1, 12, 0, tzinfo=UTC), tick=False) as clock:
         lead = post()  # a Saturday
-        assert (lead.status, lead.held_until) == ("held", dt.datetime(2025, 3, 3, 9, 0,
-                                                                        tzinfo=UTC))
+        assert (lead.status, lead.held_until) == ("held", dt.datetime(2025, 3, 3, 9, 0, tzinfo=UTC))
         clock.move_to(dt.datetime(2025, 3, 3, 8, 59, tzinfo=UTC))
         assert leads_release_held() == 0
         clock.move_to(dt.datetime(2025, 3, 3, 9, 0, 5, tzinfo=UTC))

@@ -22,19 +22,29 @@ def automation(name: str, action: str, **fields):
 def test_an_automation_sends_matching_leads_to_a_user(agents, post, web):
     a, vip_manager = agents(2)
     make_rule(pool=make_pool([a]), sources=[web])
-    automation("globex", "user", target_user=vip_manager,
-               filters=[{"field": "company_name", "op": "eq", "value": "Globex"}])
+    automation(
+        "globex",
+        "user",
+        target_user=vip_manager,
+        filters=[{"field": "company_name", "op": "eq", "value": "Globex"}],
+    )
     assert post(company_name="Globex").owner == vip_manager
     assert post(company_name="Initech").owner == a
 
 
 # "If a Lead Owner already exists then this option will also reassign the Lead Owner."
 def test_a_user_automation_on_status_change_reassigns_the_owner(
-        agents, post, web, django_capture_on_commit_callbacks):
+    agents, post, web, django_capture_on_commit_callbacks
+):
     a, closer = agents(2)
     make_rule(pool=make_pool([a]), sources=[web])
-    automation("qualified to the closer", "user", trigger="status_changed", target_user=closer,
-               filters=[{"field": "status", "op": "eq", "value": "qualified"}])
+    automation(
+        "qualified to the closer",
+        "user",
+        trigger="status_changed",
+        target_user=closer,
+        filters=[{"field": "status", "op": "eq", "value": "qualified"}],
+    )
     lead = post()
     assert lead.owner == a
     with django_capture_on_commit_callbacks(execute=True):
@@ -48,10 +58,18 @@ def test_a_user_automation_on_status_change_reassigns_the_owner(
 # criteria and the strategy.
 def test_assignment_rules_route_by_company_size_location_and_name(agents, post, web):
     majors, benelux, rest = agents(3)
-    make_rule("major accounts", pool=make_pool([majors], name="majors"), priority=1,
-              filters=[{"field": "company_size", "op": "gte", "value": 1000}])
-    make_rule("benelux", pool=make_pool([benelux], name="benelux"), priority=2,
-              filters=[{"field": "country", "op": "in", "value": ["NL", "BE"]}])
+    make_rule(
+        "major accounts",
+        pool=make_pool([majors], name="majors"),
+        priority=1,
+        filters=[{"field": "company_size", "op": "gte", "value": 1000}],
+    )
+    make_rule(
+        "benelux",
+        pool=make_pool([benelux], name="benelux"),
+        priority=2,
+        filters=[{"field": "country", "op": "in", "value": ["NL", "BE"]}],
+    )
     make_rule("rest", pool=make_pool([rest], name="rest"), priority=3)
     automation("through the assignment rules", "assignment_rules")
     assert post(company_size=5000, country="NL").owner == majors
@@ -64,11 +82,20 @@ def test_assignment_rules_route_by_company_size_location_and_name(agents, post, 
 def test_an_automation_sends_a_lead_through_one_named_rule(agents, post, web):
     a, b, c = agents(3)
     make_rule("default", pool=make_pool([a], name="p1"), priority=1)
-    balanced = make_rule("load", pool=make_pool([b, c], name="p2"), priority=50,
-                         strategy="load_balanced", enabled=True)
+    balanced = make_rule(
+        "load",
+        pool=make_pool([b, c], name="p2"),
+        priority=50,
+        strategy="load_balanced",
+        enabled=True,
+    )
     Lead.objects.create(first_name="open", owner=b, status="working")
-    automation("partners by load", "rule", target_rule=balanced,
-               filters=[{"field": "source", "op": "eq", "value": "web"}])
+    automation(
+        "partners by load",
+        "rule",
+        target_rule=balanced,
+        filters=[{"field": "source", "op": "eq", "value": "web"}],
+    )
     assert post().owner == c  # b has an open lead, c has none
 
 
@@ -76,12 +103,27 @@ def test_an_automation_sends_a_lead_through_one_named_rule(agents, post, web):
 # ... The Hopper can be used as a "shark tank" for hungry sales people"
 def test_an_automation_puts_leads_in_the_hopper_with_an_optional_owner(agents, post, web):
     a, b, owner = agents(3)
-    tank = make_rule("tank", pool=make_pool([a, b]), strategy="hopper", priority=99,
-                     filters=[{"field": "city", "op": "eq", "value": "nowhere"}])
-    automation("to the tank", "hopper", target_rule=tank,
-               filters=[{"field": "city", "op": "eq", "value": "Utrecht"}])
-    automation("to the tank with an owner", "hopper", target_rule=tank, target_user=owner,
-               filters=[{"field": "city", "op": "eq", "value": "Delft"}], priority=200)
+    tank = make_rule(
+        "tank",
+        pool=make_pool([a, b]),
+        strategy="hopper",
+        priority=99,
+        filters=[{"field": "city", "op": "eq", "value": "nowhere"}],
+    )
+    automation(
+        "to the tank",
+        "hopper",
+        target_rule=tank,
+        filters=[{"field": "city", "op": "eq", "value": "Utrecht"}],
+    )
+    automation(
+        "to the tank with an owner",
+        "hopper",
+        target_rule=tank,
+        target_user=owner,
+        filters=[{"field": "city", "op": "eq", "value": "Delft"}],
+        priority=200,
+    )
     unowned = post(city="Utrecht")
     owned = post(city="Delft")
     assert (unowned.status, unowned.owner) == ("waiting", None)

@@ -11,16 +11,23 @@ from leads.models import DistributionState, Lead
 
 
 class Command(BaseCommand):
-    help = ("Distribute every pending lead now, in process, without a worker. Idempotent: "
-            "leads already distributed are left alone, so it is safe to run concurrently.")
+    help = (
+        "Distribute every pending lead now, in process, without a worker. Idempotent: "
+        "leads already distributed are left alone, so it is safe to run concurrently."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--quiet", "-q", action="store_true", help="No progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
         waiting = Lead.objects.filter(distribution_state=DistributionState.PENDING).count()
-        bar = tqdm(total=waiting, unit="lead", desc="Distributing", file=sys.stderr,
-                   disable=True if options["quiet"] else None)
+        bar = tqdm(
+            total=waiting,
+            unit="lead",
+            desc="Distributing",
+            file=sys.stderr,
+            disable=True if options["quiet"] else None,
+        )
         try:
             outcomes = leads_distribute_pending(trigger="command", progress=bar.update)
         finally:

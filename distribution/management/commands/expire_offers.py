@@ -9,13 +9,14 @@ from distribution.services.routing import leads_release_held
 
 
 class Command(BaseCommand):
-    help = ("Expire overdue offers now and move each lead on (next in line, next batch, or "
-            "the fallback); also release held leads whose schedule has opened. In process, "
-            "no worker needed; safe to run while the Beat sweeper runs.")
+    help = (
+        "Expire overdue offers now and move each lead on (next in line, next batch, or "
+        "the fallback); also release held leads whose schedule has opened. In process, "
+        "no worker needed; safe to run while the Beat sweeper runs."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--no-held", action="store_true",
-                            help="Do not release held leads")
+        parser.add_argument("--no-held", action="store_true", help="Do not release held leads")
 
     def handle(self, *args: Any, **options: Any) -> None:
         expired = 0

@@ -13,10 +13,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--output", "-o", type=Path, help="Write to this file")
-        parser.add_argument("--format", choices=["yaml", "json"], default=None,
-                            help="Default: from the output file's suffix, else yaml")
-        parser.add_argument("--only", nargs="+", metavar="SECTION",
-                            help="Only these sections (e.g. agents rules)")
+        parser.add_argument(
+            "--format",
+            choices=["yaml", "json"],
+            default=None,
+            help="Default: from the output file's suffix, else yaml",
+        )
+        parser.add_argument(
+            "--only", nargs="+", metavar="SECTION", help="Only these sections (e.g. agents rules)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         output: Path | None = options["output"]

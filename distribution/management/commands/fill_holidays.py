@@ -9,12 +9,18 @@ from distribution.services.routing import schedule_fill_holidays
 
 
 class Command(BaseCommand):
-    help = ("Store the public holidays of each schedule's holiday_country (last year to two "
-            "years ahead, from the holidays package) as holiday rows; entered ones are kept.")
+    help = (
+        "Store the public holidays of each schedule's holiday_country (last year to two "
+        "years ahead, from the holidays package) as holiday rows; entered ones are kept."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--schedule", action="append", default=[],
-                            help="Only this schedule (by name; repeatable)")
+        parser.add_argument(
+            "--schedule",
+            action="append",
+            default=[],
+            help="Only this schedule (by name; repeatable)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         schedules = Schedule.objects.exclude(holiday_country="").order_by("name")
@@ -22,8 +28,9 @@ class Command(BaseCommand):
             schedules = schedules.filter(name__in=options["schedule"])
             missing = set(options["schedule"]) - {s.name for s in schedules}
             if missing:
-                raise CommandError(f"no schedule with a holiday country named "
-                                   f"{', '.join(sorted(missing))}")
+                raise CommandError(
+                    f"no schedule with a holiday country named {', '.join(sorted(missing))}"
+                )
         total = 0
         for schedule in schedules:
             added = schedule_fill_holidays(schedule_id=schedule.pk)

@@ -8,13 +8,16 @@ from distribution.services import MarketplaceError, windows_recheck_due
 
 
 class Command(BaseCommand):
-    help = ("Recheck the auto-distribution windows that are due, now, in process (what Beat "
-            "runs every minute): newly eligible contracts get the lead until its maximum "
-            "multiplication is reached or the window ends.")
+    help = (
+        "Recheck the auto-distribution windows that are due, now, in process (what Beat "
+        "runs every minute): newly eligible contracts get the lead until its maximum "
+        "multiplication is reached or the window ends."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--limit", type=int, default=500,
-                            help="At most this many windows (default 500)")
+        parser.add_argument(
+            "--limit", type=int, default=500, help="At most this many windows (default 500)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["limit"] < 1:

@@ -18,8 +18,10 @@ DEMO_LOGINS = [
 
 
 class Command(BaseCommand):
-    help = ("Run the web server, a Celery worker and Celery Beat together (the embedded "
-            "setup of `make run`); Ctrl-C stops all three.")
+    help = (
+        "Run the web server, a Celery worker and Celery Beat together (the embedded "
+        "setup of `make run`); Ctrl-C stops all three."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--addr", default=os.environ.get("ADDR", "127.0.0.1"))
@@ -29,19 +31,44 @@ class Command(BaseCommand):
         python = sys.executable
         url = f"http://{options['addr']}:{options['port']}"
         commands = {
-            "web": [python, "manage.py", "runserver", "--noreload",
-                    f"{options['addr']}:{options['port']}"],
-            "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
-                       "--pool=threads", "--concurrency=2", "--without-gossip",
-                       "--without-mingle", "--hostname=embedded@%h"],
-            "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
-                     "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-                     "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
+            "web": [
+                python,
+                "manage.py",
+                "runserver",
+                "--noreload",
+                f"{options['addr']}:{options['port']}",
+            ],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                "--pool=threads",
+                "--concurrency=2",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname=embedded@%h",
+            ],
+            "beat": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel=INFO",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+                "--schedule",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
+            ],
         }
         procs: dict[str, subprocess.Popen[bytes]] = {}
         for name, command in commands.items():
-            procs[name] = subprocess.Popen(command, cwd=settings.BASE_DIR,
-                                           start_new_session=True)
+            procs[name] = subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True)
         self.stdout.write(self.style.SUCCESS(f"\nLeadrouter is running at {url}/"))
         self.stdout.write(f"  admin:      {url}/admin/")
         self.stdout.write(f"  agents:     {url}/agent/")
@@ -50,10 +77,12 @@ class Command(BaseCommand):
         self.stdout.write("  demo logins:")
         for role, email, password in DEMO_LOGINS:
             self.stdout.write(f"    {role:16} {email} / {password}")
-        self.stdout.write("  post a lead: curl -X POST " + url + "/api/v1/leads "
-                          "-H 'Authorization: Bearer demo-source-web-form' "
-                          "-H 'Content-Type: application/json' "
-                          "-d '{\"first_name\": \"Test\", \"email\": \"test@example.com\"}'")
+        self.stdout.write(
+            "  post a lead: curl -X POST " + url + "/api/v1/leads "
+            "-H 'Authorization: Bearer demo-source-web-form' "
+            "-H 'Content-Type: application/json' "
+            '-d \'{"first_name": "Test", "email": "test@example.com"}\''
+        )
         self.stdout.write("Press Ctrl-C to stop the web server, the worker and Beat.\n")
         stopping = False
 

@@ -10,17 +10,24 @@ from distribution.services.simulate import rule_simulate
 
 
 class Command(BaseCommand):
-    help = ("Simulate distribution: replay the leads of the last N days through the rules "
-            "(RULE optionally changed with --set, and treated as enabled) and show who would "
-            "get what and why. Nothing is written.")
+    help = (
+        "Simulate distribution: replay the leads of the last N days through the rules "
+        "(RULE optionally changed with --set, and treated as enabled) and show who would "
+        "get what and why. Nothing is written."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--rule", help="The rule to simulate (default: the rule table)")
         parser.add_argument("--days", type=int, default=7, help="Replay this many days (7)")
         parser.add_argument("--json", action="store_true", help="Print one JSON document")
-        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                            help="Change the rule for the simulation, e.g. strategy=weighted, "
-                                 "pool=east, claim_timeout=5m, caps={\"day\": 3} (repeatable)")
+        parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="Change the rule for the simulation, e.g. strategy=weighted, "
+            'pool=east, claim_timeout=5m, caps={"day": 3} (repeatable)',
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         changes: dict[str, Any] = {}
@@ -37,21 +44,25 @@ class Command(BaseCommand):
         if options["days"] < 1:
             raise CommandError("--days must be at least 1")
         try:
-            result = rule_simulate(rule_name=options["rule"], days=options["days"],
-                                   changes=changes)
+            result = rule_simulate(rule_name=options["rule"], days=options["days"], changes=changes)
         except (DistributionError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:
-            doc = {"decisions": [{k: d[k] for k in ("lead", "rule", "owner", "status",
-                                                    "candidates")}
-                                 for d in result["decisions"]],
-                   "totals": result["totals"]}
+            doc = {
+                "decisions": [
+                    {k: d[k] for k in ("lead", "rule", "owner", "status", "candidates")}
+                    for d in result["decisions"]
+                ],
+                "totals": result["totals"],
+            }
             self.stdout.write(json.dumps(doc, indent=2, default=str))
             return
         for d in result["decisions"]:
-            self.stdout.write(f"lead {d['lead']}: {d['status']}"
-                              + (f" → {d['owner']}" if d["owner"] else "")
-                              + f" — {d['reason']}")
+            self.stdout.write(
+                f"lead {d['lead']}: {d['status']}"
+                + (f" → {d['owner']}" if d["owner"] else "")
+                + f" — {d['reason']}"
+            )
         self.stdout.write("")
         for email, t in result["totals"].items():
             cap = "no cap" if t["cap"] is None else f"cap {t['cap']}"

@@ -12,19 +12,29 @@ from leads.models import Campaign, Source
 
 
 class Command(BaseCommand):
-    help = ("Import leads from a CSV file. Columns are matched to lead fields by name (common "
-            "spellings understood; --map overrides); other columns go to attributes. Bad rows "
-            "are reported with their line numbers; good rows are kept and distributed.")
+    help = (
+        "Import leads from a CSV file. Columns are matched to lead fields by name (common "
+        "spellings understood; --map overrides); other columns go to attributes. Bad rows "
+        "are reported with their line numbers; good rows are kept and distributed."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
         parser.add_argument("--source", help="Source slug the leads come from")
         parser.add_argument("--campaign", help="Campaign slug for rows without one")
-        parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
-                            help="Map a CSV column to a lead field, e.g. 'E-mail=email'")
+        parser.add_argument(
+            "--map",
+            action="append",
+            default=[],
+            metavar="COLUMN=FIELD",
+            help="Map a CSV column to a lead field, e.g. 'E-mail=email'",
+        )
         parser.add_argument("--encoding", default="utf-8-sig")
-        parser.add_argument("--no-distribute", action="store_true",
-                            help="Store the leads as pending without queueing distribution")
+        parser.add_argument(
+            "--no-distribute",
+            action="store_true",
+            help="Store the leads as pending without queueing distribution",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
@@ -46,22 +56,29 @@ class Command(BaseCommand):
         with path.open(encoding=options["encoding"], newline="") as handle:
             total = max(sum(1 for _ in handle) - 1, 0)
             handle.seek(0)
-            bar = tqdm(total=total, unit="row", desc="Importing", file=sys.stderr,
-                       disable=None)
+            bar = tqdm(total=total, unit="row", desc="Importing", file=sys.stderr, disable=None)
             try:
                 result = leads_import_csv(
-                    handle=handle, source=source, overrides=overrides,
+                    handle=handle,
+                    source=source,
+                    overrides=overrides,
                     default_campaign=options["campaign"],
-                    queue=not options["no_distribute"], on_row=lambda: bar.update(1))
+                    queue=not options["no_distribute"],
+                    on_row=lambda: bar.update(1),
+                )
             except (ValueError, UnicodeDecodeError) as exc:
                 raise CommandError(f"{path}: {exc}") from exc
             finally:
                 bar.close()
         for line, reason in result.errors:
             self.stderr.write(f"line {line}: {reason}")
-        self.stdout.write(f"{result.rows} rows read: {result.created} leads imported, "
-                          f"{result.repeated} already known (same source and external id), "
-                          f"{len(result.errors)} rejected.")
+        self.stdout.write(
+            f"{result.rows} rows read: {result.created} leads imported, "
+            f"{result.repeated} already known (same source and external id), "
+            f"{len(result.errors)} rejected."
+        )
         if result.errors:
-            raise CommandError(f"{len(result.errors)} row(s) rejected (see the lines above); "
-                               f"the {result.created} good row(s) were kept.")
+            raise CommandError(
+                f"{len(result.errors)} row(s) rejected (see the lines above); "
+                f"the {result.created} good row(s) were kept."
+            )
