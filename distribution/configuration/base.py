@@ -183,6 +183,40 @@ class Ctx:
             self.error(path, f"{value!r} is not a time HH:MM")
             return None
 
+    def weekly_intervals(self, value: Any, path: str) -> set[tuple[int, Any, Any]] | None:
+        """`[{days: [mon, …], start: "HH:MM", end: "HH:MM"}]` as (weekday, start, end) rows;
+        None after an error. An end equal to the start is only allowed as "24:00"."""
+        if value in (None, ""):
+            return set()
+        if not isinstance(value, list):
+            self.error(path, "must be a list of {days, start, end}")
+            return None
+        out: set[tuple[int, Any, Any]] = set()
+        for i, item in enumerate(value):
+            p = f"{path}[{i}]"
+            if not self.known_keys(item, ("days", "start", "end"), p):
+                continue
+            days = item.get("days")
+            if isinstance(days, str):
+                days = [days]
+            if not isinstance(days, list) or not days:
+                self.error(f"{p}.days", "must be a list of mon … sun")
+                continue
+            bad = [d for d in days if str(d).lower()[:3] not in DAYS]
+            if bad:
+                self.error(f"{p}.days", f"{bad[0]!r} is not one of {', '.join(DAYS)}")
+                continue
+            start = self.as_time(self.require(item, "start", p), f"{p}.start")
+            end = self.as_time(self.require(item, "end", p), f"{p}.end")
+            if start is None or end is None:
+                continue
+            if start == end and str(item.get("end")) not in ("24:00", "24:00:00"):
+                self.error(f"{p}.end", "must differ from start")
+                continue
+            for d in days:
+                out.add((DAYS.index(str(d).lower()[:3]), start, end))
+        return out
+
     def as_choice(self, value: Any, path: str, choices: Iterable[str], default: str) -> str:
         if value in (None, ""):
             return default

@@ -211,35 +211,6 @@ class ContractsSection(Section):
             )
         return out
 
-    def _delivery(self, ctx: Ctx, value: Any, path: str) -> set[tuple[int, Any, Any]] | None:
-        if value in (None, ""):
-            return set()
-        if not isinstance(value, list):
-            ctx.error(path, "must be a list of {days, start, end}")
-            return None
-        out: set[tuple[int, Any, Any]] = set()
-        for i, item in enumerate(value):
-            p = f"{path}[{i}]"
-            if not ctx.known_keys(item, ("days", "start", "end"), p):
-                continue
-            days = item.get("days")
-            if isinstance(days, str):
-                days = [days]
-            if not isinstance(days, list) or not days:
-                ctx.error(f"{p}.days", "must be a list of mon … sun")
-                continue
-            bad = [d for d in days if str(d).lower()[:3] not in DAYS]
-            if bad:
-                ctx.error(f"{p}.days", f"{bad[0]!r} is not one of {', '.join(DAYS)}")
-                continue
-            start = ctx.as_time(ctx.require(item, "start", p), f"{p}.start")
-            end = ctx.as_time(ctx.require(item, "end", p), f"{p}.end")
-            if start is None or end is None:
-                continue
-            for d in days:
-                out.add((DAYS.index(str(d).lower()[:3]), start, end))
-        return out
-
     def apply(self, items: list[Any], ctx: Ctx) -> None:
         seen: set[str] = set()
 
@@ -287,7 +258,7 @@ class ContractsSection(Section):
                 **self._caps(ctx, item.get("caps"), f"{path}.caps", money=False),
                 **self._caps(ctx, item.get("budget"), f"{path}.budget", money=True),
             }
-            delivery = self._delivery(ctx, item.get("delivery"), f"{path}.delivery")
+            delivery = ctx.weekly_intervals(item.get("delivery"), f"{path}.delivery")
             if name and str(name) in seen:
                 ctx.error(f"{path}.name", f"{name!r} is listed twice")
                 return

@@ -130,38 +130,6 @@ class SchedulesSection(Section):
     natural_key = "name"
     fields = ("name", "timezone", "intervals", "holidays", "holiday_country")
 
-    def _intervals(self, ctx: Ctx, value: Any, path: str) -> set[tuple[int, Any, Any]] | None:
-        if value in (None, ""):
-            return set()
-        if not isinstance(value, list):
-            ctx.error(path, "must be a list of {days, start, end}")
-            return None
-        out: set[tuple[int, Any, Any]] = set()
-        for i, item in enumerate(value):
-            p = f"{path}[{i}]"
-            if not ctx.known_keys(item, ("days", "start", "end"), p):
-                continue
-            days = item.get("days")
-            if isinstance(days, str):
-                days = [days]
-            if not isinstance(days, list) or not days:
-                ctx.error(f"{p}.days", "must be a list of mon … sun")
-                continue
-            bad = [d for d in days if str(d).lower()[:3] not in DAYS]
-            if bad:
-                ctx.error(f"{p}.days", f"{bad[0]!r} is not one of {', '.join(DAYS)}")
-                continue
-            start = ctx.as_time(ctx.require(item, "start", p), f"{p}.start")
-            end = ctx.as_time(ctx.require(item, "end", p), f"{p}.end")
-            if start is None or end is None:
-                continue
-            if start == end and str(item.get("end")) not in ("24:00", "24:00:00"):
-                ctx.error(f"{p}.end", "must differ from start")
-                continue
-            for d in days:
-                out.add((DAYS.index(str(d).lower()[:3]), start, end))
-        return out
-
     def _holidays(self, ctx: Ctx, value: Any, path: str) -> dict[Any, str] | None:
         if value in (None, ""):
             return {}
@@ -193,7 +161,7 @@ class SchedulesSection(Section):
                         f"{path}.holiday_country",
                         f"{country!r} is not a country the holidays package knows",
                     )
-            intervals = self._intervals(ctx, item.get("intervals"), f"{path}.intervals")
+            intervals = ctx.weekly_intervals(item.get("intervals"), f"{path}.intervals")
             days_off = self._holidays(ctx, item.get("holidays"), f"{path}.holidays")
             if not name or intervals is None or days_off is None or ctx.errors:
                 return
