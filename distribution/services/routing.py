@@ -112,6 +112,15 @@ def rows_update(
                     **{f: getattr(row, f) for f in fields}
                 )
         return
+    sql, params = _update_sql(model, rows, fields, key=key)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _update_sql(
+    model: type[Any], rows: Sequence[Any], fields: Sequence[str], *, key: str = "pk"
+) -> tuple[str, list[Any]]:
+    """The PostgreSQL `UPDATE … FROM unnest()` of rows_update and its parameters."""
     meta = model._meta
     key_field = meta.pk if key == "pk" else meta.get_field(key)
     columns = [key_field, *(meta.get_field(f) for f in fields)]
@@ -125,8 +134,22 @@ def rows_update(
         f'UPDATE "{meta.db_table}" AS t SET {sets} FROM unnest({unnest}) AS v({quoted}) '
         f'WHERE t."{names[0]}" = v."{names[0]}"'
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
+    return sql, arrays
+
+
+def _insert_sql(model: type[Any], rows: Sequence[Any]) -> tuple[str, list[Any]]:
+    """A PostgreSQL multi-row INSERT of new rows, values prepared as bulk_create prepares
+    them (auto_now stamped, JSON adapted); the rows get no primary key back."""
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
+    for row in rows:
+        row._state.adding = False
+        row._state.db = connection.alias
+    sql = f'INSERT INTO "{meta.db_table}" ({columns}) VALUES ' + ", ".join([one] * len(rows))
+    return sql, params
 
 
 def _copy_getter(field: Any) -> Callable[[Any], Any]:
@@ -181,40 +204,81 @@ class Writes:
     webhooks: list[dict[str, Any]] = field(default_factory=list)
 
     def flush(self) -> None:
-        """Write in bulk; e-mails and webhooks go out after commit."""
-        if self.leads:
-            rows_update(Lead, list(self.leads.values()), LEAD_UPDATE_FIELDS)
-        if self.turns:
-            # lock the agents' rows in id order first: two batches whose pools share agents
-            # then wait for each other instead of deadlocking in the UPDATE. One row has no
-            # order: its UPDATE takes the same lock the SELECT … FOR UPDATE would.
-            if len(self.turns) > 1:
-                list(
-                    AgentProfile.objects.select_for_update()
-                    .filter(user_id__in=list(self.turns))
-                    .order_by("user_id")
-                    .values_list("pk", flat=True)
-                )
-            # one UPDATE for every agent whose turn moved (round robin order)
-            profiles = [
-                AgentProfile(user_id=agent_id, last_turn_at=stamp)
-                for agent_id, stamp in sorted(self.turns.items())
-            ]
-            rows_update(AgentProfile, profiles, ["last_turn_at"], key="user")
-        for model, rows in (
+        """Write in bulk; e-mails and webhooks go out after commit. On PostgreSQL the
+        lead and agent UPDATEs and the INSERTs go to the server as one statement
+        (data-modifying CTEs: one round trip, no ORM query building); in a batch of leads
+        the lists of COPY_MIN_ROWS rows or more go by COPY instead."""
+        if connection.vendor == "postgresql":
+            self._flush_postgresql()
+        else:
+            if self.leads:
+                rows_update(Lead, list(self.leads.values()), LEAD_UPDATE_FIELDS)
+            if self.turns:
+                rows_update(AgentProfile, self._turn_rows(), ["last_turn_at"], key="user")
+            for model, rows in self._inserts():
+                rows_insert(model, rows)
+        emails, webhooks = list(self.emails), list(self.webhooks)
+        if emails:
+            transaction.on_commit(lambda: emails_dispatch(emails))
+        if webhooks:
+            transaction.on_commit(lambda: webhooks_dispatch(webhooks))
+
+    def _inserts(self) -> list[tuple[type[Any], list[Any]]]:
+        return [
             (LeadEvent, self.events),
             (DistributionAttempt, self.attempts),
             (Assignment, self.assignments),
             (Offer, self.offers),
             (Activity, self.activities),
             (Notice, self.notices),
-        ):
+        ]
+
+    def _turn_rows(self) -> list[AgentProfile]:
+        """The agents whose turn moved (round robin order), their rows locked in id order
+        first when there are several: two batches whose pools share agents then wait for
+        each other instead of deadlocking in the UPDATE. One row has no order: its UPDATE
+        takes the same lock the SELECT … FOR UPDATE would."""
+        if len(self.turns) > 1:
+            list(
+                AgentProfile.objects.select_for_update()
+                .filter(user_id__in=list(self.turns))
+                .order_by("user_id")
+                .values_list("pk", flat=True)
+            )
+        return [
+            AgentProfile(user_id=agent_id, last_turn_at=stamp)
+            for agent_id, stamp in sorted(self.turns.items())
+        ]
+
+    def _flush_postgresql(self) -> None:
+        statements: list[tuple[str, list[Any]]] = []
+        if self.leads:
+            statements.append(_update_sql(Lead, list(self.leads.values()), LEAD_UPDATE_FIELDS))
+        if self.turns:
+            statements.append(
+                _update_sql(AgentProfile, self._turn_rows(), ["last_turn_at"], key="user")
+            )
+        copies = []
+        # one lead's writes always go in the one statement (broadcast offers included), so
+        # its cost does not grow a statement with the pool's size
+        batch = len(self.leads) > 1
+        for model, rows in self._inserts():
+            if batch and len(rows) >= COPY_MIN_ROWS:
+                copies.append((model, rows))
+            elif rows:
+                statements.append(_insert_sql(model, rows))
+        if statements:
+            if len(statements) == 1:
+                sql, params = statements[0]
+            else:
+                # every sub-statement runs to completion; they write different tables
+                ctes = ", ".join(f"w{i} AS ({text})" for i, (text, _) in enumerate(statements))
+                sql = f"WITH {ctes} SELECT 1"
+                params = [p for _, values in statements for p in values]
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        for model, rows in copies:
             rows_insert(model, rows)
-        emails, webhooks = list(self.emails), list(self.webhooks)
-        if emails:
-            transaction.on_commit(lambda: emails_dispatch(emails))
-        if webhooks:
-            transaction.on_commit(lambda: webhooks_dispatch(webhooks))
 
 
 @dataclass

@@ -46,6 +46,11 @@ def queries_to_route_one(source, strategy: str, pool: Pool) -> int:
 def test_routing_one_lead_costs_the_same_with_10_or_500_members(
     web, strategy, django_assert_max_num_queries
 ):
+    if strategy == "broadcast" and connection.vendor == "sqlite":
+        pytest.skip(
+            "SQLite limits variables per statement, so 500 offers take several "
+            "INSERTs; the constant budget is a PostgreSQL property"
+        )
     small, large = bulk_pool("small", 10), bulk_pool("large", 500)
     rule = make_rule(pool=small, sources=[web], strategy=strategy)
     with django_assert_max_num_queries(ONE_LEAD_BUDGET):
@@ -67,9 +72,10 @@ def test_a_batch_of_1000_leads_costs_at_most_two_queries_per_lead(web):
     assert len(per_agent) == 50 and set(per_agent.values()) == {20}  # round robin, even
 
 
-WARM_ONE_LEAD_BUDGET = 13  # with the routing configuration cached (savepoints included)
+WARM_ONE_LEAD_BUDGET = 8  # with the routing configuration cached (BEGIN and COMMIT included)
 
 
+@pytest.mark.postgres  # the configuration cache and the one-statement writes are PostgreSQL's
 @pytest.mark.parametrize("strategy", ["round_robin", "weighted", "load_balanced", "broadcast"])
 def test_once_the_configuration_is_cached_one_lead_costs_a_fixed_few_queries(
     web, strategy, django_assert_max_num_queries
