@@ -294,6 +294,14 @@ class ContractSnapshot:
     trial_key: Key = field(init=False, repr=False, compare=False)
     turnover_key: Key = field(init=False, repr=False, compare=False)
     loc_rad: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    # Eligibility invariants: the cap/budget verdict (caps, usage and price are fixed for a
+    # snapshot) and, with a radius, the bounding box (lat_min, lat_max, lon_min, lon_max) of
+    # the service disc around each location: a lead outside every box is out of the area
+    # without any trigonometry (geodesic distance is symmetric).
+    cap_reason: Reason | None = field(init=False, repr=False, compare=False)
+    area_boxes: tuple[tuple[float, float, float, float], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         _require_aware(self.created_at)
@@ -313,6 +321,14 @@ class ContractSnapshot:
             "loc_rad",
             tuple(v for p in self.locations for v in (math.radians(p.lat), math.radians(p.lon))),
         )
+        object.__setattr__(self, "cap_reason", _cap_reason(self))
+        boxes: tuple[tuple[float, float, float, float], ...] = ()
+        if self.radius_km is not None:
+            boxes = tuple(
+                (b.lat_min, b.lat_max, b.lon_min, b.lon_max)
+                for b in (bounding_box(p.lat, p.lon, self.radius_km) for p in self.locations)
+            )
+        object.__setattr__(self, "area_boxes", boxes)
 
     def remaining_count(self) -> int | None:
         """Outbound leads still allowed by the count caps (None: no count cap)."""
@@ -655,6 +671,7 @@ class _LeadContext:
     """Per-lead values computed once and shared by every contract check (and caches)."""
 
     __slots__ = (
+        "age",
         "approx",
         "cos_lat",
         "count",
@@ -676,6 +693,9 @@ class _LeadContext:
         self.lead = lead
         self.now = now
         self.today = now.date()
+        # The lead's age, once (None for a naive created_at: the check then fails as before).
+        created = lead.created_at
+        self.age: timedelta | None = now - created if created.utcoffset() is not None else None
         self.count = lead.outbound_count
         self.share_limit = lead.share_limit
         self.has_point = lead.latitude is not None and lead.longitude is not None
@@ -747,6 +767,24 @@ class _LeadContext:
         return found
 
 
+def _cap_reason(c: ContractSnapshot) -> Reason | None:
+    # CAP_REACHED / BUDGET_REACHED as the snapshot stands (computed once per snapshot).
+    caps, used = c.caps, c.used
+    if (
+        (caps.day is not None and used.day >= caps.day)
+        or (caps.week is not None and used.week >= caps.week)
+        or (caps.month is not None and used.month >= caps.month)
+    ):
+        return Reason.CAP_REACHED
+    if (
+        (caps.day_budget is not None and used.day_spent + c.price > caps.day_budget)
+        or (caps.week_budget is not None and used.week_spent + c.price > caps.week_budget)
+        or (caps.month_budget is not None and used.month_spent + c.price > caps.month_budget)
+    ):
+        return Reason.BUDGET_REACHED
+    return None
+
+
 def _require_aware(moment: datetime) -> None:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("datetimes given to the engine must be timezone-aware")
@@ -774,27 +812,28 @@ def _eligibility(c: ContractSnapshot, ctx: _LeadContext) -> Reason | None:
     after = ctx.count + 1
     if after > c.max_share_count or (ctx.share_limit is not None and after > ctx.share_limit):
         return Reason.SHARE_COUNT_EXCEEDED
-    caps, used = c.caps, c.used
+    if c.cap_reason is not None:
+        return c.cap_reason
     if (
-        (caps.day is not None and used.day >= caps.day)
-        or (caps.week is not None and used.week >= caps.week)
-        or (caps.month is not None and used.month >= caps.month)
+        c.max_lead_age is not None
+        and (ctx.age if ctx.age is not None else ctx.now - lead.created_at) > c.max_lead_age
     ):
-        return Reason.CAP_REACHED
-    if (
-        (caps.day_budget is not None and used.day_spent + c.price > caps.day_budget)
-        or (caps.week_budget is not None and used.week_spent + c.price > caps.week_budget)
-        or (caps.month_budget is not None and used.month_spent + c.price > caps.month_budget)
-    ):
-        return Reason.BUDGET_REACHED
-    if c.max_lead_age is not None and ctx.now - lead.created_at > c.max_lead_age:
         return Reason.LEAD_TOO_OLD
     if c.min_lead_score is not None and (lead.score is None or lead.score < c.min_lead_score):
         return Reason.SCORE_TOO_LOW
     if c.delivery_schedule is not None and not ctx.is_open(c.delivery_schedule):
         return Reason.OUTSIDE_DELIVERY_HOURS
-    if c.radius_km is not None and not ctx.within(c, c.radius_km):
-        return Reason.OUT_OF_SERVICE_AREA
+    if c.radius_km is not None:
+        if not ctx.has_point:
+            return Reason.OUT_OF_SERVICE_AREA
+        lat, lon = ctx.lat, ctx.lon
+        for lat_min, lat_max, lon_min, lon_max in c.area_boxes:
+            if lat_min <= lat <= lat_max and lon_min <= lon <= lon_max:
+                break
+        else:  # outside every location's box: farther than the radius from each
+            return Reason.OUT_OF_SERVICE_AREA
+        if not ctx.within(c, c.radius_km):
+            return Reason.OUT_OF_SERVICE_AREA
     return None
 
 
@@ -1438,7 +1477,8 @@ def _screen(
     eligible: list[int] = []
     ineligible: list[int] = []
     index_of: dict[int, int] = {}
-    for idx in sorted(range(n), key=lambda i: contracts[i].id):
+    ids = [c.id for c in contracts]
+    for idx in sorted(range(n), key=ids.__getitem__):
         c = contracts[idx]
         if c.id in index_of:
             raise ValueError(f"contract id {c.id} passed twice")

@@ -412,7 +412,8 @@ def _select_locked(
 def _after(
     records: list[engine.OutboundRecord], decision: engine.SelectionDecision, rows: sel.ContractRows
 ) -> list[engine.OutboundRecord]:
-    by_id = {c.id: c for c in rows.snapshots if c.id in set(decision.chosen_ids)}
+    chosen = set(decision.chosen_ids)
+    by_id = {c.id: c for c in rows.snapshots if c.id in chosen}
     return [
         *records,
         *(

@@ -792,3 +792,38 @@ def test_workflow_snapshot_defaults() -> None:
     wf = WorkflowSnapshot(max_multiplication=None)
     assert wf.rules == () and wf.min_contracts == 0 and wf.min_turnover is None
     assert remaining_room(lead(), wf) > 10**9
+
+
+# --------------------------------------------------------------------------- precomputed invariants
+
+
+def test_cap_verdict_is_recomputed_when_a_snapshot_is_replaced():
+    from dataclasses import replace
+
+    full = contract(1, caps=CapLimits(day=2), used=CapUsage(day=2))
+    assert contract_eligibility(full, lead(), NOW) is Reason.CAP_REACHED
+    fresh = replace(full, used=CapUsage(day=1))
+    assert contract_eligibility(fresh, lead(), NOW) is None
+    spent = replace(
+        fresh, caps=CapLimits(day_budget=Decimal("15")), used=CapUsage(day_spent=Decimal("6"))
+    )
+    assert contract_eligibility(spent, lead(), NOW) is Reason.BUDGET_REACHED
+    # The earlier checks keep their precedence over the precomputed cap verdict.
+    assert contract_eligibility(replace(full, paused=True), lead(), NOW) is Reason.PAUSED
+
+
+def test_service_area_box_prefilter_agrees_with_the_geodesic():
+    rng = random.Random(7)
+    for _ in range(300):
+        radius = rng.uniform(1, 80)
+        loc = LocationPoint(rng.uniform(50.8, 53.5), rng.uniform(3.4, 7.2))
+        c = contract(1, radius_km=radius, locations=(loc,))
+        # Points around the disc's edge, where the box and the geodesic are closest.
+        bearing = rng.uniform(0, 360)
+        far = geodesic(kilometers=radius * rng.uniform(0.98, 1.02)).destination(
+            (loc.lat, loc.lon), bearing
+        )
+        expected = geodesic((far.latitude, far.longitude), (loc.lat, loc.lon)).km <= radius
+        got = contract_eligibility(c, lead(latitude=far.latitude, longitude=far.longitude), NOW)
+        assert (got is None) == expected
+        assert got in (None, Reason.OUT_OF_SERVICE_AREA)
