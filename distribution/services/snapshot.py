@@ -56,26 +56,23 @@ METRICS_WINDOW = timedelta(days=30)  # trailing window of the performance metric
 
 
 @functools.lru_cache(maxsize=256)
-def _country_holidays(country: str, year: int) -> frozenset[date]:
+def _country_holidays(country: str, year: int) -> dict[date, str]:
+    """One year of COUNTRY's public holidays with their names (cached per process)."""
     import holidays as holidays_pkg
 
     try:
-        return frozenset(holidays_pkg.country_holidays(country, years=year).keys())
-    except (KeyError, NotImplementedError):  # a country the package does not know
-        return frozenset()
+        table = holidays_pkg.country_holidays(country, years=year)
+    except NotImplementedError:  # how the holidays package says it does not know a country
+        return {}
+    return {d: str(n) for d, n in table.items()}
 
 
 def country_holidays(country: str, around: date) -> dict[date, str]:
     """The public holidays of COUNTRY from last year to two years ahead, with names."""
-    import holidays as holidays_pkg
-
-    try:
-        table = holidays_pkg.country_holidays(
-            country, years=range(around.year - 1, around.year + 3)
-        )
-    except (KeyError, NotImplementedError):
-        return {}
-    return {d: str(n) for d, n in sorted(table.items())}
+    table: dict[date, str] = {}
+    for year in range(around.year - 1, around.year + 3):
+        table.update(_country_holidays(country, year))
+    return dict(sorted(table.items()))
 
 
 def schedule_snapshot(schedule: Schedule, today: date) -> ScheduleSnapshot:
@@ -83,7 +80,7 @@ def schedule_snapshot(schedule: Schedule, today: date) -> ScheduleSnapshot:
     days = {h.date for h in schedule.holidays.all()}
     if schedule.holiday_country:
         for year in range(today.year - 1, today.year + 3):
-            days |= _country_holidays(schedule.holiday_country, year)
+            days |= _country_holidays(schedule.holiday_country, year).keys()
     return ScheduleSnapshot(
         timezone=schedule.timezone,
         intervals=tuple(Interval(iv.weekday, iv.start, iv.end) for iv in schedule.intervals.all()),
