@@ -37,6 +37,7 @@ __all__ = [
     "CapUsage",
     "ChosenContract",
     "ContractSnapshot",
+    "ContractTable",
     "DeliverySchedule",
     "Explanation",
     "InboundLeadSnapshot",
@@ -424,22 +425,38 @@ class _RankedKeys(NamedTuple):
     reason: Reason
 
 
+class _RankedTail(NamedTuple):
+    # A tail already in order (indices of a presorted order): ranked start, start + 1, …
+    indices: Sequence[int]
+    start: int
+    position: int
+    reason: Reason
+
+
 class _Relabel(NamedTuple):
     # A new reason for `indices`, ranks unchanged.
     indices: Sequence[int]
     reason: Reason
 
 
-_Event = _Ranked | _RankedKeys | _Relabel
+_Event = _Ranked | _RankedKeys | _RankedTail | _Relabel
+
+# Reasons as small integers (0: chosen / eligible) for the vectorised paths.
+_REASONS: tuple[Reason | None, ...] = (None, *Reason)
+_CODE = {r: i for i, r in enumerate(_REASONS)}
+_REASON_ARRAY = np.array(_REASONS, dtype=object)
+_UNRANKED = np.iinfo(np.int64).max
 
 
 class Explanation:
     """Why each contract was or was not chosen, materialised on first use.
 
     Selection records what each rule did as a short log (a rule may rank 10,000 contracts
-    while choosing 3); `lines()` replays it once. The object is immutable from outside. In
-    distance mode the contracts a rule never reached are ranked by a proven lower bound of
-    their distance (their exact distance could not have changed the choice).
+    while choosing 3); the log is replayed once into per-contract arrays (reason code, rank,
+    rule), from which `head(n)` and `reason_counts()` read without building a line per
+    contract. The object is immutable from outside. In distance mode the contracts a rule
+    never reached are ranked by a proven lower bound of their distance (their exact
+    distance could not have changed the choice).
     """
 
     __slots__ = (
@@ -449,89 +466,130 @@ class Explanation:
         "_contracts",
         "_distances",
         "_eligible",
+        "_ids",
         "_ineligible",
         "_lines",
         "_log",
         "_notes",
+        "_replayed",
     )
 
     def __init__(
         self,
         *,
         contracts: tuple[ContractSnapshot, ...],
-        base: tuple[Reason | None, ...],
+        base: Sequence[Reason | None] | np.ndarray,
         log: tuple[_Event, ...],
         chosen: tuple[int, ...],
-        eligible: tuple[int, ...],
-        ineligible: tuple[int, ...],
+        eligible: Sequence[int],
+        ineligible: Sequence[int],
         distances: dict[int, float],
         notes: dict[int, Reason],
+        ids: np.ndarray | None = None,
     ) -> None:
         self._contracts = contracts
-        self._base = base
+        self._base = base if isinstance(base, np.ndarray) else _codes_of(base)
         self._log = log
         self._chosen = chosen
         self._eligible = eligible
         self._ineligible = ineligible
         self._distances = distances
         self._notes = notes
+        self._ids = ids
         self._lines: tuple[CandidateExplanation, ...] | None = None
         self._by_id: dict[int, CandidateExplanation] | None = None
+        self._replayed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _replay(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Final reason code, rank and rule position of every contract (log replayed once;
+        unranked: _UNRANKED)."""
+        if self._replayed is not None:
+            return self._replayed
+        contracts = self._contracts
+        n = len(contracts)
+        reason = self._base.astype(np.int16, copy=True)
+        rank = np.full(n, _UNRANKED, dtype=np.int64)
+        rule = np.full(n, _UNRANKED, dtype=np.int64)
+        index_of: dict[int, int] | None = None
+        for event in self._log:
+            if isinstance(event, _Ranked):
+                idx = _index_array(event.indices)
+                if idx.size:
+                    rank[idx] = np.arange(event.start, event.start + idx.size)
+                    rule[idx] = _UNRANKED if event.position is None else event.position
+                    reason[idx] = np.fromiter(
+                        (_CODE[r] for r in event.reasons), dtype=np.int16, count=idx.size
+                    )
+            elif isinstance(event, _RankedKeys):
+                if index_of is None:
+                    index_of = {contracts[i].id: i for i in self._eligible}
+                ordered = [index_of[_entry_id(key)] for key in sorted(event.keys)]
+                idx = _index_array(ordered)
+                if idx.size:
+                    rank[idx] = np.arange(event.start, event.start + idx.size)
+                    rule[idx] = event.position
+                    reason[idx] = _CODE[event.reason]
+            elif isinstance(event, _RankedTail):
+                idx = _index_array(event.indices)
+                if idx.size:
+                    rank[idx] = np.arange(event.start, event.start + idx.size)
+                    rule[idx] = event.position
+                    reason[idx] = _CODE[event.reason]
+            else:
+                idx = _index_array(event.indices)
+                if idx.size:
+                    reason[idx] = _CODE[event.reason]
+        self._replayed = (reason, rank, rule)
+        return self._replayed
+
+    def _line(self, idx: int) -> CandidateExplanation:
+        reason, rank, rule = self._replay()
+        c = self._contracts[idx]
+        r, k = int(rank[idx]), int(rule[idx])
+        return CandidateExplanation(
+            c.id,
+            c.company_id,
+            _REASONS[reason[idx]],
+            None if r == _UNRANKED else r,
+            None if k == _UNRANKED else k,
+            self._distances.get(c.id),
+            self._notes.get(idx),
+        )
+
+    def _rest(self) -> np.ndarray:
+        """Eligible contracts not chosen, by (rule, rank, id)."""
+        _, rank, rule = self._replay()
+        eligible = _index_array(self._eligible)
+        if self._chosen:
+            eligible = eligible[~np.isin(eligible, np.asarray(self._chosen, dtype=np.int64))]
+        if not eligible.size:
+            return eligible
+        ids = self._ids
+        if ids is None:
+            ids = np.fromiter((self._contracts[i].id for i in eligible), np.int64, eligible.size)
+        else:
+            ids = ids[eligible]
+        return eligible[np.lexsort((ids, rank[eligible], rule[eligible]))]
+
+    def head(self, n: int) -> list[CandidateExplanation]:
+        """The first N lines of `lines()`, without materialising the others."""
+        if self._lines is not None:
+            return list(self._lines[:n])
+        out = [self._line(i) for i in self._chosen[:n]]
+        if len(out) < n:
+            out.extend(self._line(int(i)) for i in self._rest()[: n - len(out)])
+        if len(out) < n:
+            out.extend(self._line(i) for i in self._ineligible[: n - len(out)])
+        return out
 
     def lines(self) -> tuple[CandidateExplanation, ...]:
         """Chosen contracts in selection order, other eligible ones by (rule, rank), then
         the ineligible ones by id."""
-        if self._lines is not None:
-            return self._lines
-        contracts = self._contracts
-        n = len(contracts)
-        reason = list(self._base)
-        rank: list[int | None] = [None] * n
-        rule: list[int | None] = [None] * n
-        index_of: dict[int, int] | None = None
-        for event in self._log:
-            if isinstance(event, _Ranked):
-                for offset, (idx, why) in enumerate(
-                    zip(event.indices, event.reasons, strict=True), event.start
-                ):
-                    rank[idx], rule[idx], reason[idx] = offset, event.position, why
-            elif isinstance(event, _RankedKeys):
-                if index_of is None:
-                    index_of = {contracts[i].id: i for i in self._eligible}
-                for offset, key in enumerate(sorted(event.keys), event.start):
-                    idx = index_of[_entry_id(key)]
-                    rank[idx], rule[idx], reason[idx] = offset, event.position, event.reason
-            else:
-                for idx in event.indices:
-                    reason[idx] = event.reason
-        chosen = set(self._chosen)
-        last = sys.maxsize
-        rest = sorted(
-            (i for i in self._eligible if i not in chosen),
-            key=lambda i: (
-                last if rule[i] is None else rule[i],
-                last if rank[i] is None else rank[i],
-                contracts[i].id,
-            ),
-        )
-        distances, notes = self._distances, self._notes
-
-        def line(idx: int) -> CandidateExplanation:
-            c = contracts[idx]
-            return CandidateExplanation(
-                c.id,
-                c.company_id,
-                reason[idx],
-                rank[idx],
-                rule[idx],
-                distances.get(c.id),
-                notes.get(idx),
-            )
-
-        out = [line(i) for i in self._chosen]
-        out.extend(line(i) for i in rest)
-        out.extend(line(i) for i in self._ineligible)
-        self._lines = tuple(out)
+        if self._lines is None:
+            out = [self._line(i) for i in self._chosen]
+            out.extend(self._line(i) for i in self._rest().tolist())
+            out.extend(self._line(i) for i in self._ineligible)
+            self._lines = tuple(out)
         return self._lines
 
     def line_for(self, contract_id: int) -> CandidateExplanation | None:
@@ -542,11 +600,25 @@ class Explanation:
 
     def reason_counts(self) -> dict[str, int]:
         """How many contracts ended with each reason code ("chosen" for the chosen ones)."""
-        counts: dict[str, int] = {}
-        for line in self.lines():
-            key = "chosen" if line.reason is None else str(line.reason)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
+        reason, _, _ = self._replay()
+        counts: list[int] = (
+            np.bincount(reason, minlength=len(_REASONS)).tolist() if reason.size else []
+        )
+        return {
+            "chosen" if code == 0 else str(_REASONS[code]): int(k)
+            for code, k in enumerate(counts)
+            if k
+        }
+
+
+def _index_array(indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    if isinstance(indices, np.ndarray):
+        return indices.astype(np.int64, copy=False)
+    return np.fromiter(indices, dtype=np.int64, count=len(indices))
+
+
+def _codes_of(reasons: Sequence[Reason | None]) -> np.ndarray:
+    return np.fromiter((_CODE[r] for r in reasons), dtype=np.int16, count=len(reasons))
 
 
 @dataclass(frozen=True, slots=True)
@@ -850,6 +922,312 @@ def eligible_contracts(
     """The contracts that may receive the lead now, in id order."""
     screened = _screen(lead, contracts, now)
     return tuple(screened.contracts[i] for i in screened.eligible)
+
+
+# --------------------------------------------------------------------------- compiled contracts
+
+
+_MAX_I64 = int(np.iinfo(np.int64).max)
+_MIN_I64 = int(np.iinfo(np.int64).min)
+_MICROSECOND = timedelta(microseconds=1)
+# The static sort keys a table keeps presorted (their keys never change for a snapshot's
+# price, QS and trial flag; round robin and distance depend on sales and the lead).
+_STATIC_ORDERS: dict[str, Callable[[ContractSnapshot], Key]] = {
+    "qs": lambda c: c.qs_key,
+    "trial": lambda c: c.trial_key,
+    "turnover": lambda c: c.turnover_key,
+}
+
+
+class ContractTable:
+    """Contracts compiled once to decide eligibility for many leads at a time.
+
+    The scalar eligibility fields become numpy columns (id order), the service-area discs
+    one row per location with its bounding box, the delivery schedules a short list of
+    distinct ones, and the QS / free-trial / turnover orders are sorted once. Screening a
+    lead is then a handful of vectorised comparisons whatever the number of contracts;
+    geopy's geodesic still decides the few locations the spherical bounds cannot.
+    `select_contracts` over a table returns the same decision as over the plain sequence
+    (property-tested). `update` swaps one contract's snapshot (usage moved after a sale)
+    without recompiling the rest.
+    """
+
+    def __init__(self, contracts: Iterable[ContractSnapshot]) -> None:
+        rows = sorted(contracts, key=lambda c: c.id)
+        self.index_of: dict[int, int] = {}
+        for i, c in enumerate(rows):
+            if self.index_of.setdefault(c.id, i) != i:
+                raise ValueError(f"contract id {c.id} passed twice")
+        self._rows = rows
+        self._campaigns: dict[str, int] = {}
+        self._schedules: dict[DeliverySchedule, int] = {}
+        self.ids = np.fromiter((c.id for c in rows), np.int64, len(rows))
+        self.company = np.fromiter((c.company_id for c in rows), np.int64, len(rows))
+        columns = [self._scalars(c) for c in rows]
+        n = len(rows)
+        (
+            self.active,
+            self.paused,
+            self.starts,
+            self.ends,
+            self.campaign,
+            self.group,
+            self.share,
+            self.cap,
+            self.max_age,
+            self.min_score,
+            self.schedule,
+            self.radius,
+        ) = (
+            np.array([col[k] for col in columns], dtype=dtype).reshape(n)
+            for k, dtype in enumerate(_COLUMN_TYPES)
+        )
+        self.schedules = list(self._schedules)
+        self._compile_areas()
+        self._sort()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def contracts(self) -> tuple[ContractSnapshot, ...]:
+        """The snapshots, in id order."""
+        return tuple(self._rows)
+
+    def get(self, contract_id: int) -> ContractSnapshot | None:
+        """The snapshot of one contract (None when not in the table)."""
+        idx = self.index_of.get(contract_id)
+        return None if idx is None else self._rows[idx]
+
+    def _scalars(self, c: ContractSnapshot) -> tuple[Any, ...]:
+        schedule = -1
+        if c.delivery_schedule is not None:
+            schedule = self._schedules.setdefault(c.delivery_schedule, len(self._schedules))
+        return (
+            c.active,
+            c.paused,
+            c.starts.toordinal() if c.starts is not None else _MIN_I64,
+            c.ends.toordinal() if c.ends is not None else _MAX_I64,
+            self._campaigns.setdefault(c.campaign, len(self._campaigns)),
+            c.contract_group_id if c.contract_group_id is not None else -1,
+            c.max_share_count,
+            _CODE[c.cap_reason],
+            min(c.max_lead_age // _MICROSECOND, _MAX_I64)
+            if c.max_lead_age is not None
+            else _MAX_I64,
+            c.min_lead_score if c.min_lead_score is not None else math.nan,
+            schedule,
+            c.radius_km if c.radius_km is not None else math.nan,
+        )
+
+    def _compile_areas(self) -> None:
+        # One row per location of a contract with a radius: owner, radians, disc box.
+        owner: list[int] = []
+        points: list[LocationPoint] = []
+        boxes: list[tuple[float, float, float, float]] = []
+        for i, c in enumerate(self._rows):
+            if c.radius_km is None:
+                continue
+            for point, box in zip(c.locations, c.area_boxes, strict=True):
+                owner.append(i)
+                points.append(point)
+                boxes.append(box)
+        self.loc_owner = np.array(owner, dtype=np.int64)
+        self.loc_points = points
+        self.loc_box = np.array(boxes, dtype=np.float64).reshape(len(boxes), 4)
+        self.loc_rad = np.radians(
+            np.array([(p.lat, p.lon) for p in points], dtype=np.float64).reshape(len(points), 2)
+        )
+        self.loc_radius = self.radius[self.loc_owner] if owner else np.zeros(0)
+
+    def _sort(self) -> None:
+        rows = self._rows
+        self.orders = {
+            name: np.array(sorted(range(len(rows)), key=lambda i: key(rows[i])), dtype=np.int64)
+            for name, key in _STATIC_ORDERS.items()
+        }
+
+    def update(self, snapshot: ContractSnapshot) -> None:
+        """Swap in a new snapshot of a contract already in the table (same id)."""
+        idx = self.index_of[snapshot.id]
+        old = self._rows[idx]
+        self._rows[idx] = snapshot
+        if snapshot.delivery_schedule is not None and snapshot.delivery_schedule not in (
+            self._schedules
+        ):
+            self._schedules[snapshot.delivery_schedule] = len(self._schedules)
+            self.schedules = list(self._schedules)
+        for column, value in zip(
+            (
+                self.active,
+                self.paused,
+                self.starts,
+                self.ends,
+                self.campaign,
+                self.group,
+                self.share,
+                self.cap,
+                self.max_age,
+                self.min_score,
+                self.schedule,
+                self.radius,
+            ),
+            self._scalars(snapshot),
+            strict=True,
+        ):
+            column[idx] = value
+        self.company[idx] = snapshot.company_id
+        if (old.locations, old.radius_km) != (snapshot.locations, snapshot.radius_km):
+            self._compile_areas()
+        if any(key(old) != key(snapshot) for key in _STATIC_ORDERS.values()):
+            self._sort()
+
+    def screen(self, lead: InboundLeadSnapshot, now: datetime) -> _Screened:
+        """Eligibility of every contract for LEAD, vectorised; the same reason codes as
+        `_eligibility` contract by contract (first failing check wins)."""
+        ctx = _LeadContext(lead, now)
+        if ctx.age is None:  # a naive created_at: the contract-by-contract path says why
+            return _screen(lead, self._rows, now)
+        n = len(self._rows)
+        if lead.campaign is None:
+            codes = np.full(n, _CODE[Reason.NO_CAMPAIGN], dtype=np.int16)
+        else:
+            today = ctx.today.toordinal()
+            after = ctx.count + 1
+            checks: list[tuple[Any, Reason]] = [
+                (~self.active, Reason.INACTIVE),
+                (self.paused, Reason.PAUSED),
+                ((self.starts > today) | (self.ends < today), Reason.OUT_OF_DATES),
+                (self.campaign != self._campaigns.get(lead.campaign, -2), Reason.OTHER_CAMPAIGN),
+            ]
+            if lead.received_company_ids or lead.received_group_ids:
+                received = np.isin(self.company, list(lead.received_company_ids))
+                if lead.received_group_ids:
+                    received |= (self.group >= 0) & np.isin(
+                        self.group, list(lead.received_group_ids)
+                    )
+                checks.append((received, Reason.ALREADY_RECEIVED))
+            if ctx.share_limit is not None and after > ctx.share_limit:
+                checks.append((np.ones(n, dtype=bool), Reason.SHARE_COUNT_EXCEEDED))
+            else:
+                checks.append((self.share < after, Reason.SHARE_COUNT_EXCEEDED))
+            checks.append((self.cap == _CODE[Reason.CAP_REACHED], Reason.CAP_REACHED))
+            checks.append((self.cap == _CODE[Reason.BUDGET_REACHED], Reason.BUDGET_REACHED))
+            checks.append((self.max_age < ctx.age // _MICROSECOND, Reason.LEAD_TOO_OLD))
+            has_min = ~np.isnan(self.min_score)
+            if lead.score is None:
+                checks.append((has_min, Reason.SCORE_TOO_LOW))
+            else:
+                checks.append((has_min & (lead.score < self.min_score), Reason.SCORE_TOO_LOW))
+            if self.schedules:
+                open_now = np.array([ctx.is_open(s) for s in self.schedules] + [True])
+                checks.append((~open_now[self.schedule], Reason.OUTSIDE_DELIVERY_HOURS))
+            codes = np.select(
+                [np.broadcast_to(cond, (n,)) for cond, _ in checks],
+                [_CODE[why] for _, why in checks],
+                default=0,
+            ).astype(np.int16)
+            pending = (codes == 0) & ~np.isnan(self.radius)
+            if pending.any():
+                inside = self._within(ctx, pending) if ctx.has_point else np.zeros(n, bool)
+                codes[pending & ~inside] = _CODE[Reason.OUT_OF_SERVICE_AREA]
+        mask = codes == 0
+        return _Screened(
+            ctx,
+            tuple(self._rows),
+            codes,
+            np.flatnonzero(mask).tolist(),
+            np.flatnonzero(~mask).tolist(),
+            self.index_of,
+            self,
+            mask,
+        )
+
+    def _within(self, ctx: _LeadContext, pending: np.ndarray) -> np.ndarray:
+        """Per contract: some location lies within its radius of the lead (exactly).
+
+        1. Locations of PENDING contracts whose disc box holds the lead.
+        2. Great-circle km to those; a proven upper bound within the radius decides yes, a
+           proven lower bound beyond it decides no, geopy's geodesic decides the rest.
+        """
+        lat, lon = ctx.lat, ctx.lon
+        box = self.loc_box
+        candidate = (
+            pending[self.loc_owner]
+            & (box[:, 0] <= lat)
+            & (lat <= box[:, 1])
+            & (box[:, 2] <= lon)
+            & (lon <= box[:, 3])
+        )
+        rows = np.flatnonzero(candidate)
+        inside = np.zeros(len(self._rows), dtype=bool)
+        if not rows.size:
+            return inside
+        rad = self.loc_rad[rows]
+        h = (
+            np.sin((rad[:, 0] - ctx.lat_r) * 0.5) ** 2
+            + ctx.cos_lat * np.cos(rad[:, 0]) * np.sin((rad[:, 1] - ctx.lon_r) * 0.5) ** 2
+        )
+        theta = 2.0 * np.arcsin(np.sqrt(np.minimum(h, 1.0)))
+        low, high = _curvature_bounds(abs(ctx.lat_r), np.abs(rad[:, 0]), theta)
+        approx = _EARTH_MEAN_KM * theta
+        radius = self.loc_radius[rows]
+        hit = approx * high + _SLACK_KM <= radius
+        unsure = ~hit & (np.maximum(approx * low - _SLACK_KM, 0.0) <= radius)
+        for k in np.flatnonzero(unsure).tolist():
+            if distance_km(lat, lon, self.loc_points[rows[k]]) <= radius[k]:
+                hit[k] = True
+        inside[self.loc_owner[rows[hit]]] = True
+        return inside
+
+
+# WGS84, in km: the meridian radius of curvature M(φ) and the prime-vertical one N(φ)
+# both grow from the equator to the poles, and M ≤ N.
+_WGS84_A = 6378.137
+_WGS84_E2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)
+_ROUNDING = 1e-9  # relative floating-point allowance on top of the proven ratios
+
+
+def _curvature_bounds(
+    abs_lat: float, abs_lats: np.ndarray, theta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, factors that turn the great-circle km (mean-radius sphere) into proven
+    lower and upper bounds of the WGS84 geodesic, much tighter than the global ratios.
+
+    The ellipsoid's line element is sqrt(M² dφ² + N² cos²φ dλ²), so along any path it lies
+    between min(M, N) and max(M, N) times the unit sphere's. The geodesic is therefore at
+    least M(φ_lo)·θ (its image on the sphere is no shorter than the central angle θ) and at
+    most N(φ_hi)·θ (the great-circle path drawn on the ellipsoid is no shorter than it).
+    Both paths stay within 1.02·θ of each end's latitude (a path of length d moves at most
+    d / M_min in latitude, and d ≤ 1.0045 · R·θ), which bounds φ_lo and φ_hi.
+    """
+    reach = 1.02 * theta
+    lo = np.clip(np.minimum(abs_lat, abs_lats) - reach, 0.0, math.pi / 2)
+    hi = np.clip(np.maximum(abs_lat, abs_lats) + reach, 0.0, math.pi / 2)
+    s_lo = 1.0 - _WGS84_E2 * np.sin(lo) ** 2
+    s_hi = 1.0 - _WGS84_E2 * np.sin(hi) ** 2
+    meridian = _WGS84_A * (1.0 - _WGS84_E2) / (s_lo * np.sqrt(s_lo))
+    vertical = _WGS84_A / np.sqrt(s_hi)
+    return (
+        meridian / _EARTH_MEAN_KM * (1.0 - _ROUNDING),
+        vertical / _EARTH_MEAN_KM * (1.0 + _ROUNDING),
+    )
+
+
+_COLUMN_TYPES = (
+    bool,
+    bool,
+    np.int64,
+    np.int64,
+    np.int64,
+    np.int64,
+    np.int64,
+    np.int16,
+    np.int64,
+    np.float64,
+    np.int64,
+    np.float64,
+)
 
 
 def remaining_room(lead: InboundLeadSnapshot, workflow: WorkflowSnapshot) -> int:
@@ -1174,6 +1552,40 @@ class _HeapOrder:
             heapq.heappush(heap, tighter)
         return None
 
+    def remaining(self) -> int:
+        return len(self.heap)
+
+    def tail(self, start: int, position: int, reason: Reason) -> _Event:
+        return _RankedKeys(self.heap, start, position, reason)
+
+
+class _SortedOrder:
+    """An order whose keys never change for a contract (QS, free trial, turnover), presorted
+    once per `ContractTable` and read in place: the same interface as `_HeapOrder`."""
+
+    __slots__ = ("contracts", "pos", "seq")
+
+    def __init__(self, seq: list[int], contracts: Sequence[ContractSnapshot]) -> None:
+        self.seq = seq  # contract indices in order
+        self.contracts = contracts
+        self.pos = 0
+
+    def next_id(self) -> int | None:
+        if self.pos >= len(self.seq):
+            return None
+        idx = self.seq[self.pos]
+        self.pos += 1
+        return self.contracts[idx].id
+
+    def remaining(self) -> int:
+        return len(self.seq) - self.pos
+
+    def tail(self, start: int, position: int, reason: Reason) -> _Event:
+        return _RankedTail(self.seq[self.pos :], start, position, reason)
+
+
+_Order = _HeapOrder | _SortedOrder
+
 
 def _entry_id(entry: Entry) -> int:
     last = entry[-1]
@@ -1242,9 +1654,14 @@ def _order(
     index_of: dict[int, int],
     ctx: _LeadContext,
     rng: random.Random,
-) -> _HeapOrder:
+    presorted: Callable[[str], list[int] | None] | None = None,
+) -> _Order:
     # Every key ends with (-quality score, -price, id): "equally placed contracts are
     # further sorted by QS and price", then by id so the order is total.
+    if presorted is not None and mode in (SelectionMode.QS, SelectionMode.FREE_TRIAL):
+        seq = presorted("qs" if mode is SelectionMode.QS else "trial")
+        if seq is not None:
+            return _SortedOrder(seq, contracts)
     if mode is SelectionMode.QS:
         return _HeapOrder([contracts[i].qs_key for i in pool])
     if mode is SelectionMode.ROUND_ROBIN:
@@ -1264,7 +1681,7 @@ def _order(
 
 
 def _walk(
-    order: _HeapOrder,
+    order: _Order,
     index_of: dict[int, int],
     contracts: Sequence[ContractSnapshot],
     rule: SelectionRuleSnapshot,
@@ -1306,13 +1723,13 @@ def _walk(
             stop = state.full_reason()
             break
     log.append(_Ranked(examined, reasons, 1, rule.position))
-    if stop is not None and order.heap:
-        log.append(_RankedKeys(order.heap, len(examined) + 1, rule.position, stop))
-    return taken, len(examined) + len(order.heap)
+    if stop is not None and order.remaining():
+        log.append(order.tail(len(examined) + 1, rule.position, stop))
+    return taken, len(examined) + order.remaining()
 
 
 def _candidates(
-    order: _HeapOrder,
+    order: _Order,
     index_of: dict[int, int],
     contracts: Sequence[ContractSnapshot],
     state: _State,
@@ -1375,6 +1792,7 @@ def _optimise(
     rule: SelectionRuleSnapshot,
     state: _State,
     log: list[_Event],
+    presorted: Callable[[str], list[int] | None] | None = None,
 ) -> tuple[list[int], int]:
     """Turnover / lead count: the exact best subset, then the explanation of the rest.
 
@@ -1386,7 +1804,12 @@ def _optimise(
     3. Explain: the chosen first, then the other examined contracts with why each could not
        join, then the unexamined tail (ranked only if the explanation is read).
     """
-    order = _HeapOrder([contracts[i].turnover_key for i in pool])
+    seq = presorted("turnover") if presorted is not None else None
+    order: _Order = (
+        _SortedOrder(seq, contracts)
+        if seq is not None
+        else _HeapOrder([contracts[i].turnover_key for i in pool])
+    )
     size = max(0, min(rule.take, state.limit - state.count))
     scanned, useful = _candidates(order, index_of, contracts, state, size)
     one = Decimal(1)
@@ -1422,20 +1845,20 @@ def _optimise(
         else:
             reasons.append(Reason.NOT_SELECTED_RANK)
     log.append(_Ranked(taken + others, reasons, 1, rule.position))
-    if order.heap:
+    if order.remaining():
         if len(taken) >= rule.take:
             tail = Reason.TAKE_REACHED
         elif state.count >= state.limit:
             tail = state.full_reason()
         else:
             tail = Reason.NOT_SELECTED_RANK
-        log.append(_RankedKeys(order.heap, len(scanned) + 1, rule.position, tail))
-    return taken, len(scanned) + len(order.heap)
+        log.append(order.tail(len(scanned) + 1, rule.position, tail))
+    return taken, len(scanned) + order.remaining()
 
 
 def select_contracts(
     lead: InboundLeadSnapshot,
-    contracts: Sequence[ContractSnapshot],
+    contracts: Sequence[ContractSnapshot] | ContractTable,
     workflow: WorkflowSnapshot,
     now: datetime,
     rng: random.Random,
@@ -1453,6 +1876,8 @@ def select_contracts(
        contracts stay available to the next rules.
     4. If the whole selection misses the workflow's min_contracts / min_turnover, nothing is
        chosen and the decision says why.
+    CONTRACTS may be a `ContractTable` (compiled once for many leads): the same decision,
+    with eligibility computed for all contracts at once.
     """
     return _select(_screen(lead, contracts, now), workflow, rng)
 
@@ -1460,16 +1885,22 @@ def select_contracts(
 class _Screened(NamedTuple):
     ctx: _LeadContext
     contracts: tuple[ContractSnapshot, ...]
-    base: list[Reason | None]
+    base: np.ndarray  # reason code per contract (0: eligible)
     eligible: list[int]
     ineligible: list[int]
     index_of: dict[int, int]
+    table: ContractTable | None = None
+    mask: np.ndarray | None = None  # eligible, with a table
 
 
 def _screen(
-    lead: InboundLeadSnapshot, contracts: Sequence[ContractSnapshot], now: datetime
+    lead: InboundLeadSnapshot,
+    contracts: Sequence[ContractSnapshot] | ContractTable,
+    now: datetime,
 ) -> _Screened:
     """Eligibility of every contract, in id order (ids must be unique)."""
+    if isinstance(contracts, ContractTable):
+        return contracts.screen(lead, now)
     ctx = _LeadContext(lead, now)
     contracts = tuple(contracts)
     n = len(contracts)
@@ -1486,14 +1917,14 @@ def _screen(
         why = _eligibility(c, ctx)
         base[idx] = why
         (ineligible if why is not None else eligible).append(idx)
-    return _Screened(ctx, contracts, base, eligible, ineligible, index_of)
+    return _Screened(ctx, contracts, _codes_of(base), eligible, ineligible, index_of)
 
 
 def _select(
     screened: _Screened, workflow: WorkflowSnapshot, rng: random.Random
 ) -> SelectionDecision:
     """Steps 2-4 of `select_contracts`, on screened contracts."""
-    ctx, contracts, base, eligible, ineligible, index_of = screened
+    ctx, contracts, base, eligible, ineligible, index_of, table, mask = screened
     lead = ctx.lead
     state = _State.initial(lead, workflow)
     rules = sorted(workflow.rules, key=lambda r: r.position)
@@ -1513,14 +1944,19 @@ def _select(
             outcomes.append(_outcome(rule, 0, (), ZERO, reason=full))
             continue
         trial = state.copy()
+        presorted = (
+            _presorted(table, mask, chosen_set) if table is not None and mask is not None else None
+        )
         if rule.take <= 0:
             log.append(_Relabel(pool, Reason.TAKE_REACHED))
             taken: list[int] = []
             considered = 0
         elif rule.mode in (SelectionMode.TURNOVER, SelectionMode.LEAD_COUNT):
-            taken, considered = _optimise(rule.mode, pool, index_of, contracts, rule, trial, log)
+            taken, considered = _optimise(
+                rule.mode, pool, index_of, contracts, rule, trial, log, presorted
+            )
         else:
-            order = _order(rule.mode, pool, contracts, index_of, ctx, rng)
+            order = _order(rule.mode, pool, contracts, index_of, ctx, rng, presorted)
             taken, considered = _walk(order, index_of, contracts, rule, trial, log)
         turnover = sum((contracts[i].price for i in taken), ZERO)
         ids = tuple(contracts[i].id for i in taken)
@@ -1561,8 +1997,36 @@ def _select(
         chosen, turnover = [], ZERO
 
     return _decision(
-        lead, contracts, ctx, base, log, eligible, ineligible, chosen, outcomes, turnover, reason
+        lead,
+        contracts,
+        ctx,
+        base,
+        log,
+        eligible,
+        ineligible,
+        chosen,
+        outcomes,
+        turnover,
+        reason,
+        ids=table.ids if table is not None else None,
     )
+
+
+def _presorted(
+    table: ContractTable, mask: np.ndarray, chosen: set[int]
+) -> Callable[[str], list[int] | None]:
+    """The table's static orders restricted to this rule's pool (eligible, not chosen)."""
+
+    def read(key: str) -> list[int] | None:
+        pool = mask
+        if chosen:
+            pool = mask.copy()
+            pool[list(chosen)] = False
+        order = table.orders[key]
+        seq: list[int] = order[pool[order]].tolist()
+        return seq
+
+    return read
 
 
 def _outcome(
@@ -1583,7 +2047,7 @@ def _decision(
     lead: InboundLeadSnapshot,
     contracts: tuple[ContractSnapshot, ...],
     ctx: _LeadContext,
-    base: list[Reason | None],
+    base: Sequence[Reason | None] | np.ndarray,
     log: list[_Event],
     eligible: list[int],
     ineligible: list[int],
@@ -1592,6 +2056,7 @@ def _decision(
     turnover: Decimal,
     reason: Reason | None,
     notes: dict[int, Reason] | None = None,
+    ids: np.ndarray | None = None,
 ) -> SelectionDecision:
     # The rank a chosen contract had in the rule that chose it: the last _Ranked entry.
     chosen_rank: dict[int, int] = {}
@@ -1614,13 +2079,14 @@ def _decision(
     )
     explanation = Explanation(
         contracts=contracts,
-        base=tuple(base),
+        base=base,
         log=tuple(log),
         chosen=tuple(idx for idx, _ in chosen),
-        eligible=tuple(eligible),
-        ineligible=tuple(ineligible),
+        eligible=eligible,
+        ineligible=ineligible,
         distances=dict(ctx.exact),
         notes=notes or {},
+        ids=ids,
     )
     return SelectionDecision(
         lead_id=lead.id,

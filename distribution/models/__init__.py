@@ -7,6 +7,7 @@ from .history import DistributionAttempt
 from .marketplace import (
     OPEN_WINDOW_STATUSES,
     DistributionWindow,
+    MarketVersion,
     OutboundLead,
     OutboundMethod,
     ReturnStatus,
@@ -42,6 +43,7 @@ __all__ = [
     "DistributionWindow",
     "Holiday",
     "InitialStatus",
+    "MarketVersion",
     "Notice",
     "Offer",
     "OutboundLead",

@@ -249,3 +249,21 @@ class OutboundLead(models.Model):
     def counts_toward_caps(self) -> bool:
         """Counted toward caps and budgets: not cherry-picked and not an approved return."""
         return self.counts_as_distributed and self.return_status != ReturnStatus.APPROVED
+
+
+class MarketVersion(models.Model):
+    """One row whose `generation` changes whenever anything a contract snapshot is built from
+    changes (contracts, companies, locations, delivery hours, outbound leads returned or
+    deleted). Database triggers write it (migration 0004), so admin edits, config files,
+    bulk updates and raw SQL all count; selection caches its compiled contracts per process
+    while the generation it read is current. Commits make the new value visible together
+    with the change; a rolled-back change leaves no trace."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    generation = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "market version"
+
+    def __str__(self) -> str:
+        return f"market generation {self.generation}"

@@ -160,7 +160,7 @@ def _candidate_lines(
     decision: engine.SelectionDecision, names: dict[int, tuple[str, str]]
 ) -> list[dict[str, Any]]:
     lines = []
-    for line in decision.candidates[:STORED_CANDIDATES]:
+    for line in decision.explanation.head(STORED_CANDIDATES):
         contract, company = names.get(line.contract_id, (str(line.contract_id), ""))
         lines.append(
             {
@@ -347,73 +347,74 @@ def _persist_outbound(
 
 def _select_locked(
     *, lead: Lead, workflow: Workflow, now: datetime, prelocked: set[int]
-) -> tuple[engine.SelectionDecision, sel.ContractRows, list[engine.OutboundRecord]]:
+) -> tuple[engine.SelectionDecision, sel.MarketIndex, list[engine.OutboundRecord]]:
     """Run the engine for a locked lead and hold locks on every contract it chooses.
 
-    1. Lock PRELOCKED (from an earlier round) in id order, then load the snapshot, so the
-       usage of those contracts is exact.
-    2. Select; lock the newly chosen contracts in id order and re-read their caps and usage.
-    3. Select again on the refreshed snapshot until every chosen contract is locked. A new
+    1. Take the campaign's compiled contracts (`sel.market_index`: cached per process,
+       refreshed with the sales made since); lock PRELOCKED (from an earlier round) in id
+       order and re-read them exactly.
+    2. Select; lock the newly chosen contracts in id order and re-read their caps and usage
+       (the cache may not have seen a concurrent sale yet; this read is exact).
+    3. Select again on the refreshed contracts until every chosen contract is locked. A new
        contract with a smaller id than one already held raises `_Relock`: the caller rolls
        the savepoint back (releasing the locks) and starts over holding the union.
     """
     assert lead.campaign_id is not None
-    locked: set[int] = set()
-    if prelocked:
-        _lock_contracts(sorted(prelocked))
-        locked |= prelocked
+    token = sel._transaction_token()
     records = sel.outbound_records(lead_ids=[lead.pk]).get(lead.pk, [])
     lead_snap = sel.lead_snapshot(lead, records)
     wf = sel.workflow_snapshot(workflow)
-    point = sel.lead_point(lead)
-    area = sel.contracts_near(
-        contracts=sel.contracts_for_campaign(campaign_id=lead.campaign_id, today=now.date()),
-        point=point,
-    )
-    rows = sel.contract_snapshots(
-        contracts=area.contracts,
-        now=now,
-        point=point,
-        campaign_id=lead.campaign_id,
-        distance_locations=_needs_all_locations(wf),
-    )
-    rows.prefiltered = area.considered - len(rows.snapshots)
-    index = {c.id: i for i, c in enumerate(rows.snapshots)}
-    decision = engine.select_contracts(lead_snap, rows.snapshots, wf, now, _rng(lead.pk, now))
-    for _ in range(_LOCK_ROUNDS):
-        need = set(decision.chosen_ids) - locked
-        if not need:
-            return decision, rows, records
-        if locked and min(need) < max(locked):
-            raise _Relock(locked | need)
-        fresh = _lock_contracts(sorted(need))
-        locked |= need
-        capped = {i: fresh[i]["timezone"] for i in need if i in fresh and _has_caps(fresh[i])}
-        usage = sel.cap_usage(contracts=capped, now=now)
-        changed = False
-        for cid in need:
-            pos = index[cid]
-            old = rows.snapshots[pos]
-            new = (
-                _refresh(old, fresh[cid], usage.get(cid, engine.CapUsage()))
-                if cid in fresh
-                else replace(old, active=False)
-            )  # deleted meanwhile
-            if _sale_fields(new) != _sale_fields(old):
-                rows.snapshots[pos] = new
-                changed = True
-        if changed:  # someone sold to or edited a chosen contract since the snapshot
-            decision = engine.select_contracts(
-                lead_snap, rows.snapshots, wf, now, _rng(lead.pk, now)
-            )
-    raise _Relock(locked | set(decision.chosen_ids))
+    index = sel.market_index(campaign_id=lead.campaign_id, now=now)
+    with index.lock:
+        locked: set[int] = set()
+
+        def recheck(ids: set[int]) -> bool:
+            """Lock IDS in id order, re-read them exactly; True when one had changed."""
+            fresh = _lock_contracts(sorted(ids))
+            capped = {i: fresh[i]["timezone"] for i in ids if i in fresh and _has_caps(fresh[i])}
+            usage = sel.cap_usage(contracts=capped, now=now)
+            changed = False
+            for cid in sorted(ids):
+                old = index.table.get(cid)
+                if old is None:
+                    continue
+                new = (
+                    _refresh(old, fresh[cid], usage.get(cid, engine.CapUsage()))
+                    if cid in fresh
+                    else replace(old, active=False)
+                )  # deleted meanwhile
+                if _sale_fields(new) != _sale_fields(old):
+                    index.put(new, token)
+                    changed = True
+            return changed
+
+        if prelocked:
+            recheck(prelocked)
+            locked |= prelocked
+        decision = engine.select_contracts(lead_snap, index.table, wf, now, _rng(lead.pk, now))
+        for _ in range(_LOCK_ROUNDS):
+            need = set(decision.chosen_ids) - locked
+            if not need:
+                return decision, index, records
+            if locked and min(need) < max(locked):
+                raise _Relock(locked | need)
+            changed = recheck(need)
+            locked |= need
+            if changed:  # someone sold to or edited a chosen contract since the snapshot
+                decision = engine.select_contracts(
+                    lead_snap, index.table, wf, now, _rng(lead.pk, now)
+                )
+        raise _Relock(locked | set(decision.chosen_ids))
 
 
 def _after(
-    records: list[engine.OutboundRecord], decision: engine.SelectionDecision, rows: sel.ContractRows
+    records: list[engine.OutboundRecord], decision: engine.SelectionDecision, rows: sel.MarketIndex
 ) -> list[engine.OutboundRecord]:
-    chosen = set(decision.chosen_ids)
-    by_id = {c.id: c for c in rows.snapshots if c.id in chosen}
+    by_id: dict[int, engine.ContractSnapshot] = {}
+    for cid in decision.chosen_ids:
+        found = rows.table.get(cid)
+        assert found is not None  # chosen from this table
+        by_id[cid] = found
     return [
         *records,
         *(

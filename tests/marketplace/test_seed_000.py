@@ -521,15 +521,16 @@ def test_lead_factory_without_coordinates_is_out_of_service_areas(workflow, cont
     lead = LeadFactory(campaign=area.campaign)
     attempt = arrive(lead)
     assert sold_to(lead) == ["nationwide"]
-    # left out by the SQL service-area prefilter, and counted in the attempt's summary
-    assert "area" not in {c["contract"] for c in attempt.candidates}
+    # explained, and counted in the attempt's summary
+    lines = {c["contract"]: c for c in attempt.candidates}
+    assert lines["area"]["reason"] == "out_of_service_area"
     assert attempt.rules_tried[-1]["summary"]["out_of_service_area"] == 1
     assert Lead.objects.get(pk=lead.pk).status == "distributed"
 
 
-def test_service_area_prefilter_keeps_exactly_the_contracts_in_range(workflow, contract):
-    """The SQL bounding-box prefilter never drops a contract whose area holds the lead; the
-    engine (geopy) decides at the edge."""
+def test_service_area_keeps_exactly_the_contracts_in_range(workflow, contract):
+    """The bounding-box and spherical prefilters never drop a contract whose area holds the
+    lead; geopy's geodesic decides at the edge."""
     workflow(rules=[("qs", 10)])
     inside = contract(name="inside-60km", radius_km=60)  # Amsterdam → Rotterdam ≈ 57 km
     LocationFactory(company=inside.company, latitude=ROTTERDAM[0], longitude=ROTTERDAM[1])
@@ -541,5 +542,9 @@ def test_service_area_prefilter_keeps_exactly_the_contracts_in_range(workflow, c
     attempt = arrive(lead)
     assert sold_to(lead) == ["inside-60km"]
     lines = {c["contract"]: c["reason"] for c in attempt.candidates}
-    assert lines == {"inside-60km": None, "edge-55km": "out_of_service_area"}
+    assert lines == {
+        "inside-60km": None,
+        "edge-55km": "out_of_service_area",
+        "far-60km": "out_of_service_area",
+    }
     assert attempt.rules_tried[-1]["summary"]["out_of_service_area"] == 2
