@@ -58,6 +58,12 @@ class Report:
                 f"  {what} {section[:-1] if section.endswith('s') else section} {label}"
             )
 
+    def recount(self, section: str, was: str, now: str, label: str) -> None:
+        """Move one item counted WAS to NOW (a later step changed it after all)."""
+        c = self.counts.setdefault(section, Counts())
+        setattr(c, was, max(0, getattr(c, was) - 1))
+        self.count(section, now, label)
+
     @property
     def total_changes(self) -> int:
         return sum(c.created + c.changed + c.removed for c in self.counts.values())
@@ -83,6 +89,8 @@ class Ctx:
         self.report = report
         self.prune = prune
         self.errors: list[str] = []
+        # Steps that need later sections applied first (an agent's schedule, by name).
+        self.later: list[Callable[[], None]] = []
 
     # --- validation -------------------------------------------------------------------
     def error(self, path: str, message: str) -> None:
@@ -386,6 +394,8 @@ def config_apply(data: dict[str, Any], *, dry_run: bool = False, prune: bool = F
             if prune and not ctx.errors:
                 named = {i.get(section.natural_key) for i in items if isinstance(i, dict)}
                 section.prune(named, ctx)
+        for step in ctx.later:
+            step()
         if ctx.errors:
             transaction.set_rollback(True)
             raise ConfigError(ctx.errors)

@@ -57,6 +57,7 @@ class AgentsSection(Section):
         "token_sha256",
         "password",
         "manager",
+        "schedule",
     )
 
     def apply(self, items: list[Any], ctx: Ctx) -> None:
@@ -122,18 +123,42 @@ class AgentsSection(Section):
                     profile.save(update_fields=profile_changed)
                 changed += profile_changed
             if created:
-                ctx.report.count(self.key, "created", email)
+                status = "created"
+                ctx.report.count(self.key, status, email)
             elif changed:
+                status = "changed"
                 shown = ["token" if c == "api_token_hash" else c for c in changed]
-                ctx.report.count(self.key, "changed", f"{email} ({', '.join(shown)})")
+                ctx.report.count(self.key, status, f"{email} ({', '.join(shown)})")
             else:
-                ctx.report.count(self.key, "unchanged")
+                status = "unchanged"
+                ctx.report.count(self.key, status)
+            if "schedule" in item:  # schedules are applied after agents: set it then
+                wanted = str(item["schedule"] or "").strip()
+                ctx.later.append(lambda: self._set_schedule(ctx, user, wanted, path, status))
 
         each_item(ctx, self.key, items, self.fields, one)
 
+    def _set_schedule(self, ctx: Ctx, user: User, name: str, path: str, status: str) -> None:
+        """The agent's own working hours, by schedule name ('' or null: always)."""
+        from distribution.models import Schedule
+
+        schedule = None
+        if name:
+            schedule = Schedule.objects.filter(name=name).first()
+            if schedule is None:
+                ctx.error(f"{path}.schedule", f"no schedule {name!r}")
+                return
+        profile = AgentProfile.objects.get(user=user)
+        if profile.schedule_id == (schedule.pk if schedule else None):
+            return
+        profile.schedule = schedule
+        profile.save(update_fields=["schedule"])
+        if status == "unchanged":
+            ctx.report.recount(self.key, "unchanged", "changed", f"{user.email} (schedule)")
+
     def export(self) -> list[dict[str, Any]]:
         rows = []
-        for p in AgentProfile.objects.select_related("user").order_by("user__email"):
+        for p in AgentProfile.objects.select_related("user", "schedule").order_by("user__email"):
             row: dict[str, Any] = {
                 "email": p.user.email,
                 "name": p.user.display_name,
@@ -142,6 +167,8 @@ class AgentsSection(Section):
                 "active": p.active,
                 "available": p.available,
             }
+            if p.schedule is not None:
+                row["schedule"] = p.schedule.name
             if p.user.is_staff:
                 row["manager"] = True
             if p.api_token_hash:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 SETUP = """
 agents:
   - {email: ava@example.com, name: Ava}
-  - {email: ben@example.com, name: Ben}
+  - {email: ben@example.com, name: Ben, schedule: office}
 sources: [{slug: web, name: Web}]
 campaigns: [{slug: solar, name: Solar}]
 schedules:
@@ -191,3 +191,25 @@ def test_dry_run_of_an_enabling_rule_distributes_nothing(
         config_apply(cfg, dry_run=True)
     lead.refresh_from_db()
     assert lead.owner is None and not Rule.objects.exists()
+
+
+def test_an_agents_schedule_is_set_by_name_from_the_same_file_and_exported():
+    from accounts.models import AgentProfile
+
+    config_apply(load_text(SETUP))
+    assert AgentProfile.objects.get(user__email="ben@example.com").schedule.name == "office"
+    assert AgentProfile.objects.get(user__email="ava@example.com").schedule is None
+    exported = yaml.safe_load(config_export())
+    ben = next(a for a in exported["agents"] if a["email"] == "ben@example.com")
+    assert ben["schedule"] == "office"
+    report = config_apply(
+        {"agents": [{"email": "ben@example.com", "name": "Ben", "schedule": None}]}
+    )
+    assert report.counts["agents"].changed == 1 and report.counts["agents"].unchanged == 0
+    assert AgentProfile.objects.get(user__email="ben@example.com").schedule is None
+
+
+def test_an_agent_schedule_that_does_not_exist_names_the_key():
+    with pytest.raises(ConfigError) as err:
+        config_apply({"agents": [{"email": "cy@example.com", "schedule": "night"}]})
+    assert "agents[0].schedule: no schedule 'night'" in str(err.value)
