@@ -16,3 +16,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "root": {"handlers": [], "level": "WARNING"},
 }
+# Tasks the benchmarks queue (e-mails after assignment) are published, as in production,
+# but to memory: nothing consumes them, and a file-system queue would keep them on disk.
+CELERY_BROKER_URL = env("BENCH_BROKER_URL", default="memory://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}

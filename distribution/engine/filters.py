@@ -33,6 +33,8 @@ def _is_empty(value: object) -> bool:
         return True
     if isinstance(value, str):
         return not value.strip()
+    if isinstance(value, int | float):  # the common column values, before the ABC check
+        return False
     if isinstance(value, list | tuple | set | frozenset | Mapping):
         return len(value) == 0
     return False
@@ -59,6 +61,11 @@ def _text(value: object) -> str:
 
 
 def _equal(actual: object, expected: object) -> bool:
+    if type(actual) is str and type(expected) is str:  # the common case, decided as below
+        left, right = actual.strip(), expected.strip()
+        if not left or not right:
+            return not left and not right
+        return left.casefold() == right.casefold()
     if _is_empty(actual) or _is_empty(expected):
         return _is_empty(actual) and _is_empty(expected)
     if isinstance(actual, list | tuple | set | frozenset):
@@ -98,7 +105,15 @@ def _order(actual: object, op: str, expected: object) -> bool:
             return False
     if sign is None:
         return False
-    return {"gt": sign > 0, "gte": sign >= 0, "lt": sign < 0, "lte": sign <= 0}[op]
+    if op == "gt":
+        return sign > 0
+    if op == "gte":
+        return sign >= 0
+    if op == "lt":
+        return sign < 0
+    if op == "lte":
+        return sign <= 0
+    raise KeyError(op)
 
 
 def _within_km(lead: LeadSnapshot, value: object) -> bool:
@@ -158,5 +173,8 @@ def describe_failure(flt: Filter, lead: LeadSnapshot) -> str:
 
 def match_filters(filters: Iterable[Filter], lead: LeadSnapshot) -> tuple[bool, list[str]]:
     """Whether the lead satisfies every filter, and a description of each that failed."""
-    failed = [describe_failure(f, lead) for f in filters if not match_filter(f, lead)]
+    failed: list[str] = []
+    for flt in filters:
+        if not match_filter(flt, lead):
+            failed.append(describe_failure(flt, lead))
     return not failed, failed

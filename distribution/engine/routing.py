@@ -16,13 +16,14 @@ carries its explanation.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from distribution.engine.eligibility import Checker, Eligibility, Verdict
+from distribution.engine.eligibility import Checker, Checkers, Eligibility, Verdict
 from distribution.engine.filters import match_filters
 from distribution.engine.schedule import add_open_time, has_open_time, is_open, next_open, to_utc
 from distribution.engine.strategies import draw_tiebreaks, rank
@@ -70,35 +71,88 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 # --- rule matching ------------------------------------------------------------------------
 
 
-def rule_mismatch(rule: RuleSnapshot, lead: LeadSnapshot) -> tuple[str, str] | None:
-    """Why a rule's sources, campaign or filters do not match the lead, or None if they do."""
-    if rule.sources and (lead.source or "").casefold() not in {s.casefold() for s in rule.sources}:
-        wanted = ", ".join(sorted(rule.sources))
-        return SOURCE_MISMATCH, f"source {lead.source!r} not in [{wanted}]"
+@functools.lru_cache(maxsize=1024)
+def _folded(values: frozenset[str]) -> frozenset[str]:
+    """The values casefolded (a rule's sources, once for every lead matched against it)."""
+    return frozenset(v.casefold() for v in values)
+
+
+@functools.lru_cache(maxsize=1024)
+def _listed(values: frozenset[str]) -> str:
+    return ", ".join(sorted(values))
+
+
+def _slug_mismatch(rule: RuleSnapshot, lead: LeadSnapshot) -> tuple[str, str] | None:
+    """Why a rule's sources or campaign do not match the lead, or None if they do."""
+    if rule.sources and (lead.source or "").casefold() not in _folded(rule.sources):
+        return SOURCE_MISMATCH, f"source {lead.source!r} not in [{_listed(rule.sources)}]"
     if rule.campaign is not None and (lead.campaign or "").casefold() != rule.campaign.casefold():
         return CAMPAIGN_MISMATCH, f"campaign {lead.campaign!r} is not {rule.campaign!r}"
+    return None
+
+
+def rule_mismatch(rule: RuleSnapshot, lead: LeadSnapshot) -> tuple[str, str] | None:
+    """Why a rule's sources, campaign or filters do not match the lead, or None if they do."""
+    mismatch = _slug_mismatch(rule, lead)
+    if mismatch is not None:
+        return mismatch
     ok, failed = match_filters(rule.filters, lead)
     if not ok:
         return RULE_FILTER_MISMATCH, "; ".join(failed)
     return None
 
 
-def match_rule(lead: LeadSnapshot, rules: Iterable[RuleSnapshot]) -> RuleMatch:
+def rule_order(rules: Iterable[RuleSnapshot]) -> list[RuleSnapshot]:
+    """The rules in the order they are tried: priority ascending, then name."""
+    return sorted(rules, key=lambda r: (r.priority, r.name.casefold(), r.name, r.id))
+
+
+def match_rule(
+    lead: LeadSnapshot, rules: Iterable[RuleSnapshot], *, ordered: bool = False
+) -> RuleMatch:
     """The first enabled rule (priority ascending, then name) matching the lead, and the tries.
 
     Disabled rules are listed as tried with ``rule_disabled`` so that a manager sees them.
+    ``ordered``: the rules come in ``rule_order`` already (sorted once for many leads).
     """
     tried: list[RuleTrial] = []
-    for rule in sorted(rules, key=lambda r: (r.priority, r.name.casefold(), r.name, r.id)):
-        if not rule.enabled:
-            tried.append(RuleTrial(rule.id, rule.name, False, RULE_DISABLED, "rule is disabled"))
+    for rule in rules if ordered else rule_order(rules):
+        before = _trial_before_filters(rule, lead)
+        if before is not None:
+            tried.append(before)
             continue
-        mismatch = rule_mismatch(rule, lead)
-        if mismatch is None:
+        ok, failed = match_filters(rule.filters, lead)
+        if ok:
             tried.append(RuleTrial(rule.id, rule.name, True))
             return RuleMatch(rule, tuple(tried))
-        tried.append(RuleTrial(rule.id, rule.name, False, *mismatch))
+        tried.append(RuleTrial(rule.id, rule.name, False, RULE_FILTER_MISMATCH, "; ".join(failed)))
     return RuleMatch(None, tuple(tried))
+
+
+# The trial of a rule that is disabled, or whose sources or campaign reject a lead, depends
+# on the rule and the lead's source and campaign only: made once per such triple (most rules
+# tried for a lead are of this kind). The rule is kept in the value, so that its id is not
+# reused while cached; emptied when it grows past its limit.
+_TRIALS: dict[tuple[int, str | None, str | None], tuple[RuleSnapshot, RuleTrial | None]] = {}
+_TRIALS_LIMIT = 20_000
+
+
+def _trial_before_filters(rule: RuleSnapshot, lead: LeadSnapshot) -> RuleTrial | None:
+    """The rule's trial when it is disabled or its sources or campaign do not match the
+    lead; None when its filters decide."""
+    key = (id(rule), lead.source, lead.campaign)
+    known = _TRIALS.get(key)
+    if known is not None and known[0] is rule:
+        return known[1]
+    trial: RuleTrial | None = None
+    if not rule.enabled:
+        trial = RuleTrial(rule.id, rule.name, False, RULE_DISABLED, "rule is disabled")
+    elif (mismatch := _slug_mismatch(rule, lead)) is not None:
+        trial = RuleTrial(rule.id, rule.name, False, *mismatch)
+    if len(_TRIALS) >= _TRIALS_LIMIT:
+        _TRIALS.clear()
+    _TRIALS[key] = (rule, trial)
+    return trial
 
 
 # --- decisions ----------------------------------------------------------------------------
@@ -115,6 +169,13 @@ class _Context:
     offered: frozenset[int]
     directory: Sequence[AgentSnapshot]
     rng: random.Random
+    checkers: Checkers | None = None
+
+    def checker(self, hours_at: datetime | None = None) -> Checker:
+        """The rule's Checker now: a new one, or the batch's (``checkers``)."""
+        if self.checkers is None:
+            return Checker(self.rule, self.now, hours_at=hours_at)
+        return self.checkers.get(self.rule, self.now, hours_at=hours_at)
 
     def decision(
         self,
@@ -160,11 +221,29 @@ def _summary(rejected: Sequence[Candidate]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
 
 
+# Candidate is a frozen dataclass with slots: its __init__ sets each slot through
+# object.__setattr__. A candidate is made for every eligible member of every decision, so
+# _candidate sets the slots through their descriptors instead (half the cost); the result
+# is the same Candidate.
+_new_object = object.__new__
+_SET_SLOTS = tuple(
+    getattr(Candidate, name).__set__
+    for name in ("agent_id", "email", "member_id", "rank", "reason", "detail")
+)
+
+
 def _candidate(member: MemberSnapshot, position: int | None = None) -> Candidate:
     """An eligible member as a candidate, ranked ``position`` (None: not ranked)."""
-    return Candidate(
-        agent_id=member.agent.id, email=member.agent.email, member_id=member.id, rank=position
-    )
+    agent = member.agent
+    candidate: Candidate = _new_object(Candidate)
+    set_id, set_email, set_member, set_rank, set_reason, set_detail = _SET_SLOTS
+    set_id(candidate, agent.id)
+    set_email(candidate, agent.email)
+    set_member(candidate, member.id)
+    set_rank(candidate, position)
+    set_reason(candidate, None)
+    set_detail(candidate, "")
+    return candidate
 
 
 def _fallback(
@@ -287,8 +366,10 @@ def _push(ctx: _Context, checker: Checker) -> Decision:
     if not elig.eligible:
         why = f"no eligible member ({_summary(elig.rejected)})"
         return _fallback(ctx, checker, NO_ELIGIBLE_MEMBER, why, elig.rejected)
-    period = rule.share_period
-    received = {m.id: elig.counts[m.id].get(period) for m in elig.eligible}
+    received: dict[int, int] = {}
+    if rule.strategy == "weighted":  # the only strategy that compares received leads
+        period = rule.share_period
+        received = {m.id: elig.counts[m.id].get(period) for m in elig.eligible}
     ranked = rank(
         rule.strategy,
         elig.eligible,
@@ -336,6 +417,7 @@ def decide(
     offered: frozenset[int] = frozenset(),
     directory: Sequence[AgentSnapshot] = (),
     rng: random.Random | None = None,
+    checkers: Checkers | None = None,
 ) -> Decision:
     """What ``rule`` does with ``lead`` now, given the rule's pool ``members``.
 
@@ -349,7 +431,8 @@ def decide(
        the first, or offer (claim timeout, or broadcast to all / ``batch_size``). Nobody
        eligible → default agent if eligible, else exception.
     ``directory`` holds agents outside the pool that ``direct`` may name (the services
-    layer loads just the ones the lead's assign_to fields refer to).
+    layer loads just the ones the lead's assign_to fields refer to). ``checkers``: the
+    Checkers of a batch decided at one ``now``, reused from lead to lead (same decisions).
     """
     ctx = _Context(
         rule=rule,
@@ -361,6 +444,7 @@ def decide(
         offered=offered,
         directory=directory,
         rng=rng if rng is not None else _lead_rng(lead),
+        checkers=checkers,
     )
     if rule.strategy == "none":
         return ctx.decision("prospect", STRATEGY_NONE, "stored as a prospect, nobody assigned")
@@ -369,7 +453,7 @@ def decide(
             "queue_unassigned", STRATEGY_MANUAL, "sent to the Lead Assignment queue"
         )
     if rule.strategy in ("pull", "hopper"):
-        elig = Checker(rule, ctx.now).evaluate(members, lead)
+        elig = ctx.checker().evaluate(members, lead)
         waiting = [_candidate(m) for m in elig.eligible] + elig.rejected
         takers = f"{len(elig.eligible)} member(s) may take it"
         if rule.strategy == "pull":
@@ -399,7 +483,7 @@ def decide(
                 "arrived after hours; sent to the Lead Assignment queue",
             )
         hours_at = opening  # offer_now
-    checker = Checker(rule, ctx.now, hours_at=hours_at)
+    checker = ctx.checker(hours_at=hours_at)
     if rule.strategy == "direct":
         return _direct(ctx, checker)
     return _push(ctx, checker)
@@ -443,6 +527,7 @@ def next_round(
     rules_tried: tuple[RuleTrial, ...] = (),
     directory: Sequence[AgentSnapshot] = (),
     rng: random.Random | None = None,
+    checkers: Checkers | None = None,
 ) -> Decision:
     """Decide after offer round ``round_no`` ended unclaimed (expired or declined).
 
@@ -464,8 +549,9 @@ def next_round(
             offered=offered_member_ids,
             directory=directory,
             rng=rng if rng is not None else _lead_rng(lead),
+            checkers=checkers,
         )
-        checker = Checker(rule, ctx.now)
+        checker = ctx.checker()
         elig = checker.evaluate(members, lead, offered=offered_member_ids)
         candidates = [_candidate(m) for m in elig.eligible] + elig.rejected
         why = f"unclaimed after {round_no} round(s) (max_rounds {rule.max_rounds})"
@@ -480,6 +566,7 @@ def next_round(
         offered=offered_member_ids,
         directory=directory,
         rng=rng,
+        checkers=checkers,
     )
 
 

@@ -29,9 +29,11 @@ def draw_tiebreaks(members: Sequence[MemberSnapshot], rng: random.Random) -> dic
 def round_robin_key(member: MemberSnapshot, tiebreak: Mapping[int, float]) -> RoundRobinKey:
     """Sort key: never-assigned first, then oldest last turn, then position, then the draw."""
     last = member.agent.last_turn_at
+    if last is None:
+        return (0, _NEVER, member.position, tiebreak.get(member.id, 0.0))
     return (
-        0 if last is None else 1,
-        _NEVER if last is None else to_utc(last),
+        1,
+        last if last.tzinfo is UTC else to_utc(last),
         member.position,
         tiebreak.get(member.id, 0.0),
     )
@@ -41,7 +43,15 @@ def rank_round_robin(
     members: Sequence[MemberSnapshot], tiebreak: Mapping[int, float]
 ) -> list[MemberSnapshot]:
     """The member whose last turn is oldest comes first (never-assigned before all)."""
-    return sorted(members, key=lambda m: round_robin_key(m, tiebreak))
+
+    def key(member: MemberSnapshot) -> RoundRobinKey:  # round_robin_key, inlined
+        last = member.agent.last_turn_at
+        if last is None:
+            return (0, _NEVER, member.position, tiebreak.get(member.id, 0.0))
+        utc = last if last.tzinfo is UTC else to_utc(last)
+        return (1, utc, member.position, tiebreak.get(member.id, 0.0))
+
+    return sorted(members, key=key)
 
 
 def rank_load_balanced(
@@ -92,15 +102,60 @@ def rank_weighted(
     3. Members under their upper quota come first, by (count + 1)/weight, then round robin;
        the rest follow in the same order (they are still eligible, only not preferred).
     """
+    n = sum(received.get(m.id, 0) for m in members)
+    scaled = _integer_weights(members, n)
+    if scaled is not None:
+        return _rank_weighted_integers(members, tiebreak, received, scaled, n, catch_up)
     weights = {m.id: Fraction(m.weight) for m in members}
     total_weight = sum(weights.values(), Fraction(0))
-    n = sum(received.get(m.id, 0) for m in members)
 
     def key(member: MemberSnapshot) -> tuple[int, Fraction, RoundRobinKey]:
         weight = weights[member.id]
         count = received.get(member.id, 0)
         if not catch_up:
             count = max(count, math.floor(n * weight / total_weight))
+        under_quota = count * total_weight < (n + 1) * weight
+        return (0 if under_quota else 1, (count + 1) / weight, round_robin_key(member, tiebreak))
+
+    return sorted(members, key=key)
+
+
+# below this, distinct ratios of integers stay distinct (and ordered) as floats
+_EXACT_RATIO_LIMIT = 1 << 24
+
+
+def _integer_weights(members: Sequence[MemberSnapshot], n: int) -> dict[int, int] | None:
+    """The weights times one common factor (the least common denominator), so that every
+    weight is an integer and the quota arithmetic exact without fractions; None when the
+    integers are too large for the float ratios of ``_rank_weighted_integers`` to be exact."""
+    ratios = [(m.id, *m.weight.as_integer_ratio()) for m in members]
+    factor = math.lcm(*(d for _, _, d in ratios)) if ratios else 1
+    scaled = {mid: num * (factor // den) for mid, num, den in ratios}
+    if n + 1 >= _EXACT_RATIO_LIMIT or any(w >= _EXACT_RATIO_LIMIT for w in scaled.values()):
+        return None
+    return scaled
+
+
+def _rank_weighted_integers(
+    members: Sequence[MemberSnapshot],
+    tiebreak: Mapping[int, float],
+    received: Mapping[int, int],
+    weights: Mapping[int, int],
+    n: int,
+    catch_up: bool,
+) -> list[MemberSnapshot]:
+    """``rank_weighted`` with the weights scaled to integers by one common factor: the same
+    order (the factor cancels out of every comparison), in integer arithmetic. The ratio
+    (count + 1) / weight is compared as a float: numerator and denominator are below 2**24,
+    so two different ratios differ by far more than a float's rounding and equal ones round
+    alike."""
+    total_weight = sum(weights.values())
+
+    def key(member: MemberSnapshot) -> tuple[int, float, RoundRobinKey]:
+        weight = weights[member.id]
+        count = received.get(member.id, 0)
+        if not catch_up:
+            count = max(count, n * weight // total_weight)
         under_quota = count * total_weight < (n + 1) * weight
         return (0 if under_quota else 1, (count + 1) / weight, round_robin_key(member, tiebreak))
 

@@ -94,7 +94,10 @@ def emails_dispatch(emails: Sequence[Email]) -> None:
     from distribution.tasks.routing import send_emails
 
     try:
-        send_emails.apply_async(args=[payloads], retry=False)
+        # a summary for the task's logged arguments: Celery's own repr of a batch's
+        # payloads cost more than sending them
+        argsrepr = f"[<{len(payloads)} e-mail(s)>]"
+        send_emails.apply_async(args=[payloads], retry=False, argsrepr=argsrepr)
     except Exception:
         logger.warning("could not queue e-mails; sending them in process", exc_info=True)
         emails_send(payloads)

@@ -6,9 +6,10 @@ The services lock rows, then call these loaders; the engine gets frozen dataclas
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from accounts.models import AgentProfile, User
 from distribution.engine.caps import window_starts
 from distribution.engine.metrics import Activity as MetricActivity
 from distribution.engine.metrics import AssignedLead, compute_metrics
+from distribution.engine.routing import rule_order
 from distribution.engine.types import (
     PERIODS,
     AgentMetrics,
@@ -329,6 +331,15 @@ class RuleBook:
     users: dict[int, User] = field(default_factory=dict)  # default agents, automation targets
     _index: dict[int, RuleSnapshot] = field(default_factory=dict, repr=False)
     _indexed: list[RuleSnapshot] | None = field(default=None, repr=False)
+    _ordered: list[RuleSnapshot] = field(default_factory=list, repr=False)
+    _ordered_from: list[RuleSnapshot] | None = field(default=None, repr=False)
+
+    def ordered(self) -> list[RuleSnapshot]:
+        """The snapshots in the order rules are tried (sorted once, not once per lead)."""
+        if self._ordered_from is not self.snapshots:
+            self._ordered = rule_order(self.snapshots)
+            self._ordered_from = self.snapshots
+        return self._ordered
 
     def snapshot(self, rule_id: int | None) -> RuleSnapshot | None:
         # called per lead in a batch: an index, rebuilt when someone swaps the list (simulate)
@@ -384,7 +395,8 @@ class PoolState:
     timezone: str
     members: list[MemberSnapshot]
     index: dict[int, int]  # agent id → position in `members`
-    rows: dict[int, PoolMember]  # member id → row
+    rows: dict[int, PoolMember] = field(default_factory=dict)  # member id → row (ORM load)
+    contacts: dict[int, tuple[str, str]] = field(default_factory=dict)  # agent → e-mail, phone
 
     def member_of(self, agent_id: int) -> MemberSnapshot | None:
         i = self.index.get(agent_id)
@@ -398,16 +410,47 @@ class PoolState:
         member = self.members[i]
         counts = member.received_counts or ReceivedCounts()
         if received:
-            counts = ReceivedCounts(*(counts.get(p) + 1 for p in PERIODS))
-        self.members[i] = replace(
-            member, agent=replace(member.agent, last_turn_at=stamp), received_counts=counts
-        )
+            counts = ReceivedCounts(
+                counts.hour + 1, counts.day + 1, counts.week + 1, counts.month + 1
+            )
+        self.members[i] = _member_after_turn(member, stamp, counts)
 
     def set_last_turn(self, agent_id: int, stamp: datetime) -> None:
         i = self.index.get(agent_id)
         if i is not None:
             m = self.members[i]
             self.members[i] = replace(m, agent=replace(m.agent, last_turn_at=stamp))
+
+
+def _member_after_turn(
+    member: MemberSnapshot, stamp: datetime, counts: ReceivedCounts
+) -> MemberSnapshot:
+    """`replace(member, agent=replace(agent, last_turn_at=STAMP), received_counts=COUNTS)`,
+    built directly (once per lead given, and replace() inspects the fields each time)."""
+    a = member.agent
+    agent = AgentSnapshot(
+        a.id, a.email, a.active, a.available, a.schedule, stamp, a.open_leads, a.metrics
+    )
+    m = member
+    return MemberSnapshot(
+        m.id, agent, m.position, m.weight, m.active, m.caps, m.filters, m.received_at, counts
+    )
+
+
+# _member_after_turn copies every field by position: a field added to these snapshots must
+# be added there too (importing this module fails until it is)
+_COPIED_FIELDS = {
+    AgentSnapshot: (
+        "id", "email", "active", "available", "schedule", "last_turn_at", "open_leads", "metrics"
+    ),
+    MemberSnapshot: (
+        "id", "agent", "position", "weight", "active", "caps", "filters", "received_at",
+        "received_counts",
+    ),
+}  # fmt: skip
+for _cls, _names in _COPIED_FIELDS.items():
+    if tuple(f.name for f in fields(_cls)) != _names:
+        raise TypeError(f"{_cls.__name__} fields changed: update _member_after_turn")
 
 
 def received_counts(
@@ -565,6 +608,139 @@ def pool_state_load(
         members=members,
         index={m.agent.id: i for i, m in enumerate(members)},
         rows={m.pk: m for m in rows},
+        contacts={m.agent_id: (m.agent.email or "", _profile_phone(m.agent)) for m in rows},
+    )
+
+
+def _profile_phone(user: User) -> str:
+    profile: AgentProfile | None = getattr(user, "agent", None)
+    return profile.phone if profile is not None else ""
+
+
+@dataclass(frozen=True)
+class PoolWanted:
+    """A pool to load for rules counting caps in TIMEZONE, with what its strategies need."""
+
+    pool_id: int
+    timezone: str
+    with_open_leads: bool = False
+    with_metrics: bool = False
+
+
+def _json_value(value: object) -> object:
+    # the driver hands jsonb over as text (Django reads JSON columns itself)
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def pools_state_load(
+    wanted: Sequence[PoolWanted], *, now: datetime, schedules: dict[int, ScheduleSnapshot]
+) -> dict[tuple[int, str], PoolState]:
+    """Several locked pools at once, keyed (pool id, cap time zone): members with their
+    agents and window counts, and open leads where asked (1 query, PostgreSQL; +2 for
+    metrics). The agents' schedules join the cached configuration's SCHEDULES.
+
+    A fixed SQL text returning plain columns: building the ORM query and three model rows
+    per member cost more than the query itself, for one lead as for a batch.
+    """
+    if not wanted:
+        return {}
+    qn = connection.ops.quote_name
+    member, user = qn(PoolMember._meta.db_table), qn(User._meta.db_table)
+    profile, given, lead = (
+        qn(AgentProfile._meta.db_table),
+        qn(Assignment._meta.db_table),
+        qn(Lead._meta.db_table),
+    )
+    starts = [window_starts(now, w.timezone) for w in wanted]
+    # one row of window starts per wanted pool; the lateral count per member walks the
+    # (pool, agent, created_at) index, the open-lead count the owner index
+    # no pool asking for open leads: no subquery to plan (a third of the planning time)
+    with_open_leads = any(w.with_open_leads for w in wanted)
+    owned = (
+        f"CASE WHEN w.open THEN (SELECT count(*) FROM {lead} l WHERE l.owner_id = m.agent_id "
+        "AND l.status = ANY(%s)) ELSE 0 END "
+        if with_open_leads
+        else "0 "
+    )
+    sql = (
+        "SELECT w.k, m.id, m.agent_id, m.position, m.weight, m.active, m.filters, m.cap_hour, "
+        "m.cap_day, m.cap_week, m.cap_month, u.email, u.is_active, p.id, p.active, "
+        "p.available, p.last_turn_at, p.schedule_id, p.phone, c.hour, c.day, c.week, c.month, "
+        + owned
+        + "FROM unnest(%s::integer[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], "
+        "%s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::boolean[]) "
+        "AS w(k, pool_id, hour, day, week, month, earliest, open) "
+        f"JOIN {member} m ON m.pool_id = w.pool_id "
+        f"JOIN {user} u ON u.id = m.agent_id "
+        f"LEFT JOIN {profile} p ON p.user_id = m.agent_id "
+        "CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE a.created_at >= w.hour) AS hour, "
+        "count(*) FILTER (WHERE a.created_at >= w.day) AS day, "
+        "count(*) FILTER (WHERE a.created_at >= w.week) AS week, "
+        "count(*) FILTER (WHERE a.created_at >= w.month) AS month "
+        f"FROM {given} a WHERE a.pool_id = m.pool_id AND a.agent_id = m.agent_id "
+        "AND a.created_at >= w.earliest) c "
+        "ORDER BY w.k, m.position, m.id"
+    )
+    params: list[Any] = [[str(s) for s in OPEN_STATUSES]] if with_open_leads else []
+    params += [
+        list(range(len(wanted))),
+        [w.pool_id for w in wanted],
+        *([s[p] for s in starts] for p in PERIODS),
+        [min(s.values()) for s in starts],
+        [w.with_open_leads for w in wanted],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    schedules_fill(schedules, {r[17] for r in rows}, now)
+    per_pool: list[list[tuple[Any, ...]]] = [[] for _ in wanted]
+    for row in rows:
+        per_pool[row[0]].append(row)
+    out: dict[tuple[int, str], PoolState] = {}
+    for w, pool_rows in zip(wanted, per_pool, strict=True):
+        agent_ids = [r[2] for r in pool_rows]
+        metrics = agent_metrics(agent_ids, now) if w.with_metrics and agent_ids else {}
+        members = [_member_snapshot(r, metrics.get(r[2]), schedules) for r in pool_rows]
+        out[(w.pool_id, w.timezone)] = PoolState(
+            pool_id=w.pool_id,
+            timezone=w.timezone,
+            members=members,
+            index={m.agent.id: i for i, m in enumerate(members)},
+            contacts={r[2]: (r[11] or "", r[18] or "") for r in pool_rows},
+        )
+    return out
+
+
+def _member_snapshot(
+    row: tuple[Any, ...],
+    metrics: AgentMetrics | None,
+    schedules: Mapping[int, ScheduleSnapshot],
+) -> MemberSnapshot:
+    """One row of pools_state_load as agent_snapshot and pool_state_load build it."""
+    (_, member_id, agent_id, position, weight, active, filters, hour, day, week, month) = row[:11]
+    email, user_active, profile_id, profile_active, available, last_turn, schedule_id = row[11:18]
+    if profile_id is None:  # a user without agent profile is inactive
+        agent = AgentSnapshot(id=agent_id, email=email or "", active=False)
+    else:
+        agent = AgentSnapshot(
+            id=agent_id,
+            email=email or "",
+            active=bool(profile_active and user_active),
+            available=available,
+            schedule=schedules.get(schedule_id) if schedule_id else None,
+            last_turn_at=last_turn,
+            open_leads=row[23],
+            metrics=metrics,
+        )
+    return MemberSnapshot(
+        id=member_id,
+        agent=agent,
+        position=position,
+        weight=float(weight),
+        active=active,
+        caps=Caps(hour, day, week, month),
+        filters=filters_of(_json_value(filters)),
+        received_counts=ReceivedCounts(*row[19:23]),
     )
 
 
@@ -572,13 +748,25 @@ def pools_lock(pool_ids: Iterable[int]) -> None:
     """Lock pool rows in id order (no deadlocks): pickers of one pool take turns, so
     round robin stays fair and caps exact across workers."""
     ids = sorted(set(pool_ids))
-    if ids:
-        list(
-            Pool.objects.select_for_update()
-            .filter(pk__in=ids)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+    if not ids:
+        return
+    if connection.vendor == "postgresql":  # a fixed text: no ORM query to build per lead
+        qn = connection.ops.quote_name
+        pk = qn(str(Pool._meta.pk.column))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {pk} FROM {qn(Pool._meta.db_table)} WHERE {pk} = ANY(%s) "
+                f"ORDER BY {pk} FOR UPDATE",
+                [ids],
+            )
+            cursor.fetchall()
+        return
+    list(
+        Pool.objects.select_for_update()
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def directory_load(leads: Iterable[LeadSnapshot], now: datetime) -> list[AgentSnapshot]:

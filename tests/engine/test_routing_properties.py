@@ -258,3 +258,99 @@ def test_ties_follow_position_whatever_the_ids(positions: list[int]) -> None:
     members = [replace(plain_member(i), position=p) for i, p in enumerate(positions)]
     decision = decide(rule("round_robin"), lead(1), members, START)
     assert decision.chosen[0].member_id == 100 + positions.index(0)
+
+
+def _quota_order_in_fractions(
+    members: list[MemberSnapshot], received: dict[int, int], catch_up: bool
+) -> list[int]:
+    """The weighted order as the quota method defines it, in exact fractions."""
+    from distribution.engine.strategies import round_robin_key
+
+    weights = {m.id: Fraction(m.weight) for m in members}
+    total = sum(weights.values(), Fraction(0))
+    n = sum(received.get(m.id, 0) for m in members)
+
+    def key(m: MemberSnapshot) -> tuple[int, Fraction, tuple[object, ...]]:
+        w = weights[m.id]
+        count = received.get(m.id, 0)
+        if not catch_up:
+            count = max(count, (n * w / total).__floor__())
+        return (0 if count * total < (n + 1) * w else 1, (count + 1) / w, round_robin_key(m, {}))
+
+    return [m.id for m in sorted(members, key=key)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    weights=st.lists(
+        st.integers(1, 40) | st.sampled_from([0.5, 1.5, 2.25, 0.1, 0.3, 7.75]),
+        min_size=1,
+        max_size=12,
+    ),
+    received=st.lists(st.integers(0, 10**6), min_size=12, max_size=12),
+    catch_up=st.booleans(),
+)
+def test_weighted_order_is_the_exact_quota_order_whatever_the_weights(
+    weights: list[float], received: list[int], catch_up: bool
+) -> None:
+    """Integer (and binary-fraction) weights are ranked in integer arithmetic: the same
+    order as exact fractions give."""
+    from distribution.engine.strategies import rank_weighted
+
+    members = [replace(plain_member(i), weight=w, position=0) for i, w in enumerate(weights)]
+    counts_by_id = {m.id: received[i] for i, m in enumerate(members)}
+    ranked = [m.id for m in rank_weighted(members, {}, counts_by_id, catch_up=catch_up)]
+    assert ranked == _quota_order_in_fractions(members, counts_by_id, catch_up)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    member_caps=st.lists(caps_st, min_size=1, max_size=6),
+    flags=st.lists(st.sampled_from(["ok", "inactive", "away", "filter", "nights"]), min_size=6),
+    strategy=st.sampled_from(["round_robin", "weighted", "load_balanced", "broadcast"]),
+    gaps=st.lists(st.integers(0, 3 * 3600), min_size=1, max_size=40),
+    countries=st.lists(st.sampled_from(["NL", "XX", ""]), min_size=40, max_size=40),
+)
+def test_a_batch_sharing_its_checkers_decides_as_fresh_checkers_do(
+    member_caps: list[Caps],
+    flags: list[str],
+    strategy: str,
+    gaps: list[int],
+    countries: list[str],
+) -> None:
+    """The services decide a batch at one `now` with Checkers shared from lead to lead; the
+    decisions (and their explanations) are those of a new Checker per lead."""
+    from distribution.engine.eligibility import Checkers
+    from distribution.engine.types import Filter
+
+    r = rule(
+        strategy,
+        batch_size=2,
+        claim_timeout=timedelta(minutes=5) if strategy == "broadcast" else None,
+    )
+    members = [
+        MemberSnapshot(
+            id=100 + i,
+            agent=AgentSnapshot(
+                id=i,
+                email=f"a{i}@example.com",
+                active=flags[i] != "inactive",
+                available=flags[i] != "away",
+                schedule=NIGHTS if flags[i] == "nights" else None,
+            ),
+            position=i,
+            caps=c,
+            filters=(Filter("country", "ne", "XX"),) if flags[i] == "filter" else (),
+        )
+        for i, c in enumerate(member_caps)
+    ]
+    shared = Checkers()
+    now = START
+    for i, gap in enumerate(gaps):
+        if gap > 2 * 3600:  # a new batch: a new moment, new Checkers
+            now += timedelta(seconds=gap)
+            shared = Checkers()
+        snap = replace(lead(i), fields={"country": countries[i]})
+        fresh = decide(r, snap, members, now)
+        assert decide(r, snap, members, now, checkers=shared) == fresh
+        members = record(members, fresh, now)

@@ -72,7 +72,7 @@ def test_a_batch_of_1000_leads_costs_at_most_two_queries_per_lead(web):
     assert len(per_agent) == 50 and set(per_agent.values()) == {20}  # round robin, even
 
 
-WARM_ONE_LEAD_BUDGET = 8  # with the routing configuration cached (BEGIN and COMMIT included)
+WARM_ONE_LEAD_BUDGET = 7  # with the routing configuration cached (BEGIN and COMMIT included)
 
 
 @pytest.mark.postgres  # the configuration cache and the one-statement writes are PostgreSQL's
