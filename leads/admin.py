@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from leads.models import Activity, Campaign, Lead, LeadEvent, LeadStatus, Source
+from leads.signals import lead_changed
 
 
 @admin.register(Source)
@@ -156,6 +157,12 @@ class LeadAdmin(admin.ModelAdmin):
     )
 
     @admin.display(description="name", ordering="last_name")
+    def save_model(self, request: HttpRequest, obj: Lead, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            trigger = "status_changed" if "status" in form.changed_data else "updated"
+            lead_changed.send(sender=Lead, lead_id=obj.pk, trigger=trigger, actor=request.user)
+
     def full_name(self, obj: Lead) -> str:
         return obj.full_name or "—"
 

@@ -131,3 +131,57 @@ def test_an_automation_puts_leads_in_the_hopper_with_an_optional_owner(agents, p
     from distribution.selectors.routing import hopper_leads_for_agent
 
     assert [lead.pk for lead in hopper_leads_for_agent(agent=a)] == [unowned.pk, owned.pk]
+
+
+def _change_form_data(response) -> dict:
+    """The admin change form's current values (and its inlines'), as the browser posts them."""
+    data: dict = {}
+
+    def add(form) -> None:
+        for name in form.fields:
+            value = form[name].value()
+            key = form.add_prefix(name)
+            if value is None or value is False:
+                continue
+            if value is True:
+                data[key] = "on"
+            elif isinstance(value, list | tuple):
+                data[key] = [str(v) for v in value]
+            else:
+                data[key] = str(value)
+
+    add(response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        add(formset.management_form)
+        for form in formset.forms:
+            add(form)
+    return data
+
+
+# "fires on a lead event (created, updated, status changed)": a manager's edit is an update.
+def test_an_update_automation_runs_when_a_manager_edits_a_lead(
+    agents, post, web, admin_client, django_capture_on_commit_callbacks
+):
+    a, utrecht = agents(2)
+    make_rule(pool=make_pool([a]), sources=[web])
+    automation(
+        "moved to Utrecht",
+        "user",
+        trigger="updated",
+        target_user=utrecht,
+        filters=[{"field": "city", "op": "eq", "value": "Utrecht"}],
+    )
+    lead = post(city="Amsterdam")
+    assert lead.owner == a
+    url = f"/admin/leads/lead/{lead.pk}/change/"
+    data = _change_form_data(admin_client.get(url))
+    data["city"] = "Utrecht"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, data)
+    assert response.status_code == 302, response.content[:2000]
+    lead.refresh_from_db()
+    assert (lead.city, lead.owner) == ("Utrecht", utrecht)
+    from distribution.models import DistributionAttempt
+
+    assert DistributionAttempt.objects.filter(lead=lead, trigger="automation").exists()

@@ -1,0 +1,9 @@
+"""Signals the leads app sends; other apps act on them (leads knows nothing of routing)."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# A manager changed a lead by hand (the admin form). Arguments: lead_id, trigger
+# ("updated", or "status_changed" when the status was among the changes), actor.
+lead_changed = Signal()
