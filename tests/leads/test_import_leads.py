@@ -192,3 +192,20 @@ def test_bad_options_are_errors_and_import_nothing(tmp_path, vendor, option, mes
 def test_an_empty_file_is_an_error(tmp_path, vendor):
     _, _, error = run_failing(csv_file(tmp_path, ""))
     assert "no header row" in error
+
+
+def test_a_file_without_source_or_ids_imported_twice_creates_its_leads_once(tmp_path, db):
+    text = "First name,E-mail\nAda,ada@example.com\nBob,bob@example.com\n"
+    path = csv_file(tmp_path, text)
+    first, _ = run(path)
+    again, _ = run(path)
+
+    assert "2 rows read: 2 leads imported, 0 already known" in first
+    assert "2 rows read: 0 leads imported, 2 already known" in again
+    assert sorted(Lead.objects.values_list("first_name", "source__slug")) == [
+        ("Ada", "csv-import"),
+        ("Bob", "csv-import"),
+    ]
+    edited = csv_file(tmp_path, text.replace("Bob", "Rob"), name="edited.csv")
+    out, _ = run(edited)
+    assert "2 rows read: 1 leads imported, 1 already known" in out

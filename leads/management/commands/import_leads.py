@@ -74,7 +74,7 @@ class Command(BaseCommand):
             self.stderr.write(f"line {line}: {reason}")
         self.stdout.write(
             f"{result.rows} rows read: {result.created} leads imported, "
-            f"{result.repeated} already known (same source and external id), "
+            f"{result.repeated} already known (imported before), "
             f"{len(result.errors)} rejected."
         )
         if result.errors:
