@@ -952,6 +952,20 @@ class ContractTable:
     without recompiling the rest.
     """
 
+    # One numpy column per scalar eligibility field (see `_COLUMNS` and `_scalars`).
+    active: np.ndarray
+    paused: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    campaign: np.ndarray
+    group: np.ndarray
+    share: np.ndarray
+    cap: np.ndarray
+    max_age: np.ndarray
+    min_score: np.ndarray
+    schedule: np.ndarray
+    radius: np.ndarray
+
     def __init__(self, contracts: Iterable[ContractSnapshot]) -> None:
         rows = sorted(contracts, key=lambda c: c.id)
         self.index_of: dict[int, int] = {}
@@ -964,24 +978,8 @@ class ContractTable:
         self.ids = np.fromiter((c.id for c in rows), np.int64, len(rows))
         self.company = np.fromiter((c.company_id for c in rows), np.int64, len(rows))
         columns = [self._scalars(c) for c in rows]
-        n = len(rows)
-        (
-            self.active,
-            self.paused,
-            self.starts,
-            self.ends,
-            self.campaign,
-            self.group,
-            self.share,
-            self.cap,
-            self.max_age,
-            self.min_score,
-            self.schedule,
-            self.radius,
-        ) = (
-            np.array([col[k] for col in columns], dtype=dtype).reshape(n)
-            for k, dtype in enumerate(_COLUMN_TYPES)
-        )
+        for k, (name, dtype) in enumerate(_COLUMNS):
+            setattr(self, name, np.array([col[k] for col in columns], dtype=dtype))
         self.schedules = list(self._schedules)
         self._compile_areas()
         self._sort()
@@ -1057,25 +1055,8 @@ class ContractTable:
         ):
             self._schedules[snapshot.delivery_schedule] = len(self._schedules)
             self.schedules = list(self._schedules)
-        for column, value in zip(
-            (
-                self.active,
-                self.paused,
-                self.starts,
-                self.ends,
-                self.campaign,
-                self.group,
-                self.share,
-                self.cap,
-                self.max_age,
-                self.min_score,
-                self.schedule,
-                self.radius,
-            ),
-            self._scalars(snapshot),
-            strict=True,
-        ):
-            column[idx] = value
+        for (name, _), value in zip(_COLUMNS, self._scalars(snapshot), strict=True):
+            getattr(self, name)[idx] = value
         self.company[idx] = snapshot.company_id
         if (old.locations, old.radius_km) != (snapshot.locations, snapshot.radius_km):
             self._compile_areas()
@@ -1214,19 +1195,20 @@ def _curvature_bounds(
     )
 
 
-_COLUMN_TYPES = (
-    bool,
-    bool,
-    np.int64,
-    np.int64,
-    np.int64,
-    np.int64,
-    np.int64,
-    np.int16,
-    np.int64,
-    np.float64,
-    np.int64,
-    np.float64,
+# The columns of a ContractTable, in the order `ContractTable._scalars` returns them.
+_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("active", bool),
+    ("paused", bool),
+    ("starts", np.int64),
+    ("ends", np.int64),
+    ("campaign", np.int64),
+    ("group", np.int64),
+    ("share", np.int64),
+    ("cap", np.int16),
+    ("max_age", np.int64),
+    ("min_score", np.float64),
+    ("schedule", np.int64),
+    ("radius", np.float64),
 )
 
 
