@@ -14,7 +14,7 @@ turnover against greedy arrival order and the LP upper bound on a capped instanc
 
 The 10,000 contracts of 1 and 2 lie in one campaign over the Netherlands, half of them
 capped, in two instances: "harsh" — 40 % without a radius (nationwide: candidates for every
-lead, so the SQL area prefilter cannot help), the rest 20–120 km; "regional" — 5 %
+lead, so no area test can rule them out), the rest 20–120 km; "regional" — 5 %
 nationwide, the rest 15–60 km.
 
 Run through the harness: `python bench/run.py marketplace` (settings config.settings.bench,

@@ -55,13 +55,11 @@ class Location(models.Model):
                 name="location_longitude_range",
             ),
         ]
-        # The service-area prefilter probes a company's locations by latitude band (per
-        # contract) and reads the locations of a box (per lead).
+        # Selection reads a campaign's locations by company (decision M14).
         indexes = [
             models.Index(
                 fields=["company", "latitude", "longitude"], name="location_company_latlon_idx"
             ),
-            models.Index(fields=["latitude", "longitude"], name="location_latlon_idx"),
         ]
 
     def __str__(self) -> str:

@@ -154,9 +154,9 @@ class SchedulesSection(Section):
                 ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
             country = str(item.get("holiday_country") or "").upper()
             if country:
-                import holidays as holidays_pkg
+                from distribution.services.snapshot import supported_countries
 
-                if country not in holidays_pkg.list_supported_countries():
+                if country not in supported_countries():
                     ctx.error(
                         f"{path}.holiday_country",
                         f"{country!r} is not a country the holidays package knows",

@@ -17,15 +17,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import (
     Count,
-    Exists,
-    ExpressionWrapper,
-    FloatField,
     Max,
-    OuterRef,
     Q,
     QuerySet,
     Sum,
-    Value,
 )
 from django.utils import timezone
 
@@ -215,7 +210,6 @@ class ContractRows:
     snapshots: list[engine.ContractSnapshot] = field(default_factory=list)
     names: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (contract, company)
     timezones: dict[int, str] = field(default_factory=dict)
-    prefiltered: int = 0  # left out by the SQL service-area prefilter
 
     def by_id(self) -> dict[int, engine.ContractSnapshot]:
         return {c.id: c for c in self.snapshots}
@@ -258,64 +252,6 @@ def contracts_for_campaign(*, campaign_id: int, today: Any) -> QuerySet[Contract
     return Contract.objects.filter(campaign_id=campaign_id, active=True).exclude(ends__lt=today)
 
 
-# The shortest meridian degree (at the equator) is 110.574 km, so a point within r km of
-# the lead lies within r / 110.5 degrees of its latitude, whatever the path.
-KM_PER_LAT_DEGREE_MIN = 110.5
-
-
-@dataclass(frozen=True)
-class AreaFilter:
-    """The contracts that may serve a point: no radius, or a company location inside their
-    own latitude band and the longitude span of the largest radius (all conservative)."""
-
-    contracts: QuerySet[Contract]
-    considered: int  # contracts before the filter
-    radius_max: float | None
-
-
-def contracts_near(
-    *, contracts: QuerySet[Contract], point: tuple[float, float] | None
-) -> AreaFilter:
-    """Prefilter CONTRACTS in SQL by service area around POINT (two queries in all).
-
-    1. One aggregate: how many contracts and their largest radius.
-    2. Keep contracts without a radius, and contracts with a radius whose company has a
-       location within radius / 110.5 degrees of latitude and within the longitude span of
-       the largest radius's bounding box — a superset of those whose service area holds the
-       point (the engine then decides exactly with geopy). A lead without coordinates is in
-       no service area.
-    """
-    totals = contracts.aggregate(total=Count("id"), radius_max=Max("radius_km"))
-    radius_max = totals["radius_max"]
-    if radius_max is None:
-        return AreaFilter(contracts, totals["total"], None)
-    if point is None:
-        return AreaFilter(contracts.filter(radius_km__isnull=True), totals["total"], radius_max)
-    lat, lon = point
-    box = engine.bounding_box(lat, lon, radius_max)
-    band = ExpressionWrapper(
-        OuterRef("radius_km") / KM_PER_LAT_DEGREE_MIN, output_field=FloatField()
-    )
-    in_box = Location.objects.filter(
-        latitude__range=(box.lat_min, box.lat_max), longitude__range=(box.lon_min, box.lon_max)
-    )
-    near = in_box.filter(
-        company_id=OuterRef("company_id"),
-        latitude__gte=Value(lat) - band,
-        latitude__lte=Value(lat) + band,
-    )
-    # The semi-join on the box (one index range scan) discards most contracts cheaply; the
-    # correlated latitude band then only runs for the companies in the box.
-    return AreaFilter(
-        contracts.filter(
-            Q(radius_km__isnull=True)
-            | (Q(company_id__in=in_box.values("company_id")) & Exists(near))
-        ),
-        totals["total"],
-        radius_max,
-    )
-
-
 # Snapshots are immutable, and building thousands for every lead is a large part of a
 # sale's cost: one is reused while everything it was built from is equal (compared in full,
 # so a reused snapshot is always the one the current rows would give).
@@ -327,62 +263,31 @@ def contract_snapshots(
     *,
     contracts: QuerySet[Contract],
     now: datetime,
-    point: tuple[float, float] | None,
     campaign_id: int | None = None,
-    distance_locations: bool = False,
-    all_locations: bool = False,
 ) -> ContractRows:
-    """Load the contracts of CONTRACTS as engine snapshots in at most five queries.
+    """Load the contracts of CONTRACTS as engine snapshots in four queries at most.
 
     1. The contract rows (with the company's name and active flag).
-    2. Locations of contracts with a radius, around POINT (the lead): only those inside the
-       bounding box of the largest radius (SQL range prefilter). A location outside it is
-       farther than any radius, so it decides no service area and is no eligible
-       contract's nearest location. The engine then measures the survivors with geopy.
-    3. Locations of the companies of contracts without a radius, only when a rule orders by
-       distance (DISTANCE_LOCATIONS; no radius bounds them). ALL_LOCATIONS loads every
-       location of every contract instead of 2 and 3 (batches of leads, the manual page).
-    4. The delivery intervals of the contracts.
-    5. Cap and budget usage of the capped contracts in their current windows.
-    When every contract belongs to CAMPAIGN_ID, queries 2–5 select by campaign (a superset,
+    2. Every location of their companies (service areas and distances).
+    3. The delivery intervals of the contracts.
+    4. Cap and budget usage of the capped contracts in their current windows.
+    When every contract belongs to CAMPAIGN_ID, queries 2–4 select by campaign (a superset,
     trimmed here) rather than by thousands of ids, which costs more to send than to run.
     """
     rows = list(contracts.order_by("id").values_list(*_CONTRACT_COLUMNS))
     result = ContractRows()
     if not rows:
         return result
-    boxed: dict[int, list[engine.LocationPoint]] = {}  # for contracts with a radius
-    full: dict[int, list[engine.LocationPoint]] = {}  # for contracts without one
-
-    def load(into: dict[int, list[engine.LocationPoint]], qs: QuerySet[Location]) -> None:
-        for company_id, lat, lon in qs.values_list("company_id", "latitude", "longitude"):
-            into.setdefault(company_id, []).append(engine.LocationPoint(lat, lon))
-
-    def companies(**radius: Any) -> Any:
-        if campaign_id is not None:
-            return Contract.objects.filter(campaign_id=campaign_id, **radius).values("company_id")
-        wanted = {
-            r[2] for r in rows if not radius or (r[14] is None) == radius["radius_km__isnull"]
-        }
-        return sorted(wanted)
-
-    if all_locations:
-        load(full, Location.objects.filter(company_id__in=companies()))
-        boxed = full
-    elif point is not None:
-        radius_max = max((r[14] for r in rows if r[14] is not None), default=None)
-        if radius_max is not None:  # the box of the largest radius loaded
-            box = engine.bounding_box(point[0], point[1], radius_max)
-            load(
-                boxed,
-                Location.objects.filter(
-                    company_id__in=companies(radius_km__isnull=False),
-                    latitude__range=(box.lat_min, box.lat_max),
-                    longitude__range=(box.lon_min, box.lon_max),
-                ),
-            )
-        if distance_locations and any(r[14] is None for r in rows):
-            load(full, Location.objects.filter(company_id__in=companies(radius_km__isnull=True)))
+    companies: Any = (
+        Contract.objects.filter(campaign_id=campaign_id).values("company_id")
+        if campaign_id is not None
+        else sorted({r[2] for r in rows})
+    )
+    located: dict[int, list[engine.LocationPoint]] = {}
+    for company_id, lat, lon in Location.objects.filter(company_id__in=companies).values_list(
+        "company_id", "latitude", "longitude"
+    ):
+        located.setdefault(company_id, []).append(engine.LocationPoint(lat, lon))
     ids = {r[0] for r in rows}
     interval_rows = (
         DeliveryInterval.objects.filter(contract__campaign_id=campaign_id)
@@ -430,7 +335,7 @@ def contract_snapshots(
             created,
         ) = r
         schedule = intervals.get(cid)
-        locs = tuple((boxed if radius is not None else full).get(company_id, ()))
+        locs = tuple(located.get(company_id, ()))
         used = usage.get(cid, empty_usage)
         key = (r, locs, used, tuple(schedule) if schedule else None)
         cached = _SNAPSHOTS.get(cid)
@@ -479,13 +384,6 @@ def contract_snapshots(
         result.names[cid] = (name, company_name)
         result.timezones[cid] = tz
     return result
-
-
-def lead_point(lead: Lead) -> tuple[float, float] | None:
-    """The lead's coordinates, when it has both."""
-    if lead.latitude is None or lead.longitude is None:
-        return None
-    return (lead.latitude, lead.longitude)
 
 
 def cap_usage(
@@ -628,8 +526,6 @@ def marketplace_preview(
     rows = contract_snapshots(
         contracts=Contract.objects.filter(id__in=ids[:limit]),
         now=now,
-        point=lead_point(lead),
-        all_locations=True,
     )
     records = outbound_records(lead_ids=[lead.pk]).get(lead.pk, [])
     snap = lead_snapshot(lead, records)
@@ -750,13 +646,10 @@ class MarketIndex:
         rows = contract_snapshots(
             contracts=contracts_for_campaign(campaign_id=campaign_id, today=self.today),
             now=now,
-            point=None,
             campaign_id=campaign_id,
-            all_locations=True,
         )
         self.names = rows.names
         self.timezones = rows.timezones
-        self.prefiltered = 0
         self.table = engine.ContractTable(rows.snapshots)
         self.zones = self._zones(now)
 
@@ -774,7 +667,7 @@ class MarketIndex:
             return False  # refreshed in a block that ended without its commit being seen
         return all(window_starts(now, tz)["day"] == day for tz, day in self.zones.items())
 
-    def refresh(self, now: datetime, token: object | None) -> None:
+    def refresh(self, now: datetime) -> None:
         """Follow the outbound leads written since the last look (see the class docstring)."""
         new = list(
             OutboundLead.objects.filter(id__gt=self.seen, contract__campaign_id=self.campaign_id)
@@ -799,15 +692,17 @@ class MarketIndex:
         for cid in capped:
             c = self.table.get(cid)
             assert c is not None
-            self.put(replace(c, used=usage.get(cid, engine.CapUsage())), token)
-        self.mark(token)
+            self.put(replace(c, used=usage.get(cid, engine.CapUsage())))
+        self.mark()
 
-    def put(self, snapshot: engine.ContractSnapshot, token: object | None) -> None:
+    def put(self, snapshot: engine.ContractSnapshot) -> None:
         """Swap in a fresher snapshot of one of the contracts."""
         self.table.update(snapshot)
-        self.mark(token)
+        self.mark()
 
-    def mark(self, token: object | None) -> None:
+    def mark(self) -> None:
+        """Remember the block that wrote into the index, until its transaction commits."""
+        token = _transaction_token()
         if token is None:
             return
         if self.pending is not token:
@@ -837,13 +732,11 @@ def market_index(*, campaign_id: int, now: datetime) -> MarketIndex:
     Call with the returned index's `lock` held while selecting (threads share it).
     """
     generation = market_generation()  # read before the rows: a later edit moves it again
-    token = _transaction_token()
     with _INDEXES_LOCK:
         index = _INDEXES.get(campaign_id)
     if index is None or not index.current(generation, now):
         index = MarketIndex(campaign_id=campaign_id, generation=generation, now=now)
-        if token is not None:
-            index.mark(token)
+        index.mark()
         with _INDEXES_LOCK:
             _INDEXES[campaign_id] = index
             _INDEXES.move_to_end(campaign_id)
@@ -851,7 +744,7 @@ def market_index(*, campaign_id: int, now: datetime) -> MarketIndex:
                 _INDEXES.popitem(last=False)
         return index
     with index.lock:
-        index.refresh(now, token)
+        index.refresh(now)
     return index
 
 

@@ -152,10 +152,6 @@ def _lead_locked(lead_id: int, **filters: Any) -> Lead | None:
     )
 
 
-def _needs_all_locations(wf: engine.WorkflowSnapshot) -> bool:
-    return any(r.mode == engine.SelectionMode.DISTANCE for r in wf.rules)
-
-
 def _candidate_lines(
     decision: engine.SelectionDecision, names: dict[int, tuple[str, str]]
 ) -> list[dict[str, Any]]:
@@ -177,10 +173,8 @@ def _candidate_lines(
     return lines
 
 
-def _histogram(decision: engine.SelectionDecision, prefiltered: int = 0) -> dict[str, int]:
-    counts = dict(decision.explanation.reason_counts())
-    if prefiltered:  # excluded in SQL by the service-area prefilter
-        counts["out_of_service_area"] = counts.get("out_of_service_area", 0) + prefiltered
+def _histogram(decision: engine.SelectionDecision) -> dict[str, int]:
+    counts = decision.explanation.reason_counts()
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
@@ -360,7 +354,6 @@ def _select_locked(
        the savepoint back (releasing the locks) and starts over holding the union.
     """
     assert lead.campaign_id is not None
-    token = sel._transaction_token()
     records = sel.outbound_records(lead_ids=[lead.pk]).get(lead.pk, [])
     lead_snap = sel.lead_snapshot(lead, records)
     wf = sel.workflow_snapshot(workflow)
@@ -384,7 +377,7 @@ def _select_locked(
                     else replace(old, active=False)
                 )  # deleted meanwhile
                 if _sale_fields(new) != _sale_fields(old):
-                    index.put(new, token)
+                    index.put(new)
                     changed = True
             return changed
 
@@ -459,7 +452,7 @@ def _sell(
                     window=window,
                 )
                 after = sel.lead_snapshot(lead, _after(records, decision, rows))
-                histogram = _histogram(decision, rows.prefiltered)
+                histogram = _histogram(decision)
                 attempt = _record(
                     lead=lead,
                     trigger=trigger,
@@ -802,36 +795,56 @@ def window_open(
         return window
 
 
+def _window_move(
+    window_id: int,
+    *,
+    was: str,
+    to: str,
+    next_check_at: datetime | None,
+    refused: MarketplaceError,
+    actor: Any,
+    what: str,
+) -> DistributionWindow:
+    """Move a window in status WAS to status TO (pause / resume), with its next check."""
+    with transaction.atomic():
+        window = _window_locked(window_id, was)
+        if window is None:
+            raise refused
+        window.status = to
+        window.next_check_at = next_check_at
+        window.save(update_fields=["status", "next_check_at"])
+        _window_event(window, actor, what)
+        return window
+
+
 def window_pause(
     *, window_id: int, actor: Any = None, now: datetime | None = None
 ) -> DistributionWindow:
     """Pause an active window: no rechecks until it is resumed (its end stays)."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        window = _window_locked(window_id, WindowStatus.ACTIVE)
-        if window is None:
-            raise MarketplaceError("not_active", "Only an active window can be paused.")
-        window.status = WindowStatus.PAUSED
-        window.next_check_at = None
-        window.save(update_fields=["status", "next_check_at"])
-        _window_event(window, actor, "paused")
-        return window
+    return _window_move(
+        window_id,
+        was=WindowStatus.ACTIVE,
+        to=WindowStatus.PAUSED,
+        next_check_at=None,
+        refused=MarketplaceError("not_active", "Only an active window can be paused."),
+        actor=actor,
+        what="paused",
+    )
 
 
 def window_resume(
     *, window_id: int, actor: Any = None, now: datetime | None = None
 ) -> DistributionWindow:
     """Resume a paused window; it is rechecked at once."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        window = _window_locked(window_id, WindowStatus.PAUSED)
-        if window is None:
-            raise MarketplaceError("not_paused", "Only a paused window can be resumed.")
-        window.status = WindowStatus.ACTIVE
-        window.next_check_at = now
-        window.save(update_fields=["status", "next_check_at"])
-        _window_event(window, actor, "resumed")
-        return window
+    return _window_move(
+        window_id,
+        was=WindowStatus.PAUSED,
+        to=WindowStatus.ACTIVE,
+        next_check_at=now or timezone.now(),
+        refused=MarketplaceError("not_paused", "Only a paused window can be resumed."),
+        actor=actor,
+        what="resumed",
+    )
 
 
 def window_stop(
@@ -924,8 +937,6 @@ def lead_distribute_manually(
         rows = sel.contract_snapshots(
             contracts=Contract.objects.filter(id__in=ids),
             now=now,
-            point=sel.lead_point(lead),
-            all_locations=True,
         )
         by_id = rows.by_id()
         missing = [i for i in ids if i not in by_id]
@@ -1227,9 +1238,7 @@ def workflow_allocate_batch(
         rows = sel.contract_snapshots(
             contracts=contracts,
             now=now,
-            point=None,
             campaign_id=workflow.campaign_id,
-            all_locations=True,
         )
         records = sel.outbound_records(lead_ids=[w.lead_id for w in live])
         wf = sel.workflow_snapshot(workflow)

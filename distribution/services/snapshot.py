@@ -62,11 +62,18 @@ def _country_holidays(country: str, year: int) -> dict[date, str]:
     """One year of COUNTRY's public holidays with their names (cached per process)."""
     import holidays as holidays_pkg
 
-    try:
-        table = holidays_pkg.country_holidays(country, years=year)
-    except NotImplementedError:  # how the holidays package says it does not know a country
-        return {}
+    if country not in supported_countries():
+        return {}  # an unknown country has no public holidays (config validation names it)
+    table = holidays_pkg.country_holidays(country, years=year)
     return {d: str(n) for d, n in table.items()}
+
+
+@functools.cache
+def supported_countries() -> frozenset[str]:
+    """The country codes the holidays package knows."""
+    import holidays as holidays_pkg
+
+    return frozenset(holidays_pkg.list_supported_countries())
 
 
 def country_holidays(country: str, around: date) -> dict[date, str]:

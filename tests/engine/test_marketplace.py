@@ -698,7 +698,7 @@ def test_remaining_caps_and_budget() -> None:
     assert contract(2).remaining_count() is None and contract(2).remaining_budget() is None
 
 
-def test_bounding_box_holds_the_service_area_for_the_sql_prefilter() -> None:
+def test_bounding_box_holds_the_service_area_for_the_area_prefilter() -> None:
     box = bounding_box(*UTRECHT, 50)
     assert box.contains(*UTRECHT)
     east = geodesic(kilometers=49.9).destination(UTRECHT, 90)
