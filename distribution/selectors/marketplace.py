@@ -400,6 +400,8 @@ def cap_usage(
         return {}
     zones = sorted(set(contracts.values()))
     starts = {tz: window_starts(now, tz) for tz in zones}
+    if campaign_id is None and connection.vendor == "postgresql":
+        return _cap_usage_sql(contracts, starts)
     earliest = min(min(s[p] for p in _USAGE_PERIODS) for s in starts.values())
     conditions: dict[str, Q] = {}
     for period in _USAGE_PERIODS:
@@ -434,6 +436,55 @@ def cap_usage(
                 day_spent=row["day_spent"],
                 week_spent=row["week_spent"],
                 month_spent=row["month_spent"],
+            )
+    return usage
+
+
+_CAP_USAGE_SQL = """
+SELECT o.contract_id,
+       count(*) FILTER (WHERE o.created_at >= z.day),
+       count(*) FILTER (WHERE o.created_at >= z.week),
+       count(*) FILTER (WHERE o.created_at >= z.month),
+       coalesce(sum(o.price) FILTER (WHERE o.created_at >= z.day), 0),
+       coalesce(sum(o.price) FILTER (WHERE o.created_at >= z.week), 0),
+       coalesce(sum(o.price) FILTER (WHERE o.created_at >= z.month), 0)
+FROM {outbound} o
+JOIN unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])
+     AS z(contract_id, day, week, month) ON z.contract_id = o.contract_id
+WHERE o.created_at >= %s AND o.method <> %s AND o.return_status <> %s
+GROUP BY o.contract_id
+"""
+
+
+def _cap_usage_sql(
+    contracts: dict[int, str], starts: dict[str, dict[str, datetime]]
+) -> dict[int, engine.CapUsage]:
+    """`cap_usage` for a few contracts by id on PostgreSQL: one fixed statement, each
+    contract joined to its own window starts (the selection hot path re-reads the usage of
+    the contracts it chose or saw sold; building the ORM query cost more than running it)."""
+    ids = sorted(contracts)
+    windows = [starts[contracts[cid]] for cid in ids]
+    earliest = min(w[p] for w in windows for p in _USAGE_PERIODS)
+    params: list[Any] = [
+        ids,
+        [w["day"] for w in windows],
+        [w["week"] for w in windows],
+        [w["month"] for w in windows],
+        earliest,
+        OutboundMethod.CHERRY_PICK.value,
+        ReturnStatus.APPROVED.value,
+    ]
+    usage: dict[int, engine.CapUsage] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_CAP_USAGE_SQL.format(outbound=OutboundLead._meta.db_table), params)
+        for cid, day, week, month, day_spent, week_spent, month_spent in cursor.fetchall():
+            usage[cid] = engine.CapUsage(
+                day=day,
+                week=week,
+                month=month,
+                day_spent=day_spent,
+                week_spent=week_spent,
+                month_spent=month_spent,
             )
     return usage
 
