@@ -70,7 +70,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if no_pg and (item.get_closest_marker("postgres") or item.get_closest_marker("redis")):
             item.add_marker(
                 pytest.mark.skip(
-                    reason="needs PostgreSQL (set DATABASE_URL, or start it on 127.0.0.1:5432 for make test)"
+                    reason="needs PostgreSQL (set DATABASE_URL; make test uses 127.0.0.1:5432)"
                 )
             )
         elif no_redis and item.get_closest_marker("redis"):

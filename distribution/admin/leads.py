@@ -18,4 +18,4 @@ from leads.models import Lead
 @admin.register(Lead)
 class LeadAdmin(BaseLeadAdmin):
     inlines = [*BaseLeadAdmin.inlines, OfferInline, DistributionAttemptInline]
-    actions = [*(BaseLeadAdmin.actions or []), *lead_marketplace_actions]
+    actions = [*lead_marketplace_actions]  # leads' base has none of its own
