@@ -33,8 +33,17 @@ run: $(STAMP) ## Migrate, seed the demo, start web + worker + beat (embedded SQL
 	$(PY) manage.py seed_demo
 	$(PY) manage.py run_embedded
 
+# The test database is chosen here and said aloud (the settings never guess): DATABASE_URL
+# when set, else PostgreSQL when it answers on 127.0.0.1:5432, else SQLite.
+TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/leadrouter
 test: $(DEV) ## Run the whole test suite (PostgreSQL and Redis when reachable)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@if [ -z "$$DATABASE_URL" ] && $(PY) -c 'import socket; socket.create_connection(("127.0.0.1", 5432), 0.5)' 2>/dev/null; then \
+	  echo "make test: PostgreSQL answers on 127.0.0.1:5432, DATABASE_URL=$(TEST_PG_URL)"; \
+	  DATABASE_URL=$(TEST_PG_URL) $(PY) -m pytest $(PYTEST_ARGS); \
+	else \
+	  echo "make test: DATABASE_URL=$${DATABASE_URL:-unset (SQLite; PostgreSQL tests are skipped)}"; \
+	  $(PY) -m pytest $(PYTEST_ARGS); \
+	fi
 
 lint: $(DEV) ## ruff (check + format --check), mypy, makemigrations --check
 	$(VENV)/bin/ruff check .

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from leads.validation import LeadInputError
+from config.errors import DomainError
 
 api = NinjaAPI(
     title="Leadrouter API",
@@ -18,16 +18,6 @@ api = NinjaAPI(
     openapi_url="/openapi.json",
     docs_url="/docs",
 )
-
-
-class ApiError(Exception):
-    """A domain error with a stable `code`, answered with STATUS."""
-
-    def __init__(
-        self, status: int, code: str, detail: str, errors: dict[str, list[str]] | None = None
-    ):
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.errors = status, code, detail, errors or {}
 
 
 def error_response(
@@ -56,18 +46,15 @@ def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespo
     return error_response(request, 422, "invalid", "The request has invalid fields.", errors)
 
 
-@api.exception_handler(LeadInputError)
-def on_lead_input_error(request: HttpRequest, exc: LeadInputError) -> HttpResponse:
-    return error_response(request, 422, exc.code, "The lead has invalid fields.", exc.errors)
-
-
 @api.exception_handler(AuthenticationError)
 def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     return error_response(request, 401, "unauthorized", "A valid bearer token is required.")
 
 
-@api.exception_handler(ApiError)
-def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+@api.exception_handler(DomainError)
+def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    """Every domain error of every app (ninja finds the handler by the error's MRO), answered
+    from its own attributes: a new error class needs no handler."""
     return error_response(request, exc.status, exc.code, exc.detail, exc.errors)
 
 

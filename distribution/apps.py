@@ -6,13 +6,28 @@ from django.apps import AppConfig
 
 
 class DistributionConfig(AppConfig):
+    """Distribution hooks into leads here: leads sends signals and asks registered parts for
+    its lead document, and never imports distribution."""
+
     name = "distribution"
     verbose_name = "Distribution"
 
     def ready(self) -> None:
-        from leads.signals import lead_changed
+        from distribution.api import documents
+        from leads import selectors
+        from leads.signals import lead_awaits_distribution, lead_changed
 
         lead_changed.connect(_run_automations, dispatch_uid="distribution.lead_changed")
+        lead_awaits_distribution.connect(_queue, dispatch_uid="distribution.lead_queue")
+        selectors.lead_document_part_add(documents.lead_document_part)
+        selectors.lead_reader_add(documents.lead_offered_to)
+
+
+def _queue(*, lead_id: int, **_: Any) -> None:
+    """A new lead: its distribution task is queued once the ingesting transaction commits."""
+    from distribution.services import lead_queue_distribution
+
+    lead_queue_distribution(lead_id=lead_id)
 
 
 def _run_automations(*, lead_id: int, trigger: str, actor: Any = None, **_: Any) -> None:

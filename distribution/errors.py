@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+from config.errors import DomainError
 
-class DistributionError(Exception):
+
+class DistributionError(DomainError):
     """A service refused an action; `code` is stable, `status` is what the API answers."""
 
     code = "distribution_error"
     status = 400
-
-    def __init__(self, detail: str = "", *, code: str | None = None):
-        super().__init__(detail or self.__class__.__doc__ or self.code)
-        self.detail = str(self)
-        if code is not None:
-            self.code = code
 
 
 class AlreadyClaimed(DistributionError):

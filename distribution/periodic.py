@@ -1,4 +1,5 @@
-"""The periodic tasks Beat runs, created idempotently (update_or_create by name)."""
+"""The periodic tasks Beat runs, created idempotently (update_or_create by name, never
+touching `enabled` of an existing task: a manager's pause survives a deploy)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ PERIODIC_TASKS: list[Periodic] = [
 
 
 def periodic_tasks_ensure() -> tuple[int, int]:
-    """Create or update every periodic task; never deletes others. Returns (created, updated)."""
+    """Create or update every periodic task by name, keeping whether a manager enabled it;
+    never deletes others. Returns (created, updated)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     created = updated = 0
@@ -32,8 +34,12 @@ def periodic_tasks_ensure() -> tuple[int, int]:
         interval, _ = IntervalSchedule.objects.get_or_create(
             every=p.every_seconds, period=IntervalSchedule.SECONDS
         )
+        # django-celery-beat's own idiom (DatabaseScheduler.from_entry): the schedule is ours,
+        # `enabled` is the manager's, so it is set only when the task is created.
         _, was_created = PeriodicTask.objects.update_or_create(
-            name=p.name, defaults={"task": p.task, "interval": interval, "enabled": True}
+            name=p.name,
+            defaults={"task": p.task, "interval": interval},
+            create_defaults={"task": p.task, "interval": interval, "enabled": True},
         )
         created += was_created
         updated += not was_created

@@ -1,4 +1,7 @@
-"""Admin for leads, sources and campaigns; usable at 100k leads (no N+1, indexed filters)."""
+"""Admin for leads, sources and campaigns; usable at 100k leads (no N+1, indexed filters).
+
+`LeadAdmin` is a base class here; distribution registers the Lead admin (see its docstring).
+"""
 
 from __future__ import annotations
 
@@ -81,8 +84,13 @@ class LeadEventInline(admin.TabularInline):
         return False
 
 
-@admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
+    """The lead admin's base: fields, filters, the activities and the timeline.
+
+    Registered by the app that distributes leads (distribution/admin/leads.py), which adds
+    its inlines and actions in a subclass: one LeadAdmin, nothing patched at import time.
+    """
+
     list_display = (
         "id",
         "full_name",
@@ -156,13 +164,13 @@ class LeadAdmin(admin.ModelAdmin):
         ),
     )
 
-    @admin.display(description="name", ordering="last_name")
     def save_model(self, request: HttpRequest, obj: Lead, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change and form.changed_data:
             trigger = "status_changed" if "status" in form.changed_data else "updated"
             lead_changed.send(sender=Lead, lead_id=obj.pk, trigger=trigger, actor=request.user)
 
+    @admin.display(description="name", ordering="last_name")
     def full_name(self, obj: Lead) -> str:
         return obj.full_name or "—"
 
@@ -175,14 +183,3 @@ class ActivityAdmin(admin.ModelAdmin):
     search_fields = ("lead__email", "agent__email", "note")
     autocomplete_fields = ("lead", "agent")
     show_full_result_count = False
-
-
-# --- marketplace: actions opening a lead's manual-distribution page or cherry-pick form ---
-# (the screens live in distribution.admin.marketplace)
-def _add_marketplace_actions() -> None:
-    from distribution.admin.marketplace import lead_marketplace_actions
-
-    LeadAdmin.actions = [*(LeadAdmin.actions or []), *lead_marketplace_actions]  # type: ignore[misc]
-
-
-_add_marketplace_actions()

@@ -12,7 +12,7 @@ from ninja.responses import Status
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import LeadReaderAuth, SourceTokenAuth
-from config.api import ApiError
+from config.errors import NotFoundError
 from leads import selectors, services
 from leads.models import Source
 
@@ -105,7 +105,7 @@ def get_lead(request: HttpRequest, lead_id: int) -> dict[str, Any]:
     lead = selectors.lead_get_for_api(lead_id=lead_id)
     reader = request.auth  # type: ignore[attr-defined]  # set by ninja's auth
     if lead is None or not selectors.lead_visible_to(lead, reader):
-        raise ApiError(404, "not_found", "No such lead.")
+        raise NotFoundError("No such lead.")
     return selectors.lead_document(lead)
 
 

@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from config.errors import DomainError
+
 
 class Source(models.Model):
     """Where leads come from (a web form, a vendor); posts with its own API token."""
@@ -88,10 +90,11 @@ class DistributionState(models.TextChoices):
     DONE = "done", "Done"
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(DomainError):
     """A status move that ALLOWED_TRANSITIONS does not permit."""
 
     code = "invalid_transition"
+    status = 409
 
 
 def new_pin() -> str:

@@ -1,63 +1,69 @@
-"""Reads for leads: the API's lead document and the queries behind the lists."""
+"""Reads for leads: the API's lead document and who may read a lead.
+
+Other apps add their parts of the document (e.g. distribution: rule, outbound) and their
+readers (e.g. an agent offered the lead) through `lead_document_part_add` and
+`lead_reader_add`, called from their AppConfig.ready — leads imports none of them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.db.models import QuerySet
+from leads.models import Lead, Source
 
-from leads.models import Lead
+DocumentPart = Callable[[Lead], dict[str, Any]]
+ReaderCheck = Callable[[Lead, Any], bool]
+
+DOCUMENT_PARTS: list[DocumentPart] = []
+READER_CHECKS: list[ReaderCheck] = []
+
+
+def lead_document_part_add(part: DocumentPart) -> None:
+    """Add keys to every lead document (once per function, in the order added)."""
+    if part not in DOCUMENT_PARTS:
+        DOCUMENT_PARTS.append(part)
+
+
+def lead_reader_add(check: ReaderCheck) -> None:
+    """Let `check(lead, reader)` grant a reader that neither owns the lead nor sent it."""
+    if check not in READER_CHECKS:
+        READER_CHECKS.append(check)
 
 
 def lead_get_for_api(*, lead_id: int) -> Lead | None:
     return Lead.objects.select_related("owner", "source", "campaign").filter(pk=lead_id).first()
 
 
-def lead_outbound(lead: Lead) -> list[dict[str, Any]]:
-    """The lead's outbound (sold) copies: contract, company, method, price."""
-    from distribution import selectors
-
-    return selectors.outbound_for_lead(lead)
-
-
-def lead_rule_name(lead: Lead) -> str | None:
-    from distribution import selectors
-
-    return selectors.rule_name_for_lead(lead)
-
-
 def lead_document(lead: Lead) -> dict[str, Any]:
-    """The public shape of a lead (DESIGN §7)."""
-    return {
+    """The public shape of a lead (DESIGN §7); the other apps' parts follow `owner`."""
+    document: dict[str, Any] = {
         "id": lead.pk,
         "status": lead.status,
         "owner": lead.owner.email if lead.owner_id and lead.owner else None,
-        "rule": lead_rule_name(lead),
-        "outbound": lead_outbound(lead),
-        "created_at": lead.created_at,
-        "external_id": lead.external_id or None,
-        "source": lead.source.slug if lead.source_id and lead.source else None,
-        "campaign": lead.campaign.slug if lead.campaign_id and lead.campaign else None,
-        "first_name": lead.first_name,
-        "last_name": lead.last_name,
-        "email": lead.email,
-        "phone": lead.phone,
-        "duplicate_of": lead.duplicate_of_id,
     }
-
-
-def leads_waiting_distribution() -> QuerySet[Lead]:
-    return Lead.objects.filter(distribution_state="pending").order_by("created_at", "id")
+    for part in DOCUMENT_PARTS:
+        document.update(part(lead))
+    document.update(
+        {
+            "created_at": lead.created_at,
+            "external_id": lead.external_id or None,
+            "source": lead.source.slug if lead.source_id and lead.source else None,
+            "campaign": lead.campaign.slug if lead.campaign_id and lead.campaign else None,
+            "first_name": lead.first_name,
+            "last_name": lead.last_name,
+            "email": lead.email,
+            "phone": lead.phone,
+            "duplicate_of": lead.duplicate_of_id,
+        }
+    )
+    return document
 
 
 def lead_visible_to(lead: Lead, reader: Any) -> bool:
     """A source reads its own leads; an agent reads leads it owns or is offered."""
-    from leads.models import Source
-
     if isinstance(reader, Source):
         return lead.source_id == reader.pk
     if lead.owner_id == getattr(reader, "pk", None):
         return True
-    from distribution import selectors
-
-    return selectors.lead_offered_to(lead, reader)
+    return any(check(lead, reader) for check in READER_CHECKS)

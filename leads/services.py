@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from leads.models import Activity, Campaign, Lead, LeadEvent, LeadStatus, Source
+from leads.signals import lead_awaits_distribution
 from leads.validation import clean_lead_input
 
 CLOSED_STATUSES = (LeadStatus.CONVERTED, LeadStatus.LOST)
@@ -47,7 +48,8 @@ def lead_ingest(
        check-then-insert — makes concurrent repeats collapse into one lead.
     3. Link a duplicate (same campaign, same normalised e-mail or phone) and write the
        timeline.
-    4. After commit, queue the distribution task.
+    4. Announce the lead (`lead_awaits_distribution`): distribution queues its task after
+       commit.
     """
     values = clean_lead_input(data, campaigns=campaigns)
     lead = Lead(source=source, **values)
@@ -84,9 +86,7 @@ def lead_ingest(
             )
         LeadEvent.objects.bulk_create(events)
         if queue:
-            from distribution.services import lead_queue_distribution
-
-            lead_queue_distribution(lead_id=lead.pk)
+            lead_awaits_distribution.send(sender=Lead, lead_id=lead.pk)
     return lead, True
 
 

@@ -7,3 +7,8 @@ from django.dispatch import Signal
 # A manager changed a lead by hand (the admin form). Arguments: lead_id, trigger
 # ("updated", or "status_changed" when the status was among the changes), actor.
 lead_changed = Signal()
+
+# A new lead was stored and waits for distribution (sent inside the ingesting transaction,
+# not for imports asked not to queue). Argument: lead_id. The distributing app queues it
+# after commit.
+lead_awaits_distribution = Signal()

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from config.errors import DomainError
 from leads.models import Campaign, Lead
 
 MAX_LENGTHS: dict[str, int] = {
@@ -19,14 +20,18 @@ PHONE_RE = re.compile(r"^[0-9+()./\-\s]{3,40}$")
 INPUT_FIELDS = (*Lead.COLUMN_FIELDS, "external_id", "campaign", "attributes")
 
 
-class LeadInputError(Exception):
+class LeadInputError(DomainError):
     """Invalid lead input; `errors` maps each field to its messages."""
 
     code = "invalid"
+    status = 422
 
     def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
-        self.errors = errors
+        super().__init__("The lead has invalid fields.", errors=errors)
+
+    def __str__(self) -> str:
+        # the log and CSV-report form: every field with its messages
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items())
 
 
 def _number(

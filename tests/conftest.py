@@ -32,21 +32,45 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+def _redis_address(url: str) -> tuple[str, int]:
+    host_port = url.split("//", 1)[1].split("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    return host or "127.0.0.1", int(port or 6379)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which database and broker this run uses (chosen by DATABASE_URL, never guessed)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if "postgresql" in db["ENGINE"]:
+        where = f"PostgreSQL {db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}"
+        database = f"{where}/{db['NAME']} (test database {db['TEST']['NAME']})"
+    else:
+        database = f"SQLite {db['NAME']} (PostgreSQL tests skipped; set DATABASE_URL)"
+    redis_url = settings.TEST_REDIS_URL
+    reachable = _reachable(*_redis_address(redis_url))
+    broker = f"Redis {redis_url}" + ("" if reachable else " unreachable: Redis tests skipped")
+    eager = "in process (eager)" if settings.CELERY_TASK_ALWAYS_EAGER else "via the broker"
+    return [
+        f"database: {database}",
+        f"broker for end-to-end tests: {broker}; unit-test tasks run {eager}",
+    ]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from django.conf import settings
 
     vendor = settings.DATABASES["default"]["ENGINE"]
     no_pg = "postgresql" not in vendor
     redis_url = settings.TEST_REDIS_URL
-    host_port = redis_url.split("//", 1)[1].split("/", 1)[0]
-    host, _, port = host_port.rpartition(":")
-    no_redis = not _reachable(host or "127.0.0.1", int(port or 6379))
+    no_redis = not _reachable(*_redis_address(redis_url))
     no_browser = not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM))
     for item in items:
         if no_pg and (item.get_closest_marker("postgres") or item.get_closest_marker("redis")):
             item.add_marker(
                 pytest.mark.skip(
-                    reason="needs PostgreSQL (set DATABASE_URL or start it on 127.0.0.1:5432)"
+                    reason="needs PostgreSQL (set DATABASE_URL; make test uses 127.0.0.1:5432)"
                 )
             )
         elif no_redis and item.get_closest_marker("redis"):

@@ -108,16 +108,19 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Leadrouter <leads@leadro
 NOTIFY_WEBHOOK_URL = env("NOTIFY_WEBHOOK_URL", default="")
 
 # --- Celery -----------------------------------------------------------------------------
-# The default broker needs no server: kombu's filesystem transport in var/broker.
+# The default broker needs no server: kombu's filesystem transport in var/broker. Its
+# exchange tables (control_folder) go there too: kombu's default is ./control, which put
+# them in the repository.
 BROKER_DIR = Path(env("BROKER_DIR", default=str(VAR_DIR / "broker")))
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:

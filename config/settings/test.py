@@ -1,28 +1,15 @@
-"""Tests: PostgreSQL when reachable (CI starts it), else SQLite; fast hashing; eager off."""
+"""Tests: the database DATABASE_URL names (`make test` and .ci/run pass PostgreSQL when it
+answers), else SQLite; fast hashing; eager tasks. pytest's report header names both."""
 
 from __future__ import annotations
 
 import os
-import socket
 
 from .base import *  # noqa: F403
 from .base import BASE_DIR, env
 
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-if "DATABASE_URL" in env:
-    _db_url = env("DATABASE_URL")
-elif _reachable("127.0.0.1", 5432) and not env.bool("TEST_FORCE_SQLITE", default=False):
-    _db_url = "postgres://postgres@127.0.0.1:5432/leadrouter"
-else:
-    _db_url = f"sqlite:///{BASE_DIR / 'var' / 'test.sqlite3'}"
+# Explicit, never guessed here: a port that happens to answer must not change the database.
+_db_url = env("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'test.sqlite3'}")
 DATABASES = {"default": env.db_url_config(_db_url)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30}

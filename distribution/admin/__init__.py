@@ -1,12 +1,8 @@
-"""Admin for distribution: one module per concern (history, routing, marketplace)."""
+"""Admin for distribution: one module per concern (history, routing, marketplace) and the
+one Lead admin (leads), which adds distribution's inlines and actions to leads' base."""
 
 from __future__ import annotations
 
-import importlib
+from . import history, leads, marketplace, routing
 
-for _module in ("history", "routing", "marketplace"):
-    try:
-        importlib.import_module(f"{__name__}.{_module}")
-    except ModuleNotFoundError as exc:  # a part of the product not built yet
-        if exc.name != f"{__name__}.{_module}":
-            raise
+__all__ = ["history", "leads", "marketplace", "routing"]

@@ -26,6 +26,7 @@ from django.utils.translation import ngettext
 
 from crm.models import Contract
 from distribution import services
+from distribution.admin.adapters import run_service
 from distribution.configuration.base import format_duration, parse_duration
 from distribution.models import (
     DistributionWindow,
@@ -48,17 +49,6 @@ def distribute_url(lead_id: int) -> str:
 def cherry_pick_url(lead_id: int) -> str:
     """The cherry-pick form of a lead."""
     return reverse("admin:distribution_outboundlead_cherry_pick", args=[lead_id])
-
-
-def _run(request: HttpRequest, action: Callable[[], Any], success: str) -> bool:
-    """Call a service; report success or its refusal as an admin message."""
-    try:
-        action()
-    except MarketplaceError as exc:
-        messages.error(request, exc.message)
-        return False
-    messages.success(request, success)
-    return True
 
 
 # --------------------------------------------------------------------------- workflows
@@ -264,7 +254,7 @@ class DistributionWindowAdmin(admin.ModelAdmin):
         if (
             request.method == "POST"
             and form.is_valid()
-            and _run(
+            and run_service(
                 request,
                 lambda: services.window_edit(
                     window_id=window.pk,
@@ -300,7 +290,7 @@ class DistributionWindowAdmin(admin.ModelAdmin):
             and self.has_change_permission(request, window)
         ):
             service, text = actions[verb]
-            _run(request, lambda: service(window_id=window.pk, actor=request.user), text)
+            run_service(request, lambda: service(window_id=window.pk, actor=request.user), text)
         return HttpResponseRedirect(request.POST.get("next") or distribute_url(window.lead_id))
 
     def add_view_for_lead(self, request: HttpRequest, lead_id: int) -> HttpResponse:
@@ -310,7 +300,7 @@ class DistributionWindowAdmin(admin.ModelAdmin):
         if (
             request.method == "POST"
             and form.is_valid()
-            and _run(
+            and run_service(
                 request,
                 lambda: services.window_open(
                     lead_id=lead.pk,
@@ -556,7 +546,7 @@ class OutboundLeadAdmin(admin.ModelAdmin):
         form = CherryPickForm(request.POST or None, campaign_id=None if every else lead.campaign_id)
         if request.method == "POST" and form.is_valid():
             contract = form.cleaned_data["contract"]
-            if _run(
+            if run_service(
                 request,
                 lambda: services.lead_cherry_pick(
                     lead_id=lead.pk,
@@ -589,7 +579,7 @@ class OutboundLeadAdmin(admin.ModelAdmin):
         if (
             request.method == "POST"
             and form.is_valid()
-            and _run(
+            and run_service(
                 request,
                 lambda: services.outbound_return_request(
                     outbound_id=outbound.pk, reason=form.cleaned_data["reason"], actor=request.user

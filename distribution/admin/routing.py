@@ -618,18 +618,3 @@ class OfferInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-def _attach_lead_inlines() -> None:
-    """Show routing on the lead's change page without taking over its admin class (the
-    marketplace adds its own inlines the same way)."""
-    lead_admin = admin.site._registry.get(Lead)
-    if lead_admin is None:
-        return
-    cls = type(lead_admin)
-    for inline in (OfferInline, DistributionAttemptInline):
-        if inline not in cls.inlines:
-            cls.inlines = [*cls.inlines, inline]
-
-
-_attach_lead_inlines()

@@ -17,8 +17,7 @@ from pydantic import Field
 
 from accounts.auth import AgentSessionAuth, AgentTokenAuth
 from accounts.models import User
-from config.api import ApiError
-from distribution.errors import DistributionError
+from distribution.errors import NotAllowed
 from distribution.selectors import routing as selectors
 from distribution.services import claims
 from leads.selectors import lead_document
@@ -75,23 +74,15 @@ ERRORS: dict[int, Any] = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: Erro
 def _agent(request: HttpRequest) -> User:
     user = request.auth  # type: ignore[attr-defined]
     if not isinstance(user, User) or not hasattr(user, "agent"):
-        raise ApiError(403, "not_agent", "Only agents may use this endpoint.")
+        raise NotAllowed("Only agents may use this endpoint.", code="not_agent")
     if request.method == "POST" and "HTTP_AUTHORIZATION" not in request.META:
         # a session (cookie) caller: a cross-site form must not claim leads for them
         reason = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(
             request, lambda r: HttpResponse(), (), {}
         )
         if reason is not None:
-            raise ApiError(403, "csrf_failed", "CSRF verification failed.")
+            raise NotAllowed("CSRF verification failed.", code="csrf_failed")
     return user
-
-
-def _call(fn: Any, **kwargs: Any) -> Any:
-    """Run a claims service; its domain errors become API errors with their code."""
-    try:
-        return fn(**kwargs)
-    except DistributionError as exc:
-        raise ApiError(exc.status, exc.code, exc.detail) from exc
 
 
 @router.get(
@@ -116,7 +107,7 @@ def list_offers(request: HttpRequest) -> list[dict[str, Any]]:
 )
 def claim_offer(request: HttpRequest, offer_id: int) -> dict[str, Any]:
     """The first valid claim wins; later ones answer 409 already_claimed."""
-    lead = _call(claims.offer_claim, offer_id=offer_id, agent=_agent(request))
+    lead = claims.offer_claim(offer_id=offer_id, agent=_agent(request))
     return lead_document(lead)
 
 
@@ -128,7 +119,7 @@ def claim_offer(request: HttpRequest, offer_id: int) -> dict[str, Any]:
 )
 def decline_offer(request: HttpRequest, offer_id: int) -> dict[str, Any]:
     """The lead goes to the next in line; it is not offered to this agent again."""
-    lead = _call(claims.offer_decline, offer_id=offer_id, agent=_agent(request))
+    lead = claims.offer_decline(offer_id=offer_id, agent=_agent(request))
     return lead_document(lead)
 
 
@@ -140,7 +131,7 @@ def decline_offer(request: HttpRequest, offer_id: int) -> dict[str, Any]:
 )
 def claim_by_pin(request: HttpRequest, payload: PinIn) -> dict[str, Any]:
     """Claim the lead offered to the agent whose PIN is given (the phone claim)."""
-    lead = _call(claims.offer_claim_by_pin, agent=_agent(request), pin=payload.pin)
+    lead = claims.offer_claim_by_pin(agent=_agent(request), pin=payload.pin)
     return lead_document(lead)
 
 
@@ -149,7 +140,7 @@ def claim_by_pin(request: HttpRequest, payload: PinIn) -> dict[str, Any]:
 )
 def pull(request: HttpRequest) -> Any:
     """The next lead of the agent's pull rules; 204 when there is nothing to pull."""
-    lead = _call(claims.lead_pull, agent=_agent(request))
+    lead = claims.lead_pull(agent=_agent(request))
     if lead is None:
         return HttpResponse(status=204)
     return lead_document(lead)
@@ -188,5 +179,5 @@ def hopper(request: HttpRequest) -> list[dict[str, Any]]:
 )
 def claim_from_hopper(request: HttpRequest, lead_id: int) -> dict[str, Any]:
     """Atomic: the first pick wins; later ones answer 409 already_claimed."""
-    lead = _call(claims.hopper_claim, agent=_agent(request), lead_id=lead_id)
+    lead = claims.hopper_claim(agent=_agent(request), lead_id=lead_id)
     return lead_document(lead)

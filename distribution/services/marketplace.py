@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from crm.models import Contract
 from distribution.engine import marketplace as engine
+from distribution.errors import DistributionError
 from distribution.models import (
     DistributionAttempt,
     DistributionWindow,
@@ -44,12 +45,11 @@ STORED_CANDIDATES = 100
 _LOCK_ROUNDS = 4
 
 
-class MarketplaceError(Exception):
+class MarketplaceError(DistributionError):
     """A refused marketplace operation, with a stable `code` and a message for people."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
         self.message = message
 
 

@@ -88,7 +88,6 @@ def test_setup_periodic_tasks_is_idempotent_and_keeps_other_tasks():
     names = {p.name for p in PERIODIC_TASKS}
 
     first = run("setup_periodic_tasks")
-    PeriodicTask.objects.filter(name__in=names).update(enabled=False)  # someone paused them
     second = run("setup_periodic_tasks")
 
     assert f"{len(names)} created, 0 up to date" in first
@@ -100,6 +99,24 @@ def test_setup_periodic_tasks_is_idempotent_and_keeps_other_tasks():
     sweeper = PeriodicTask.objects.get(task="distribution.requeue_pending")
     assert sweeper.interval.period == IntervalSchedule.SECONDS
     assert sweeper.interval.every <= 60
+
+
+def test_setup_periodic_tasks_keeps_a_task_a_manager_disabled():
+    run("setup_periodic_tasks")
+    paused = PERIODIC_TASKS[0].name
+    PeriodicTask.objects.filter(name=paused).update(
+        enabled=False,
+        interval=IntervalSchedule.objects.create(every=999, period=IntervalSchedule.SECONDS),
+    )
+
+    out = run("setup_periodic_tasks")
+
+    assert f"0 created, {len(PERIODIC_TASKS)} up to date" in out
+    task = PeriodicTask.objects.get(name=paused)
+    assert task.enabled is False  # the manager's pause survives
+    assert task.interval.every == PERIODIC_TASKS[0].every_seconds  # the schedule is ours
+    others = PeriodicTask.objects.filter(name__in=[p.name for p in PERIODIC_TASKS[1:]])
+    assert all(t.enabled for t in others)
 
 
 def test_every_periodic_task_names_a_task_the_worker_knows():

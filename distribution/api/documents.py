@@ -1,0 +1,25 @@
+"""Distribution's parts of the API's lead document (DESIGN §7) and who else may read a lead.
+
+Connected to `leads.selectors` in DistributionConfig.ready: leads builds the document and
+asks these functions for the rest, without importing distribution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distribution import selectors
+from leads.models import Lead
+
+
+def lead_document_part(lead: Lead) -> dict[str, Any]:
+    """The rule that routed the lead and its outbound (sold) copies."""
+    return {
+        "rule": selectors.rule_name_for_lead(lead),
+        "outbound": selectors.outbound_for_lead(lead),
+    }
+
+
+def lead_offered_to(lead: Lead, reader: Any) -> bool:
+    """An agent holding an open offer for the lead may read it."""
+    return selectors.lead_offered_to(lead, reader)
