@@ -27,6 +27,7 @@ from django.utils.translation import ngettext
 from crm.models import Contract
 from distribution import services
 from distribution.configuration.base import format_duration, parse_duration
+from distribution.errors import MarketplaceError
 from distribution.models import (
     DistributionWindow,
     OutboundLead,
@@ -36,7 +37,6 @@ from distribution.models import (
     Workflow,
 )
 from distribution.selectors import marketplace as sel
-from distribution.services import MarketplaceError
 from leads.models import Campaign, Lead
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .marketplace import (
-    MarketplaceError,
     contract_pause,
     contract_resume,
     lead_cherry_pick,
@@ -30,7 +29,6 @@ from .queueing import (
 from .routing import lead_distribute
 
 __all__ = [
-    "MarketplaceError",
     "contract_pause",
     "contract_resume",
     "lead_cherry_pick",

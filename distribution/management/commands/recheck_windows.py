@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from distribution.services import MarketplaceError, windows_recheck_due
+from distribution.errors import MarketplaceError
+from distribution.services import windows_recheck_due
 
 
 class Command(BaseCommand):
