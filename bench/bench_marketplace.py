@@ -312,7 +312,7 @@ def bench_service(now: datetime, instance: str = "harsh") -> dict[str, Any]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from distribution.services.marketplace import lead_distribute_marketplace
+    from distribution.services.marketplace.sale import lead_distribute_marketplace
     from leads.models import Lead
 
     campaign = _seed_database(now, instance)

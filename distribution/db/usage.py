@@ -22,6 +22,8 @@ from distribution.models import OutboundLead, OutboundMethod, ReturnStatus
 
 ZERO = Decimal(0)
 USAGE_PERIODS = ("day", "week", "month")
+# The fields of `engine.CapUsage`, in the order the fixed statement selects them.
+_USAGE_COLUMNS = (*USAGE_PERIODS, *(f"{p}_spent" for p in USAGE_PERIODS))
 
 
 def cap_usage(
@@ -78,14 +80,7 @@ def cap_usage_orm(
     rows: list[dict[str, Any]] = list(base.values("contract_id").annotate(**aggregates).order_by())  # type: ignore[arg-type]
     for row in rows:
         if row["contract_id"] in contracts:
-            usage[row["contract_id"]] = engine.CapUsage(
-                day=row["day"],
-                week=row["week"],
-                month=row["month"],
-                day_spent=row["day_spent"],
-                week_spent=row["week_spent"],
-                month_spent=row["month_spent"],
-            )
+            usage[row["contract_id"]] = engine.CapUsage(**{k: row[k] for k in _USAGE_COLUMNS})
     return usage
 
 
@@ -127,13 +122,6 @@ def cap_usage_sql(*, contracts: dict[int, str], now: datetime) -> dict[int, engi
     usage: dict[int, engine.CapUsage] = {}
     with connection.cursor() as cursor:
         cursor.execute(_CAP_USAGE_SQL.format(outbound=OutboundLead._meta.db_table), params)
-        for cid, day, week, month, day_spent, week_spent, month_spent in cursor.fetchall():
-            usage[cid] = engine.CapUsage(
-                day=day,
-                week=week,
-                month=month,
-                day_spent=day_spent,
-                week_spent=week_spent,
-                month_spent=month_spent,
-            )
+        for cid, *values in cursor.fetchall():
+            usage[cid] = engine.CapUsage(**dict(zip(_USAGE_COLUMNS, values, strict=True)))
     return usage

@@ -78,6 +78,15 @@ def save_lead(lead: Lead, fields: list[str]) -> None:
         lead.save(update_fields=sorted({*fields, "updated_at"}))
 
 
+def lead_waits(lead: Lead, *, state: str, note: str, actor: Any = None) -> None:
+    """Leave LEAD in distribution STATE; one not sold yet waits for a buyer (`waiting`)."""
+    lead.distribution_state = state
+    fields = ["distribution_state"]
+    if lead.status != LeadStatus.DISTRIBUTED:
+        fields += set_status(lead, LeadStatus.WAITING, actor=actor, note=note)
+    save_lead(lead, fields)
+
+
 def close_window(
     window: DistributionWindow,
     lead: Lead,
@@ -103,16 +112,12 @@ def close_window(
             "last_checked_at",
         ]
     )
-    lead.distribution_state = DistributionState.DONE
-    fields = ["distribution_state"]
-    if lead.status != LeadStatus.DISTRIBUTED:
-        fields += set_status(
-            lead,
-            LeadStatus.WAITING,
-            actor=actor,
-            note=f"window {status}: {reason.replace('_', ' ')}",
-        )
-    save_lead(lead, fields)
+    lead_waits(
+        lead,
+        state=DistributionState.DONE,
+        note=f"window {status}: {reason.replace('_', ' ')}",
+        actor=actor,
+    )
     LeadEvent.objects.create(
         lead=lead,
         kind=LeadEvent.Kind.NOTE,
@@ -127,13 +132,7 @@ def settle(
 ) -> None:
     """After a check: finish a full window, schedule the next check, or end distribution."""
     if window is None:
-        lead.distribution_state = DistributionState.DONE
-        fields = ["distribution_state"]
-        if lead.status != LeadStatus.DISTRIBUTED:
-            fields += set_status(
-                lead, LeadStatus.WAITING, actor=actor, note="no contract bought it"
-            )
-        save_lead(lead, fields)
+        lead_waits(lead, state=DistributionState.DONE, note="no contract bought it", actor=actor)
         return
     window.checks += 1
     window.last_checked_at = now
@@ -150,13 +149,9 @@ def settle(
     if window.status == WindowStatus.ACTIVE:
         window.next_check_at = min(now + window.every, window.ends_at)
     window.save(update_fields=["checks", "last_checked_at", "next_check_at"])
-    lead.distribution_state = DistributionState.ACTIVE
-    fields = ["distribution_state"]
-    if lead.status != LeadStatus.DISTRIBUTED:
-        fields += set_status(
-            lead, LeadStatus.WAITING, actor=actor, note="in an auto-distribution window"
-        )
-    save_lead(lead, fields)
+    lead_waits(
+        lead, state=DistributionState.ACTIVE, note="in an auto-distribution window", actor=actor
+    )
 
 
 def wait_for_batch(
@@ -165,13 +160,9 @@ def wait_for_batch(
     """A batch-optimal window sells nothing by itself: it is due for the next batch."""
     window.next_check_at = now
     window.save(update_fields=["next_check_at"])
-    lead.distribution_state = DistributionState.ACTIVE
-    fields = ["distribution_state"]
-    if lead.status != LeadStatus.DISTRIBUTED:
-        fields += set_status(
-            lead,
-            LeadStatus.WAITING,
-            actor=actor,
-            note="waiting in a window for the batch allocation",
-        )
-    save_lead(lead, fields)
+    lead_waits(
+        lead,
+        state=DistributionState.ACTIVE,
+        note="waiting in a window for the batch allocation",
+        actor=actor,
+    )
