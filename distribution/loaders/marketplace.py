@@ -101,6 +101,8 @@ class ContractRows:
         return {c.id: c for c in self.snapshots}
 
 
+# A contract's caps and budgets: a contract with none of them set has no usage to count.
+CAP_COLUMNS = ("cap_day", "cap_week", "cap_month", "budget_day", "budget_week", "budget_month")
 _CONTRACT_COLUMNS = (
     "id",
     "name",
@@ -118,12 +120,7 @@ _CONTRACT_COLUMNS = (
     "ends",
     "radius_km",
     "max_share_count",
-    "cap_day",
-    "cap_week",
-    "cap_month",
-    "budget_day",
-    "budget_week",
-    "budget_month",
+    *CAP_COLUMNS,
     "timezone",
     "max_lead_age",
     "min_lead_score",

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from distribution.errors import MarketplaceError
 from distribution.models import OutboundLead, ReturnStatus
-from leads.models import LeadEvent
+from distribution.services.marketplace.state import note_event
 
 
 def _outbound_locked(outbound_id: int) -> OutboundLead:
@@ -87,10 +87,9 @@ def _return_decide(
 
 
 def _return_event(outbound: OutboundLead, actor: Any, text: str) -> None:
-    LeadEvent.objects.create(
+    note_event(
         lead_id=outbound.lead_id,
-        kind=LeadEvent.Kind.NOTE,
-        actor=actor if getattr(actor, "pk", None) else None,
+        actor=actor,
         message=f"{outbound.contract}: {text}",
         data={"outbound": outbound.pk, "return": outbound.return_status},
     )

@@ -20,7 +20,12 @@ from distribution.caches.market import MarketIndex
 from distribution.db.usage import cap_usage
 from distribution.engine import marketplace as engine
 from distribution.errors import MarketplaceError
-from distribution.loaders.marketplace import lead_snapshot, outbound_records, workflow_snapshot
+from distribution.loaders.marketplace import (
+    CAP_COLUMNS,
+    lead_snapshot,
+    outbound_records,
+    workflow_snapshot,
+)
 from distribution.models import (
     DistributionAttempt,
     DistributionWindow,
@@ -94,10 +99,7 @@ def _refresh(
 
 
 def _has_caps(row: dict[str, Any]) -> bool:
-    return any(
-        row[k] is not None
-        for k in ("cap_day", "cap_week", "cap_month", "budget_day", "budget_week", "budget_month")
-    )
+    return any(row[k] is not None for k in CAP_COLUMNS)
 
 
 def _sale_fields(c: engine.ContractSnapshot) -> tuple[Any, ...]:

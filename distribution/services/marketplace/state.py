@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from crm.models import Contract
+from distribution.loaders.marketplace import CAP_COLUMNS
 from distribution.models import DistributionWindow, WindowStatus
 from leads.models import DistributionState, Lead, LeadEvent, LeadStatus
 
@@ -29,12 +30,7 @@ def lock_contracts(ids: Sequence[int]) -> dict[int, dict[str, Any]]:
             "active",
             "paused",
             "max_share_count",
-            "cap_day",
-            "cap_week",
-            "cap_month",
-            "budget_day",
-            "budget_week",
-            "budget_month",
+            *CAP_COLUMNS,
             "timezone",
         )
     )
@@ -87,6 +83,17 @@ def lead_waits(lead: Lead, *, state: str, note: str, actor: Any = None) -> None:
     save_lead(lead, fields)
 
 
+def note_event(*, lead_id: int, actor: Any, message: str, data: dict[str, Any]) -> None:
+    """A note on the lead's timeline (window and return moves), by ACTOR when a user."""
+    LeadEvent.objects.create(
+        lead_id=lead_id,
+        kind=LeadEvent.Kind.NOTE,
+        actor=actor if getattr(actor, "pk", None) else None,
+        message=message,
+        data=data,
+    )
+
+
 def close_window(
     window: DistributionWindow,
     lead: Lead,
@@ -118,10 +125,9 @@ def close_window(
         note=f"window {status}: {reason.replace('_', ' ')}",
         actor=actor,
     )
-    LeadEvent.objects.create(
-        lead=lead,
-        kind=LeadEvent.Kind.NOTE,
-        actor=actor if getattr(actor, "pk", None) else None,
+    note_event(
+        lead_id=lead.pk,
+        actor=actor,
         message=f"Auto-distribution window {status} ({reason.replace('_', ' ')})",
         data={"window": window.pk, "status": status, "reason": reason},
     )

@@ -20,6 +20,7 @@ from distribution.services.marketplace.sale import sell
 from distribution.services.marketplace.state import (
     close_window,
     lead_locked,
+    note_event,
     settle,
     wait_for_batch,
 )
@@ -269,10 +270,9 @@ def window_edit(
 
 
 def _window_event(window: DistributionWindow, actor: Any, what: str) -> None:
-    LeadEvent.objects.create(
+    note_event(
         lead_id=window.lead_id,
-        kind=LeadEvent.Kind.NOTE,
-        actor=actor if getattr(actor, "pk", None) else None,
+        actor=actor,
         message=f"Auto-distribution window {what}",
         data={"window": window.pk},
     )
