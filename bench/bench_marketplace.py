@@ -312,7 +312,7 @@ def bench_service(now: datetime, instance: str = "harsh") -> dict[str, Any]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from distribution.services.marketplace import lead_distribute_marketplace
+    from distribution.services.marketplace.sale import lead_distribute_marketplace
     from leads.models import Lead
 
     campaign = _seed_database(now, instance)
@@ -365,9 +365,9 @@ class _PhaseTimer:
         self._saved: list[tuple[Any, str, Any]] = []
 
     def __enter__(self) -> _PhaseTimer:
+        from distribution.caches import market as cache
         from distribution.engine import marketplace as engine
-        from distribution.selectors import marketplace as sel
-        from distribution.services import marketplace as service
+        from distribution.services.marketplace import sale as service
 
         def timed(module: Any, name: str, label: str) -> None:
             original = getattr(module, name)
@@ -382,8 +382,8 @@ class _PhaseTimer:
             self._saved.append((module, name, original))
             setattr(module, name, wrapper)
 
-        sel.market_indexes_clear()  # the first lead builds, as after a worker starts
-        timed(sel, "market_index", "index")
+        cache.market_indexes_clear()  # the first lead builds, as after a worker starts
+        timed(cache, "market_index", "index")
         timed(engine, "select_contracts", "engine_select")
         timed(service, "_select_locked", "selection")
         return self

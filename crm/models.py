@@ -1,5 +1,5 @@
 """Buyers: companies, their locations, and their contracts (what marketplace leads are sold
-to). The marketplace engine reads these through `distribution.selectors.marketplace`."""
+to). The marketplace engine reads these through `distribution.loaders.marketplace`."""
 
 from __future__ import annotations
 

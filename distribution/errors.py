@@ -38,3 +38,10 @@ class NotFound(DistributionError):
 
     code = "not_found"
     status = 404
+
+
+class MarketplaceError(DistributionError):
+    """A refused marketplace operation, with a stable `code` and a message for people."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message, code=code)

@@ -28,6 +28,7 @@ from crm.models import Contract
 from distribution import services
 from distribution.admin.adapters import run_service
 from distribution.configuration.base import format_duration, parse_duration
+from distribution.errors import MarketplaceError
 from distribution.models import (
     DistributionWindow,
     OutboundLead,
@@ -37,7 +38,6 @@ from distribution.models import (
     Workflow,
 )
 from distribution.selectors import marketplace as sel
-from distribution.services import MarketplaceError
 from leads.models import Campaign, Lead
 
 
@@ -489,7 +489,7 @@ class OutboundLeadAdmin(admin.ModelAdmin):
                     lead_id=lead.pk, contract_ids=ids, actor=request.user
                 )
             except MarketplaceError as exc:
-                messages.error(request, exc.message)
+                messages.error(request, exc.detail)
             else:
                 level = messages.SUCCESS if attempt.outcome == "distributed" else messages.ERROR
                 messages.add_message(request, level, attempt.reason)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from .marketplace import (
-    MarketplaceError,
-    contract_pause,
-    contract_resume,
-    lead_cherry_pick,
-    lead_distribute_manually,
-    lead_distribute_marketplace,
+from .marketplace.batch import workflow_allocate_batch
+from .marketplace.contracts import contract_pause, contract_resume
+from .marketplace.manual import lead_cherry_pick, lead_distribute_manually
+from .marketplace.returns import (
     outbound_return_approve,
     outbound_return_deny,
     outbound_return_request,
+)
+from .marketplace.sale import lead_distribute_marketplace
+from .marketplace.windows import (
     window_edit,
     window_open,
     window_pause,
@@ -19,7 +19,6 @@ from .marketplace import (
     window_resume,
     window_stop,
     windows_recheck_due,
-    workflow_allocate_batch,
 )
 from .queueing import (
     lead_dispatch,
@@ -30,7 +29,6 @@ from .queueing import (
 from .routing import lead_distribute
 
 __all__ = [
-    "MarketplaceError",
     "contract_pause",
     "contract_resume",
     "lead_cherry_pick",

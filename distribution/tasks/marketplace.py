@@ -11,16 +11,3 @@ from distribution import services
 def recheck_windows() -> dict[str, int]:
     """Recheck every due auto-distribution window (Beat, every minute)."""
     return services.windows_recheck_due()
-
-
-@shared_task(
-    name="distribution.recheck_window",
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=3,
-)
-def recheck_window(window_id: int) -> str | None:
-    """Recheck one window now if it is due (a recheck already running elsewhere wins)."""
-    attempt = services.window_recheck(window_id=window_id)
-    return attempt.outcome if attempt is not None else None

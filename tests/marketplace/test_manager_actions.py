@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from distribution import services
+from distribution.errors import MarketplaceError
 from distribution.models import DistributionAttempt, OutboundLead
 from tests.factories.marketplace import ContractGroupFactory, LocationFactory
 
@@ -51,7 +52,7 @@ def test_manual_distribution_with_nothing_accepted_is_recorded_as_refused(
 
 
 def test_manual_distribution_rejects_unknown_contracts(new_lead, manager):
-    with pytest.raises(services.MarketplaceError) as refused:
+    with pytest.raises(MarketplaceError) as refused:
         services.lead_distribute_manually(
             lead_id=new_lead().pk, contract_ids=[999_999], actor=manager
         )
@@ -77,7 +78,7 @@ def test_cherry_pick_refuses_a_company_that_already_has_the_lead(contract, new_l
     first = contract()
     services.lead_cherry_pick(lead_id=lead.pk, contract_id=first.pk, actor=manager)
     sister = contract(company=first.company)
-    with pytest.raises(services.MarketplaceError) as refused:
+    with pytest.raises(MarketplaceError) as refused:
         services.lead_cherry_pick(lead_id=lead.pk, contract_id=sister.pk, actor=manager)
     assert refused.value.code == "already_received"
 
@@ -119,7 +120,7 @@ def test_a_denied_return_keeps_counting(workflow, contract, new_lead, manager):
     services.outbound_return_request(outbound_id=outbound.pk, reason="duplicate")
     services.outbound_return_deny(outbound_id=outbound.pk, actor=manager)
     assert arrive(new_lead()).outcome == "no_eligible_contracts"
-    with pytest.raises(services.MarketplaceError) as twice:
+    with pytest.raises(MarketplaceError) as twice:
         services.outbound_return_approve(outbound_id=outbound.pk, actor=manager)
     assert twice.value.code == "no_return_requested"
 
@@ -128,7 +129,7 @@ def test_a_return_needs_a_reason(contract, new_lead, manager):
     picked = services.lead_cherry_pick(
         lead_id=new_lead().pk, contract_id=contract().pk, actor=manager
     )
-    with pytest.raises(services.MarketplaceError) as refused:
+    with pytest.raises(MarketplaceError) as refused:
         services.outbound_return_request(outbound_id=picked.pk, reason="  ")
     assert refused.value.code == "reason_required"
 

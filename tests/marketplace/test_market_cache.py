@@ -15,8 +15,8 @@ from django.db import transaction
 
 from crm.models import Contract
 from distribution import services
+from distribution.caches import market as cache
 from distribution.models import MarketVersion, OutboundLead
-from distribution.selectors import marketplace as sel
 from tests.marketplace.conftest import arrive, sold_to
 
 pytestmark = pytest.mark.django_db
@@ -32,12 +32,12 @@ def test_the_generation_triggers_watch_every_contract_column_but_the_sale_time()
 def test_an_edit_moves_the_generation_and_a_sale_does_not(workflow, contract, new_lead) -> None:
     workflow(rules=[("qs", 1)])
     first = contract(name="first")
-    before = sel.market_generation()
+    before = cache.market_generation()
     Contract.objects.filter(pk=first.pk).update(price=Decimal("11.00"))  # no save(), no signal
-    edited = sel.market_generation()
+    edited = cache.market_generation()
     assert edited is not None and edited != before
     arrive(new_lead())
-    assert sel.market_generation() == edited  # selling wrote last_outbound_at only
+    assert cache.market_generation() == edited  # selling wrote last_outbound_at only
     assert MarketVersion.objects.count() == 1
 
 
@@ -117,37 +117,3 @@ def test_sales_read_inside_a_rolled_back_block_are_forgotten(workflow, contract,
     third = new_lead()
     arrive(third)
     assert sold_to(third) == ["capped"]
-
-
-@pytest.mark.postgres
-def test_usage_read_by_id_on_postgresql_equals_the_portable_campaign_query(
-    workflow, contract, new_lead
-):
-    """The fixed-SQL usage read of the hot path counts exactly what the ORM query counts:
-    per contract in its own time zone's day, week and month, without cherry-picks and
-    approved returns."""
-    from datetime import UTC, datetime, timedelta
-
-    now = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)  # a Wednesday
-    east = contract(name="east", timezone="Pacific/Auckland", cap_day=50)
-    west = contract(name="west", timezone="America/Los_Angeles", cap_day=50)
-    hours = [0.1, 11, 12, 23, 48, 144, 480, 960]  # the 2nd is cherry-picked, the 4th returned
-    for n, age in enumerate(hours):
-        for c in (east, west):
-            OutboundLead.objects.create(
-                lead=new_lead(),
-                contract=c,
-                method="cherry_pick" if n == 1 else "auto",
-                price=Decimal(10 + n),
-                created_at=now - timedelta(hours=age),
-                return_status="approved" if n == 3 else "",
-            )
-    zones = {east.pk: east.timezone, west.pk: west.timezone}
-    by_id = sel.cap_usage(contracts=zones, now=now)
-    by_campaign = sel.cap_usage(contracts=zones, now=now, campaign_id=east.campaign_id)
-    assert by_id == by_campaign
-    # Auckland's Wednesday began 23.5 h ago, Los Angeles' 2.5 h ago.
-    east_day = (by_id[east.pk].day, by_id[east.pk].day_spent)
-    west_day = (by_id[west.pk].day, by_id[west.pk].day_spent)
-    assert (east_day, west_day) == ((2, Decimal(22)), (1, Decimal(10)))
-    assert by_id[east.pk].week == by_id[west.pk].month == 3

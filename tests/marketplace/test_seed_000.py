@@ -10,6 +10,7 @@ import pytest
 import time_machine
 
 from distribution import services
+from distribution.errors import MarketplaceError
 from distribution.models import DistributionAttempt, DistributionWindow, OutboundLead
 from leads.models import Lead
 from tests.factories import LeadFactory
@@ -67,7 +68,7 @@ def test_leads_without_campaign_can_only_be_distributed_manually_or_cherry_picke
     workflow(rules=[("qs", 5)], mode="window")
     first, second = contract(name="first"), contract(name="second")
     lead = new_lead(campaign=None)
-    with pytest.raises(services.MarketplaceError) as refused:
+    with pytest.raises(MarketplaceError) as refused:
         services.window_open(lead_id=lead.pk, actor=manager)
     assert refused.value.code == "no_campaign"
     services.lead_distribute_manually(lead_id=lead.pk, contract_ids=[first.pk], actor=manager)
@@ -178,7 +179,7 @@ def test_a_lead_outside_a_window_can_be_distributed_manually_or_given_a_window(
         lead_id=lead.pk, actor=manager, duration=timedelta(hours=1), every=timedelta(minutes=5)
     )
     assert sold_to(lead) == ["first", "second"]  # the window's first check sold it again
-    with pytest.raises(services.MarketplaceError) as in_window:
+    with pytest.raises(MarketplaceError) as in_window:
         services.lead_distribute_manually(lead_id=lead.pk, contract_ids=[second.pk], actor=manager)
     assert in_window.value.code == "window_open"
     services.window_stop(window_id=window.pk, actor=manager)
@@ -393,7 +394,7 @@ def test_the_maximum_multiplication_is_always_respected(workflow, contract, new_
     assert len(sold_to(lead)) == 2
     window = DistributionWindow.objects.get(lead=lead)
     assert (window.status, window.close_reason) == ("finished", "multiplication_reached")
-    with pytest.raises(services.MarketplaceError):
+    with pytest.raises(MarketplaceError):
         services.window_open(lead_id=lead.pk, actor=manager)  # full: nothing to check
     attempt = services.lead_distribute_manually(
         lead_id=lead.pk, contract_ids=[contracts[0].pk], actor=manager

@@ -11,6 +11,7 @@ import time_machine
 from django.core.management import call_command
 
 from distribution import services
+from distribution.errors import MarketplaceError
 from distribution.models import DistributionAttempt, DistributionWindow
 from distribution.periodic import PERIODIC_TASKS
 from distribution.tasks.marketplace import recheck_windows
@@ -123,7 +124,7 @@ def test_stopped_window_is_never_rechecked(window_flow, contract, new_lead, mana
     assert sold_to(lead) == []
     lead.refresh_from_db()
     assert lead.status == "waiting"
-    with pytest.raises(services.MarketplaceError):
+    with pytest.raises(MarketplaceError):
         services.window_resume(window_id=window.pk, actor=manager)
 
 
@@ -139,7 +140,7 @@ def test_edit_moves_the_end_and_the_interval(window_flow, contract, new_lead, ma
             every=timedelta(minutes=5),
         )
         contract()
-        with pytest.raises(services.MarketplaceError):
+        with pytest.raises(MarketplaceError):
             services.window_edit(
                 window_id=window.pk, actor=manager, ends_at=T0 - timedelta(minutes=1)
             )
@@ -151,7 +152,7 @@ def test_a_second_window_is_refused_while_one_is_open(window_flow, new_lead, man
     with time_machine.travel(T0, tick=False):
         lead = new_lead()
         arrive(lead)
-        with pytest.raises(services.MarketplaceError) as refused:
+        with pytest.raises(MarketplaceError) as refused:
             services.window_open(lead_id=lead.pk, actor=manager)
     assert refused.value.code == "window_open"
 

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from distribution.services import MarketplaceError, windows_recheck_due
+from distribution.errors import MarketplaceError
+from distribution.services import windows_recheck_due
 
 
 class Command(BaseCommand):
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         try:
             outcomes = windows_recheck_due(limit=options["limit"])
         except MarketplaceError as exc:
-            raise CommandError(f"{exc.code}: {exc.message}") from exc
+            raise CommandError(f"{exc.code}: {exc.detail}") from exc
         done = sum(outcomes.values())
         detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(outcomes.items()))
         self.stdout.write(f"{done} window(s) rechecked" + (f": {detail}." if detail else "."))

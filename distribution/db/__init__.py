@@ -1,0 +1,1 @@
+"""The database door: every vendor-specific statement, each beside its portable twin."""
