@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .distribute import lead_distribute
 from .marketplace import (
     MarketplaceError,
     contract_pause,
@@ -27,7 +28,6 @@ from .queueing import (
     leads_distribute_pending,
     leads_requeue_stale,
 )
-from .routing import lead_distribute
 
 __all__ = [
     "MarketplaceError",
