@@ -275,8 +275,12 @@ class RuleAdmin(admin.ModelAdmin):
         detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(outcomes.items()))
         self.message_user(
             request,
-            f"Enabled {_plural(enabled, 'rule')}; distributed "
-            f"{_plural(moved, 'waiting lead')}" + (f" ({detail})." if detail else "."),
+            f"Enabled {_plural(enabled, 'rule')}; "
+            + (
+                f"distributed {_plural(moved, 'waiting lead')} ({detail})."
+                if moved
+                else "the waiting leads they match are queued for distribution."
+            ),
             messages.SUCCESS,
         )
 

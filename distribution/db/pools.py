@@ -151,7 +151,7 @@ def _member_snapshot(
     metrics: AgentMetrics | None,
     schedules: Mapping[int, ScheduleSnapshot],
 ) -> MemberSnapshot:
-    """One row of pools_state_load as agent_snapshot and pool_state_load build it."""
+    """One row of `_pg` as agent_snapshot and pool_state_load build it."""
     (_, member_id, agent_id, position, weight, active, filters, hour, day, week, month) = row[:11]
     email, user_active, profile_id, profile_active, available, last_turn, schedule_id = row[11:18]
     if profile_id is None:  # a user without agent profile is inactive

@@ -85,6 +85,16 @@ def leads_distribute_batch(
     return attempts
 
 
+def leads_distribute_chunk(*, lead_ids: Sequence[int], trigger: str) -> dict[str, int]:
+    """Distribute the pending leads among LEAD_IDS in one batch, oldest first (a queued
+    chunk of a rule's backlog); outcome counts. Leads no longer pending are left alone, and
+    leads another worker holds are skipped (that worker distributes them)."""
+    attempts = leads_distribute_batch(
+        trigger=trigger, lead_ids=lead_ids, limit=len(lead_ids) or 1, skip_locked=True
+    )
+    return dict(Counter(a.outcome for a in attempts))
+
+
 def leads_distribute_all_pending(
     *,
     trigger: str = Trigger.COMMAND,

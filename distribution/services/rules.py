@@ -4,15 +4,18 @@ leads through the rule table again.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
+from celery.result import EagerResult
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from distribution.caches.routing import rulebook_load
+from distribution.caches.routing import routing_config
 from distribution.engine import routing as engine
 from distribution.loaders.routing import LEAD_RELATED, lead_snapshot, locked_leads
 from distribution.models import (
@@ -23,57 +26,110 @@ from distribution.services.distribute import leads_distribute_batch
 from distribution.services.router import Trigger
 from leads.models import DistributionState, Lead, LeadStatus
 
+logger = logging.getLogger(__name__)
 WAITING_FOR_A_RULE = (LeadStatus.UNASSIGNED, LeadStatus.EXCEPTION, LeadStatus.PENDING)
+BACKLOG_CHUNK = 500  # matching waiting leads per distribution task when a rule is enabled
+QUEUE_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 
-def rule_distribute_waiting(
-    *, rule_id: int, actor: User | None = None, limit: int = 5000
-) -> dict[str, int]:
-    """Distribute, now, every waiting lead the rule matches (seed 002: enabling a rule).
+def rule_distribute_waiting(*, rule_id: int) -> dict[str, int]:
+    """Queue the distribution of every waiting lead the enabled rule matches, in chunks
+    (seed 002; DESIGN §3 "Enabling": through the same throttled path as new leads).
 
     1. Waiting = no owner, in the Lead Assignment or Exception queue (or still pending),
        not routed by another rule.
-    2. Keep those the rule matches (engine), mark them pending, then run them through the
-       same batch path as new leads — the rule table decides, so priorities still hold.
+    2. Read them oldest first, BACKLOG_CHUNK at a time (keyset pages: no limit, flat
+       memory); keep those the rule matches (engine) and mark them pending.
+    3. Queue each chunk of BACKLOG_CHUNK matching leads as one `distribute_leads` task: the
+       batch path of new leads, where the rule table decides (priorities still hold) and
+       the workers set the pace. A chunk that cannot be queued stays pending: the sweeper
+       re-queues its leads.
+
+    Returns the outcomes of the chunks that already ran (eager Celery: tests, the demo
+    without a worker); {} when workers have them.
     """
     now = timezone.now()
-    book = rulebook_load(now, automations=True)
-    rule = book.snapshot(rule_id)
+    rule = routing_config(now).snapshot(rule_id)
     if rule is None or not rule.enabled:
         return {}
-    candidates = Lead.objects.filter(
-        Q(rule__isnull=True) | Q(rule_id=rule_id), owner__isnull=True, status__in=WAITING_FOR_A_RULE
-    )
-    matched = [
-        lead.pk
-        for lead in candidates.select_related(*LEAD_RELATED).order_by("created_at", "id")[:limit]
-        if engine.rule_mismatch(rule, lead_snapshot(lead)) is None
-    ]
-    if not matched:
-        return {}
-    Lead.objects.filter(pk__in=matched, owner__isnull=True, status__in=WAITING_FOR_A_RULE).update(
-        distribution_state=DistributionState.PENDING, updated_at=now
+    waiting = (
+        Lead.objects.filter(
+            Q(rule__isnull=True) | Q(rule_id=rule_id),
+            owner__isnull=True,
+            status__in=WAITING_FOR_A_RULE,
+        )
+        .select_related(*LEAD_RELATED)
+        .order_by("created_at", "id")
     )
     outcomes: Counter[str] = Counter()
-    for start in range(0, len(matched), 500):
-        attempts = leads_distribute_batch(
-            trigger=Trigger.ENABLE,
-            lead_ids=matched[start : start + 500],
-            skip_locked=True,
-            book=book,
-        )
-        outcomes.update(a.outcome for a in attempts)
+    chunk: list[int] = []
+    page = list(waiting[:BACKLOG_CHUNK])
+    while page:
+        matched = [
+            lead.pk for lead in page if engine.rule_mismatch(rule, lead_snapshot(lead)) is None
+        ]
+        Lead.objects.filter(
+            pk__in=matched, owner__isnull=True, status__in=WAITING_FOR_A_RULE
+        ).update(distribution_state=DistributionState.PENDING, updated_at=now)
+        chunk += matched
+        while len(chunk) >= BACKLOG_CHUNK:
+            outcomes.update(_queue_chunk(chunk[:BACKLOG_CHUNK]))
+            chunk = chunk[BACKLOG_CHUNK:]
+        last = page[-1]
+        after = Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, pk__gt=last.pk)
+        page = list(waiting.filter(after)[:BACKLOG_CHUNK])
+    if chunk:
+        outcomes.update(_queue_chunk(chunk))
     return dict(outcomes)
 
 
+def _queue_chunk(lead_ids: list[int]) -> dict[str, int]:
+    """Queue one chunk of pending leads for distribution; its outcomes if it ran at once."""
+    from distribution.tasks.routing import distribute_leads
+
+    try:
+        result = distribute_leads.apply_async(
+            args=[lead_ids],
+            kwargs={"trigger": Trigger.ENABLE},
+            retry=True,
+            retry_policy=QUEUE_RETRY,
+        )
+    except Exception:  # broker down: the leads stay pending and the sweeper re-queues them
+        logger.warning("could not queue %d leads; the sweeper will", len(lead_ids), exc_info=True)
+        return {}
+    return _outcomes_if_ran(result)
+
+
+def _queue_backlog(rule_id: int) -> dict[str, int]:
+    """Queue the task that queues the rule's matching waiting leads (rule_distribute_waiting);
+    the outcomes if it ran at once."""
+    from distribution.tasks.routing import distribute_waiting_for_rule
+
+    try:
+        result = distribute_waiting_for_rule.apply_async(
+            args=[rule_id], retry=True, retry_policy=QUEUE_RETRY
+        )
+    except Exception:  # broker down: nothing is lost but the backlog waits for a re-enable
+        logger.error("could not queue the waiting leads of rule %s", rule_id, exc_info=True)
+        return {}
+    return _outcomes_if_ran(result)
+
+
+def _outcomes_if_ran(result: Any) -> dict[str, int]:
+    """What a queued task returned when it ran in process (eager Celery), else {}."""
+    return dict(result.result) if isinstance(result, EagerResult) and result.successful() else {}
+
+
 def rule_queue_waiting_leads(*, rule_id: int) -> None:
-    """After the current transaction commits, distribute the leads a just-enabled rule
-    matches (apply_config, the admin)."""
-    transaction.on_commit(lambda: rule_distribute_waiting(rule_id=rule_id))
+    """After the current transaction commits, queue the distribution of the leads a
+    just-enabled rule matches (apply_config, the admin's rule form)."""
+    transaction.on_commit(lambda: _queue_backlog(rule_id))
 
 
 def rules_enable(*, rule_ids: Sequence[int], actor: User | None = None) -> dict[str, int]:
-    """Enable rules; each then distributes at once every waiting lead it matches."""
+    """Enable rules (committed here); then each queues the distribution of every waiting
+    lead it matches. Returns {"enabled": n} plus the outcomes of what already ran (eager
+    Celery); with workers the leads are distributed as the workers get to them."""
     with transaction.atomic():
         ids = list(
             Rule.objects.filter(pk__in=list(rule_ids), enabled=False).values_list("pk", flat=True)
@@ -81,7 +137,7 @@ def rules_enable(*, rule_ids: Sequence[int], actor: User | None = None) -> dict[
         Rule.objects.filter(pk__in=ids).update(enabled=True, updated_at=timezone.now())
     outcomes: Counter[str] = Counter({"enabled": len(ids)})
     for rule_id in ids:
-        outcomes.update(rule_distribute_waiting(rule_id=rule_id, actor=actor))
+        outcomes.update(_queue_backlog(rule_id))
     return dict(outcomes)
 
 

@@ -27,10 +27,30 @@ def reassign_missed_sla() -> int:
     return sla.leads_reassign_missed_sla()
 
 
-@shared_task(name="distribution.distribute_waiting_for_rule")
+@shared_task(
+    name="distribution.distribute_waiting_for_rule",
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=3,
+)
 def distribute_waiting_for_rule(rule_id: int) -> dict[str, int]:
-    """Distribute the waiting leads a just-enabled rule matches."""
+    """Queue, in chunks, the waiting leads a just-enabled rule matches (safe to run twice:
+    a lead already distributed is no longer waiting)."""
     return rules.rule_distribute_waiting(rule_id=rule_id)
+
+
+@shared_task(
+    name="distribution.distribute_leads",
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def distribute_leads(lead_ids: list[int], trigger: str) -> dict[str, int]:
+    """Distribute a chunk of pending leads in one batch (idempotent: a lead already
+    distributed is left alone)."""
+    return distribute.leads_distribute_chunk(lead_ids=lead_ids, trigger=trigger)
 
 
 @shared_task(name="distribution.send_emails")
