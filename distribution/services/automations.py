@@ -6,9 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from distribution.engine import routing as engine
 from distribution.engine.filters import match_filters
-from distribution.engine.types import Decision
 from distribution.loaders.routing import filters_of, lead_snapshot, locked_leads
 from distribution.models import (
     Automation,
@@ -46,15 +44,7 @@ def lead_run_automations(
         router = Router(trigger=Trigger.AUTOMATION, actor=actor)
         job = router.job(lead)
         if not router.plan_automation(job, automation):
-            match = engine.match_rule(snap, router.book.snapshots)
-            job.rule, job.tried = match.rule, match.tried
-            if match.rule is None:
-                job.decision = Decision(
-                    outcome="queue_unassigned",
-                    reason_code="no_rule_matched",
-                    reason="No enabled rule matches this lead.",
-                    rules_tried=match.tried,
-                )
+            router.plan_rule_table(job, unmatched="No enabled rule matches this lead.")
         job.note = f"automation {automation.name!r} ({trigger})"
         attempt = router.run([job])[0]
         router.flush()

@@ -78,14 +78,7 @@ def store_candidates(decision: Decision) -> tuple[EncodedJSON, str]:
     texts: list[str] = []
     known = _LINE_TEXTS.get
     for c in kept:
-        line = {
-            "agent_id": c.agent_id,
-            "agent": c.email,
-            "member_id": c.member_id,
-            "rank": c.rank,
-            "reason": c.reason,
-            "detail": c.detail,
-        }
+        line = _candidate_line(c)
         lines.append(line)
         key = (c.agent_id, c.email, c.member_id, c.rank, c.reason, c.detail)
         texts.append(known(key) or _line_text(key, line))

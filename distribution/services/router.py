@@ -206,18 +206,28 @@ class Router:
             )
             if automation is not None and self.plan_automation(job, automation):
                 return job
+        rule = self.plan_rule_table(
+            job,
+            unmatched="No enabled rule matches this lead; it waits in the Lead Assignment queue.",
+        )
+        model = self.book.models.get(rule.id) if rule is not None else None
+        if model is not None and model.sticky_owner:
+            self._plan_sticky(job)
+        return job
+
+    def plan_rule_table(self, job: Job, *, unmatched: str) -> RuleSnapshot | None:
+        """The first enabled rule in priority order that matches the job's lead (engine);
+        when none does, the job is decided: the Lead Assignment queue, for reason UNMATCHED."""
         match = engine.match_rule(job.snap, self.book.ordered(), ordered=True)
         job.rule, job.tried = match.rule, match.tried
         if match.rule is None:
             job.decision = Decision(
                 outcome="queue_unassigned",
                 reason_code="no_rule_matched",
-                reason="No enabled rule matches this lead; it waits in the Lead Assignment queue.",
+                reason=unmatched,
                 rules_tried=match.tried,
             )
-        elif match.rule.id in self.book.models and self.book.models[match.rule.id].sticky_owner:
-            self._plan_sticky(job)
-        return job
+        return match.rule
 
     def plan_automation(self, job: Job, automation: Automation) -> bool:
         """Apply an automation's action to the plan; False = go on with the rule table."""
