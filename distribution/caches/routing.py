@@ -13,10 +13,7 @@ from django.conf import settings
 from accounts.models import User
 from distribution.db.fingerprint import config_fingerprint
 from distribution.engine.routing import rule_order
-from distribution.engine.types import (
-    RuleSnapshot,
-    ScheduleSnapshot,
-)
+from distribution.engine.types import RuleSnapshot, ScheduleSnapshot
 from distribution.loaders.routing import (
     agent_snapshot,
     rule_snapshot,
@@ -24,10 +21,7 @@ from distribution.loaders.routing import (
     schedule_snapshot,
     schedules_fill,
 )
-from distribution.models import (
-    Automation,
-    Rule,
-)
+from distribution.models import Automation, Rule
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,7 @@ from django.db.models.base import ModelState
 
 from distribution.loaders.routing import locked_leads
 from distribution.models import Workflow
-from leads.models import (
-    Campaign,
-    DistributionState,
-    Lead,
-    Source,
-)
+from leads.models import Campaign, DistributionState, Lead, Source
 
 M = TypeVar("M", bound=Model)
 

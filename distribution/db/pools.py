@@ -30,10 +30,7 @@ from distribution.loaders.routing import (
     pool_state_load,
     schedules_fill,
 )
-from distribution.models import (
-    Assignment,
-    PoolMember,
-)
+from distribution.models import Assignment, PoolMember
 from leads.models import OPEN_STATUSES, Lead
 
 

@@ -6,7 +6,7 @@ The services lock rows, then call these loaders; the engine gets frozen dataclas
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -32,13 +32,7 @@ from distribution.engine.types import (
     ScheduleSnapshot,
 )
 from distribution.loaders.holidays import year_holidays
-from distribution.models import (
-    Assignment,
-    Offer,
-    PoolMember,
-    Rule,
-    Schedule,
-)
+from distribution.models import Assignment, Offer, PoolMember, Rule, Schedule
 from leads.models import OPEN_STATUSES, Activity, Lead
 
 METRICS_WINDOW = timedelta(days=30)  # trailing window of the performance metrics
@@ -196,7 +190,6 @@ class PoolState:
     timezone: str
     members: list[MemberSnapshot]
     index: dict[int, int]  # agent id → position in `members`
-    rows: dict[int, PoolMember] = field(default_factory=dict)  # member id → row (ORM load)
     contacts: dict[int, tuple[str, str]] = field(default_factory=dict)  # agent → e-mail, phone
 
     def member_of(self, agent_id: int) -> MemberSnapshot | None:
@@ -215,12 +208,6 @@ class PoolState:
                 counts.hour + 1, counts.day + 1, counts.week + 1, counts.month + 1
             )
         self.members[i] = _member_after_turn(member, stamp, counts)
-
-    def set_last_turn(self, agent_id: int, stamp: datetime) -> None:
-        i = self.index.get(agent_id)
-        if i is not None:
-            m = self.members[i]
-            self.members[i] = replace(m, agent=replace(m.agent, last_turn_at=stamp))
 
 
 def _member_after_turn(
@@ -367,7 +354,6 @@ def pool_state_load(
         timezone=tz,
         members=members,
         index={m.agent.id: i for i, m in enumerate(members)},
-        rows={m.pk: m for m in rows},
         contacts={m.agent_id: (m.agent.email or "", profile_phone(m.agent)) for m in rows},
     )
 

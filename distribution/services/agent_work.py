@@ -5,11 +5,9 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.models import User
+from distribution.errors import NotAllowed
 from distribution.loaders.routing import locked_leads
-from distribution.models import (
-    Automation,
-    Notice,
-)
+from distribution.models import Automation, Notice
 from distribution.services.automations import lead_run_automations
 from leads.models import Activity, Lead, LeadStatus
 
@@ -27,8 +25,6 @@ AGENT_SETTABLE_STATUSES = frozenset(
 def lead_status_update(*, lead_id: int, agent: User, status: str) -> Lead:
     """The owner moves a lead along the sales pipeline; `status_changed` automations run
     after commit."""
-    from distribution.errors import NotAllowed
-
     if status not in AGENT_SETTABLE_STATUSES:
         raise NotAllowed(f"{status!r} is not a status an agent sets.", code="invalid_status")
     with transaction.atomic():

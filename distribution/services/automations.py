@@ -8,11 +8,7 @@ from django.utils import timezone
 from accounts.models import User
 from distribution.engine.filters import match_filters
 from distribution.loaders.routing import filters_of, lead_snapshot, locked_leads
-from distribution.models import (
-    Automation,
-    DistributionAttempt,
-    Offer,
-)
+from distribution.models import Automation, DistributionAttempt, Offer
 from distribution.services.router import Router, Trigger
 
 

@@ -10,11 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from distribution.db.bulk import EncodedJSON
-from distribution.engine.types import (
-    Candidate,
-    Decision,
-    RuleTrial,
-)
+from distribution.engine.types import Candidate, Decision, RuleTrial
 
 STORED_CANDIDATES = 10  # ranked and rejected lines kept per attempt; the rest are counted
 

@@ -42,13 +42,7 @@ from distribution.loaders.routing import (
     lead_snapshot,
     profile_phone,
 )
-from distribution.models import (
-    Assignment,
-    Automation,
-    DistributionAttempt,
-    Rule,
-    Strategy,
-)
+from distribution.models import Assignment, Automation, DistributionAttempt, Rule, Strategy
 from distribution.services.history import outcome_code, store_candidates, trial_lines
 from distribution.services.notify import Email, tcpa_allows
 from distribution.services.writes import (

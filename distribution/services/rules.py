@@ -18,10 +18,7 @@ from accounts.models import User
 from distribution.caches.routing import routing_config
 from distribution.engine import routing as engine
 from distribution.loaders.routing import LEAD_RELATED, lead_snapshot, locked_leads
-from distribution.models import (
-    Offer,
-    Rule,
-)
+from distribution.models import Offer, Rule
 from distribution.services.distribute import leads_distribute_batch
 from distribution.services.router import Trigger
 from leads.models import DistributionState, Lead, LeadStatus

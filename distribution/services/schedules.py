@@ -6,17 +6,13 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from distribution.models import (
-    Holiday,
-    Schedule,
-)
+from distribution.loaders.holidays import country_holidays
+from distribution.models import Holiday, Schedule
 
 
 def schedule_fill_holidays(*, schedule_id: int, today: datetime | None = None) -> int:
     """Store the public holidays of the schedule's country (last year to two years ahead)
     as holiday rows; entered holidays are kept. Returns how many were added."""
-    from distribution.loaders.holidays import country_holidays
-
     schedule = Schedule.objects.get(pk=schedule_id)
     if not schedule.holiday_country:
         return 0

@@ -9,10 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from distribution.loaders.routing import locked_leads, offered_members
-from distribution.models import (
-    Assignment,
-    Notice,
-)
+from distribution.models import Assignment, Notice
 from distribution.services.router import Router, Trigger
 from leads.models import Activity, Lead, LeadEvent, LeadStatus
 

@@ -15,12 +15,7 @@ from django.db.models.base import ModelState
 
 from accounts.models import AgentProfile
 from distribution.db.bulk import RowsUpdate, rows_write
-from distribution.models import (
-    Assignment,
-    DistributionAttempt,
-    Notice,
-    Offer,
-)
+from distribution.models import Assignment, DistributionAttempt, Notice, Offer
 from distribution.services.notify import Email, emails_dispatch, webhooks_dispatch
 from leads.models import Activity, Lead, LeadEvent
 
