@@ -209,8 +209,8 @@ def run() -> dict[str, Any]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from distribution.services.distribute import lead_distribute
     from distribution.services.queueing import leads_distribute_pending
-    from distribution.services.routing import lead_distribute
     from leads.models import Lead
 
     _ensure_database()

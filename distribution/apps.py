@@ -34,7 +34,7 @@ def _run_automations(*, lead_id: int, trigger: str, actor: Any = None, **_: Any)
     """A lead edited by hand: its `updated` / `status_changed` automations run after commit."""
     from django.db import transaction
 
-    from distribution.services.routing import lead_run_automations
+    from distribution.services.automations import lead_run_automations
 
     user = actor if getattr(actor, "pk", None) else None
     transaction.on_commit(

@@ -18,8 +18,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import User
 from distribution.errors import DistributionError
 from distribution.selectors import routing as selectors
-from distribution.services import claims
-from distribution.services import routing as services
+from distribution.services import agent_work, claims
 from leads import services as lead_services
 from leads.models import Activity, Lead, LeadStatus
 
@@ -138,7 +137,7 @@ def set_status(request: HttpRequest, lead_id: int) -> HttpResponse:
     lead = _own_lead(request, lead_id)
     _run(
         request,
-        services.lead_status_update,
+        agent_work.lead_status_update,
         "Status updated.",
         lead_id=lead.pk,
         agent=_me(request),
@@ -226,5 +225,5 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @require_POST
 @agent_required
 def inbox_read(request: HttpRequest) -> HttpResponse:
-    services.notices_mark_read(agent=_me(request))
+    agent_work.notices_mark_read(agent=_me(request))
     return redirect("agent:inbox")

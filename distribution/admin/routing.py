@@ -32,8 +32,7 @@ from distribution.models import (
     Strategy,
 )
 from distribution.selectors import routing as selectors
-from distribution.services import claims
-from distribution.services import routing as services
+from distribution.services import claims, rules, schedules
 from distribution.services.simulate import rule_simulate
 from leads.models import Lead
 
@@ -74,7 +73,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Fill holidays from the schedule's country")
     def fill_holidays(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        added = sum(services.schedule_fill_holidays(schedule_id=s.pk) for s in queryset)
+        added = sum(schedules.schedule_fill_holidays(schedule_id=s.pk) for s in queryset)
         self.message_user(request, f"Added {_plural(added, 'holiday')}.", messages.SUCCESS)
 
 
@@ -258,7 +257,7 @@ class RuleAdmin(admin.ModelAdmin):
         was_enabled = bool(change and Rule.objects.filter(pk=obj.pk, enabled=True).exists())
         super().save_model(request, obj, form, change)
         if obj.enabled and not was_enabled:
-            services.rule_queue_waiting_leads(rule_id=obj.pk)
+            rules.rule_queue_waiting_leads(rule_id=obj.pk)
             self.message_user(
                 request,
                 "Rule enabled: the waiting leads it matches are being distributed now.",
@@ -267,7 +266,7 @@ class RuleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable (distributes every waiting lead it matches)")
     def enable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
-        outcomes = services.rules_enable(
+        outcomes = rules.rules_enable(
             rule_ids=list(queryset.values_list("pk", flat=True)),
             actor=request.user,  # type: ignore[arg-type]  # admin views are signed in
         )
@@ -276,14 +275,18 @@ class RuleAdmin(admin.ModelAdmin):
         detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(outcomes.items()))
         self.message_user(
             request,
-            f"Enabled {_plural(enabled, 'rule')}; distributed "
-            f"{_plural(moved, 'waiting lead')}" + (f" ({detail})." if detail else "."),
+            f"Enabled {_plural(enabled, 'rule')}; "
+            + (
+                f"distributed {_plural(moved, 'waiting lead')} ({detail})."
+                if moved
+                else "the waiting leads they match are queued for distribution."
+            ),
             messages.SUCCESS,
         )
 
     @admin.action(description="Disable")
     def disable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
-        n = services.rules_disable(rule_ids=list(queryset.values_list("pk", flat=True)))
+        n = rules.rules_disable(rule_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Disabled {_plural(n, 'rule')}.", messages.SUCCESS)
 
     # --- custom views ---------------------------------------------------------------------
@@ -322,7 +325,7 @@ class RuleAdmin(admin.ModelAdmin):
             if not ids:
                 self.message_user(request, "Check the leads first.", messages.WARNING)
             elif "redistribute" in request.POST:
-                outcomes = services.leads_redistribute(lead_ids=ids, actor=request.user)  # type: ignore[arg-type]
+                outcomes = rules.leads_redistribute(lead_ids=ids, actor=request.user)  # type: ignore[arg-type]
                 self.message_user(
                     request,
                     "Re-distributed: "

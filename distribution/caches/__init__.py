@@ -1,1 +1,1 @@
-"""Per-process caches."""
+"""Per-process caches of what the engine reads, each behind what invalidates it."""

@@ -154,7 +154,7 @@ class SchedulesSection(Section):
                 ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
             country = str(item.get("holiday_country") or "").upper()
             if country:
-                from distribution.services.snapshot import supported_countries
+                from distribution.loaders.holidays import supported_countries
 
                 if country not in supported_countries():
                     ctx.error(
@@ -502,7 +502,7 @@ class RulesSection(Section):
             if rule.enabled and not was_enabled and not ctx.report.dry_run:
                 # enabling distributes every waiting lead the rule matches (seed 002), after
                 # the whole file has committed
-                from distribution.services.routing import rule_queue_waiting_leads
+                from distribution.services.rules import rule_queue_waiting_leads
 
                 rule_queue_waiting_leads(rule_id=rule.pk)
             _count(ctx, self.key, created, [] if created else changed, str(name))

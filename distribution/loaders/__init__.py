@@ -1,1 +1,1 @@
-"""Loaders of engine snapshots (reads for the engine, not for pages)."""
+"""Loaders of engine snapshots: reads for the engine (not for pages: see selectors)."""

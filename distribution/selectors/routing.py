@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from distribution.engine.filters import match_filters
+from distribution.loaders.routing import filters_of, lead_snapshot
 from distribution.models import Notice, Offer, PoolMember, Rule, Strategy
-from distribution.services.snapshot import filters_of, lead_snapshot
 from leads.models import Lead, LeadStatus
 
 HOPPER_LIMIT = 200

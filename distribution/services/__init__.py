@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .distribute import lead_distribute
 from .marketplace.batch import workflow_allocate_batch
 from .marketplace.contracts import contract_pause, contract_resume
 from .marketplace.manual import lead_cherry_pick, lead_distribute_manually
@@ -26,7 +27,6 @@ from .queueing import (
     leads_distribute_pending,
     leads_requeue_stale,
 )
-from .routing import lead_distribute
 
 __all__ = [
     "contract_pause",

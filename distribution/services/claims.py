@@ -14,24 +14,20 @@ from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
 from accounts.models import AgentProfile, User
+from distribution.caches.routing import routing_config, rulebook_load
 from distribution.engine import routing as engine
 from distribution.engine.eligibility import check_member
 from distribution.errors import AlreadyClaimed, NotAllowed, NotFound, OfferExpired
-from distribution.models import DistributionAttempt, Notice, Offer, Rule, Strategy
-from distribution.services.notify import Email
-from distribution.services.routing import (
+from distribution.loaders.routing import (
     LEAD_RELATED,
-    Method,
-    Router,
-    _locked_leads,
-    leads_next_round,
-)
-from distribution.services.snapshot import (
     lead_snapshot,
+    locked_leads,
     memberships_load,
-    routing_config,
-    rulebook_load,
 )
+from distribution.models import DistributionAttempt, Notice, Offer, Rule, Strategy
+from distribution.services.distribute import leads_next_round
+from distribution.services.notify import Email
+from distribution.services.router import Method, Router
 from leads.models import Lead, LeadEvent, LeadStatus
 
 Trigger = DistributionAttempt.Trigger
@@ -277,7 +273,7 @@ def offers_expire(*, now: datetime | None = None, limit: int = 500) -> int:
         )
         if not due:
             return 0
-        leads = _locked_leads(sorted({lead_id for _, lead_id in due}), skip_locked=True)
+        leads = locked_leads(sorted({lead_id for _, lead_id in due}), skip_locked=True)
         if not leads:
             return 0
         ids = [lead.pk for lead in leads]
@@ -428,7 +424,7 @@ def leads_assign_manually(
     if not hasattr(agent, "agent"):
         raise NotAllowed(f"{agent} has no agent profile.", code="not_agent")
     with transaction.atomic():
-        leads = _locked_leads(list(lead_ids))
+        leads = locked_leads(list(lead_ids))
         router = Router(trigger=Trigger.MANUAL, actor=actor)
         router.users[agent.pk] = agent
         for lead in leads:

@@ -55,8 +55,8 @@ def leads_distribute_pending(
 ) -> dict[str, int]:
     """Distribute every pending lead now, in process; safe to run twice or concurrently
     (each run claims its chunks with SKIP LOCKED). Returns counts of outcomes."""
+    from distribution.services.distribute import leads_distribute_all_pending
     from distribution.services.marketplace.sale import leads_distribute_marketplace_pending
-    from distribution.services.routing import leads_distribute_all_pending
 
     # --- marketplace: leads of a campaign with a workflow are sold first (not routed) ---
     outcomes = leads_distribute_marketplace_pending(trigger=trigger, progress=progress)
@@ -73,8 +73,8 @@ def lead_dispatch(*, lead_id: int, trigger: str = "arrival") -> DistributionAtte
     """Distribute a pending lead: the marketplace when its campaign has a workflow, agent
     routing for every other lead."""
     from distribution.selectors.marketplace import lead_has_workflow
+    from distribution.services.distribute import lead_distribute
     from distribution.services.marketplace.sale import lead_distribute_marketplace
-    from distribution.services.routing import lead_distribute
 
     if lead_has_workflow(lead_id=lead_id):
         return lead_distribute_marketplace(lead_id=lead_id, trigger=trigger)

@@ -13,19 +13,19 @@ from typing import Any
 
 from django.utils import timezone
 
+from distribution.caches.routing import rulebook_load
 from distribution.engine import routing as engine
 from distribution.engine.types import Caps, Decision, MemberSnapshot, RuleSnapshot
 from distribution.errors import NotFound
-from distribution.models import Pool, Rule, Schedule
-from distribution.services.snapshot import (
+from distribution.loaders.routing import (
     PoolState,
     directory_load,
     filters_of,
     lead_snapshot,
     pool_state_load,
-    rulebook_load,
     schedule_snapshot,
 )
+from distribution.models import Pool, Rule, Schedule
 from leads.models import Lead
 
 CAP_ORDER = ("day", "week", "month", "hour")  # which cap the totals report, first set wins
@@ -129,7 +129,7 @@ def rule_simulate(
             pools[rule.pool_id] = _replayable(
                 pool_state_load(
                     pool_id=rule.pool_id,
-                    rule=rule,
+                    timezone=rule.cap_timezone,
                     now=now,
                     with_open_leads=rule.strategy == "load_balanced",
                     with_metrics=rule.strategy == "performance" or bool(rule.tiers),

@@ -6,8 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from distribution.services import claims, notify
-from distribution.services import routing as services
+from distribution.services import claims, distribute, notify, rules, sla
 
 
 @shared_task(name="distribution.expire_offers")
@@ -19,19 +18,39 @@ def expire_offers() -> int:
 @shared_task(name="distribution.release_held")
 def release_held() -> int:
     """Distribute held leads whose rule's schedule has opened."""
-    return services.leads_release_held()
+    return distribute.leads_release_held()
 
 
 @shared_task(name="distribution.reassign_missed_sla")
 def reassign_missed_sla() -> int:
     """Take back leads whose contact SLA passed without a contact attempt."""
-    return services.leads_reassign_missed_sla()
+    return sla.leads_reassign_missed_sla()
 
 
-@shared_task(name="distribution.distribute_waiting_for_rule")
+@shared_task(
+    name="distribution.distribute_waiting_for_rule",
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=3,
+)
 def distribute_waiting_for_rule(rule_id: int) -> dict[str, int]:
-    """Distribute the waiting leads a just-enabled rule matches."""
-    return services.rule_distribute_waiting(rule_id=rule_id)
+    """Queue, in chunks, the waiting leads a just-enabled rule matches (safe to run twice:
+    a lead already distributed is no longer waiting)."""
+    return rules.rule_distribute_waiting(rule_id=rule_id)
+
+
+@shared_task(
+    name="distribution.distribute_leads",
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def distribute_leads(lead_ids: list[int], trigger: str) -> dict[str, int]:
+    """Distribute a chunk of pending leads in one batch (idempotent: a lead already
+    distributed is left alone)."""
+    return distribute.leads_distribute_chunk(lead_ids=lead_ids, trigger=trigger)
 
 
 @shared_task(name="distribution.send_emails")

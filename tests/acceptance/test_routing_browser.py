@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from distribution.models import Offer
-from distribution.services.routing import lead_distribute
+from distribution.services.distribute import lead_distribute
 from leads.models import Lead
 from tests.acceptance import test_pages_browser as pages
 from tests.factories import AgentFactory, SourceFactory

@@ -42,7 +42,7 @@ def test_fifty_agents_claim_one_broadcast_offer_and_exactly_one_wins():
     team = [AgentFactory() for _ in range(CLAIMERS)]
     make_rule(pool=make_pool(team), sources=[source], strategy="broadcast")
     lead = Lead.objects.create(source=source, email="race@example.com")
-    from distribution.services.routing import lead_distribute
+    from distribution.services.distribute import lead_distribute
 
     lead_distribute(lead_id=lead.pk)
     offers = {o.agent_id: o.pk for o in Offer.objects.filter(lead=lead)}
@@ -116,7 +116,7 @@ def test_twenty_agents_pick_one_hopper_lead_and_pull_distinct_leads():
     team = [AgentFactory() for _ in range(20)]
     make_rule("hopper", pool=make_pool(team, name="tank"), sources=[source], strategy="hopper")
     make_rule("pull", pool=make_pool(team, name="pullers"), strategy="pull", priority=20)
-    from distribution.services.routing import lead_distribute
+    from distribution.services.distribute import lead_distribute
 
     hopper_lead = Lead.objects.create(source=source, email="hop@example.com")
     lead_distribute(lead_id=hopper_lead.pk)

@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AgentProfile, User
 from distribution.models import Pool, PoolMember, Rule
+from distribution.services.distribute import lead_distribute
 from distribution.services.queueing import leads_distribute_pending
-from distribution.services.routing import lead_distribute
 from leads.models import Lead
 from tests.routing.conftest import make_rule
 

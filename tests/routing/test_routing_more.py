@@ -13,7 +13,7 @@ from django.core.management import call_command
 from distribution.models import Assignment, DistributionAttempt, Offer, Schedule
 from distribution.periodic import PERIODIC_TASKS
 from distribution.services.claims import offer_decline, offers_expire
-from distribution.services.routing import leads_reassign_missed_sla
+from distribution.services.sla import leads_reassign_missed_sla
 from leads.models import Activity, Lead
 from leads.services import activity_log
 from tests.factories import CampaignFactory, UserFactory

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from distribution.errors import AlreadyClaimed
 from distribution.models import Assignment, DistributionAttempt, Offer, PerformanceTier, Rule
 from distribution.services.claims import hopper_claim, lead_pull
-from distribution.services.routing import rules_enable
+from distribution.services.rules import rules_enable
 from distribution.services.simulate import rule_simulate
 from leads.models import Activity, Lead, LeadEvent
 from tests.factories import CampaignFactory, LeadFactory

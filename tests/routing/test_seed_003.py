@@ -240,7 +240,7 @@ def test_a_lead_arriving_outside_business_hours_is_held_until_the_opening(agents
     (a,) = agents(1)
     hours = make_schedule(days=range(5), start="09:00", end="17:00")
     make_rule(pool=make_pool([a]), sources=[web], schedule=hours)  # after_hours=hold
-    from distribution.services.routing import leads_release_held
+    from distribution.services.distribute import leads_release_held
 
     with time_machine.travel(dt.datetime(2025, 3, 1, 12, 0, tzinfo=UTC), tick=False) as clock:
         lead = post()  # a Saturday

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from distribution.models import Automation
-from distribution.services.routing import lead_status_update
+from distribution.services.agent_work import lead_status_update
 from leads.models import Lead
 from tests.routing.conftest import make_pool, make_rule
 

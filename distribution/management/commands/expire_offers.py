@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from distribution.services.claims import offers_expire
-from distribution.services.routing import leads_release_held
+from distribution.services.distribute import leads_release_held
 
 
 class Command(BaseCommand):

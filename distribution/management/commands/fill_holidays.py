@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from distribution.models import Schedule
-from distribution.services.routing import schedule_fill_holidays
+from distribution.services.schedules import schedule_fill_holidays
 
 
 class Command(BaseCommand):

@@ -1,0 +1,100 @@
+"""The distribution history's lines: rules tried and candidates as stored on an attempt
+(with their JSON text, cached), and the attempt's outcome code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from distribution.db.bulk import EncodedJSON
+from distribution.engine.types import Candidate, Decision, RuleTrial
+
+STORED_CANDIDATES = 10  # ranked and rejected lines kept per attempt; the rest are counted
+
+# JSON text of the history lines seen lately: one routed lead stores some thirty lines,
+# and a pool's lines repeat from lead to lead (the same member at the same rank, the same
+# rule not matching for the same reason). Bounded: emptied when it grows past its limit.
+_LINE_TEXTS: dict[tuple[Any, ...], str] = {}
+_LINE_TEXTS_LIMIT = 50_000
+
+
+def _line_text(key: tuple[Any, ...], line: dict[str, Any]) -> str:
+    text = _LINE_TEXTS.get(key)
+    if text is None:
+        if len(_LINE_TEXTS) >= _LINE_TEXTS_LIMIT:
+            _LINE_TEXTS.clear()
+        text = _LINE_TEXTS[key] = json.dumps(line)
+    return text
+
+
+def _encoded(lines: list[dict[str, Any]], texts: list[str]) -> EncodedJSON:
+    return EncodedJSON(lines, "[" + ", ".join(texts) + "]")
+
+
+def _candidate_line(c: Candidate) -> dict[str, Any]:
+    """Candidate.to_dict, inlined (twenty lines per routed lead)."""
+    return {
+        "agent_id": c.agent_id,
+        "agent": c.email,
+        "member_id": c.member_id,
+        "rank": c.rank,
+        "reason": c.reason,
+        "detail": c.detail,
+    }
+
+
+def trial_lines(trials: Sequence[RuleTrial]) -> EncodedJSON:
+    """RuleTrial.to_dict of each rule tried, with their JSON text."""
+    lines, texts = [], []
+    for t in trials:
+        line = {
+            "rule_id": t.rule_id,
+            "rule": t.rule_name,
+            "matched": t.matched,
+            "reason": t.reason,
+            "detail": t.detail,
+        }
+        lines.append(line)
+        texts.append(_line_text((t.rule_id, t.rule_name, t.matched, t.reason, t.detail), line))
+    return _encoded(lines, texts)
+
+
+def store_candidates(decision: Decision) -> tuple[EncodedJSON, str]:
+    """The first ranked and rejected candidates, and a count of the rest by reason."""
+    ranked: list[Candidate] = []
+    rejected: list[Candidate] = []
+    for c in decision.candidates:
+        (ranked if c.reason is None else rejected).append(c)
+    kept = ranked[:STORED_CANDIDATES] + rejected[:STORED_CANDIDATES]
+    rest = ranked[STORED_CANDIDATES:] + rejected[STORED_CANDIDATES:]
+    lines: list[dict[str, Any]] = []
+    texts: list[str] = []
+    known = _LINE_TEXTS.get
+    for c in kept:
+        line = _candidate_line(c)
+        lines.append(line)
+        key = (c.agent_id, c.email, c.member_id, c.rank, c.reason, c.detail)
+        texts.append(known(key) or _line_text(key, line))
+    if decision.default_candidate is not None and decision.default_candidate not in kept:
+        line = {**_candidate_line(decision.default_candidate), "detail": "default agent"}
+        lines.append(line)
+        texts.append(json.dumps(line))
+    note = ""
+    if rest:
+        counts = Counter(c.reason or "eligible" for c in rest)
+        note = (
+            f" (+{len(rest)} more candidates: "
+            + ", ".join(f"{n} {r}" for r, n in counts.most_common())
+            + ")"
+        )
+    return _encoded(lines, texts), note
+
+
+def outcome_code(decision: Decision) -> str:
+    """The attempt's outcome: the decision's reason code (default agent named as such)."""
+    if decision.used_default_agent:
+        return "default_agent"
+    return decision.reason_code

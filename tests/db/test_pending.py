@@ -1,0 +1,65 @@
+"""distribution.db.pending: the fixed SQL claim of pending leads equals the ORM's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from distribution.db import pending
+from distribution.models import Workflow
+from leads.models import Lead
+from tests.db.conftest import instance_values, rolled_back
+from tests.factories import CampaignFactory, LeadFactory, SourceFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+T0 = dt.datetime(2025, 3, 3, 10, 0, tzinfo=dt.UTC)
+
+
+def _claimed(twin: Any, ids: list[int] | None, *, limit: int) -> list[dict[str, Any]]:
+    def run() -> list[dict[str, Any]]:
+        leads = twin(ids, skip_locked=True, limit=limit)
+        return [
+            {
+                "lead": instance_values(lead),
+                "source": instance_values(lead.source) if lead.source_id else None,
+                "campaign": instance_values(lead.campaign) if lead.campaign_id else None,
+            }
+            for lead in leads
+        ]
+
+    return rolled_back(run)
+
+
+@pytest.fixture
+def leads() -> list[Lead]:
+    web, other = SourceFactory(slug="web"), SourceFactory(slug="other")
+    routed, sold = CampaignFactory(slug="routed"), CampaignFactory(slug="sold")
+    Workflow.objects.create(campaign=sold)
+    made = [
+        LeadFactory(source=web, campaign=routed, attributes={"city": "Delft", "n": [1, 2]}),
+        LeadFactory(source=other, campaign=None),
+        LeadFactory(source=web, campaign=sold),  # sold by the marketplace: not routed
+        LeadFactory(source=web, campaign=routed, distribution_state="done"),  # not pending
+        LeadFactory(source=web, campaign=None),
+        LeadFactory(source=other, campaign=routed),
+    ]
+    for i, lead in enumerate(made):  # created in another order than the ids
+        Lead.objects.filter(pk=lead.pk).update(created_at=T0 - dt.timedelta(minutes=i % 3 * 7 + i))
+    return made
+
+
+@pytest.mark.parametrize("limit", [2, 100])
+def test_pending_leads_lock_twins_claim_the_same_leads(leads: list[Lead], limit: int) -> None:
+    postgresql = _claimed(pending._pg, None, limit=limit)
+    portable = _claimed(pending._portable, None, limit=limit)
+    assert postgresql == portable
+    assert len(postgresql) == min(limit, 4)
+
+
+def test_pending_leads_lock_twins_claim_the_same_of_given_ids(leads: list[Lead]) -> None:
+    ids = [leads[0].pk, leads[2].pk, leads[3].pk, leads[5].pk]
+    postgresql = _claimed(pending._pg, ids, limit=10)
+    assert postgresql == _claimed(pending._portable, ids, limit=10)
+    assert {row["lead"]["id"] for row in postgresql} == {leads[0].pk, leads[5].pk}
