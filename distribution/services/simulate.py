@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from distribution.engine.caps import window_end
-from distribution.engine.eligibility import Checkers
+from distribution.engine.eligibility import Checker, Checkers
 from distribution.engine.types import PERIODS, Caps, MemberSnapshot, ReceivedCounts, RuleSnapshot
 from distribution.errors import NotFound
 from distribution.models import Assignment, DistributionAttempt, Pool, Rule, Schedule
@@ -29,7 +29,7 @@ from distribution.services.snapshot import (
     rulebook_load,
     schedule_snapshot,
 )
-from leads.models import DistributionState, Lead, LeadStatus
+from leads.models import Campaign, DistributionState, Lead, LeadStatus, Source
 
 CAP_ORDER = ("day", "week", "month", "hour")  # which cap the totals report, first set wins
 CHUNK = 2000  # leads read per query (keyset pagination: memory stays flat)
@@ -95,9 +95,12 @@ class RunningCounts:
 
     def __init__(self) -> None:
         self._ends: dict[int, tuple[PoolState, dict[str, datetime]]] = {}  # by id(state)
+        self._next: datetime | None = None  # the earliest window end of every pool
 
-    def advance(self, pools: Iterable[PoolState], now: datetime) -> None:
+    def advance(self, pools: Collection[PoolState], now: datetime) -> None:
         """Bring every pool's counts to NOW (leads are replayed oldest first)."""
+        if len(pools) == len(self._ends) and self._next is not None and now < self._next:
+            return
         for state in pools:
             known = self._ends.get(id(state))
             if known is None or known[0] is not state:
@@ -109,29 +112,64 @@ class RunningCounts:
                 self._ends[id(state)] = (state, ends)
                 continue
             ends = known[1]
-            rolled = [p for p in PERIODS if now >= ends[p]]
+            rolled = {p for p in PERIODS if now >= ends[p]}
             if not rolled:
                 continue
-            zero = dict.fromkeys(rolled, 0)
-            state.members[:] = [
-                dataclasses.replace(
-                    m,
-                    received_counts=dataclasses.replace(
-                        m.received_counts or ReceivedCounts(), **zero
-                    ),
-                )
-                for m in state.members
-            ]
+            for i, m in enumerate(state.members):
+                c = m.received_counts or ReceivedCounts()
+                if any(c.get(p) for p in rolled):
+                    counts = ReceivedCounts(*(0 if p in rolled else c.get(p) for p in PERIODS))
+                    state.members[i] = dataclasses.replace(m, received_counts=counts)
             for p in rolled:
                 ends[p] = window_end(p, now, state.timezone)
+        self._next = min(
+            (end for _, ends in self._ends.values() for end in ends.values()), default=None
+        )
 
 
-def _replayed_leads(queryset: QuerySet[Lead], *, limit: int | None) -> Iterator[list[Lead]]:
+class ReplayCheckers(Checkers):
+    """The Checkers of a replay, whose clock moves lead by lead. Given pre-counted window
+    counts (RunningCounts), a Checker answers the same at any time unless it judges agents'
+    own hours; so the Checker of a rule whose agents have no schedule to judge (or that does
+    not require their hours) is kept from lead to lead, as a batch keeps it, and any other
+    rule gets a Checker of each lead's moment. MEMBERS: a rule's pool members."""
+
+    def __init__(self, members: Callable[[RuleSnapshot], Sequence[MemberSnapshot]]) -> None:
+        super().__init__()
+        self._members = members
+        self._timeless: dict[int, tuple[RuleSnapshot, Checker | None]] = {}  # by id(rule)
+
+    def _judges_hours(self, rule: RuleSnapshot) -> bool:
+        if not rule.require_agent_hours:
+            return False
+        if rule.strategy == "direct":  # the named agents come from the lead
+            return True
+        if rule.default_agent is not None and rule.default_agent.schedule is not None:
+            return True
+        return any(m.agent.schedule is not None for m in self._members(rule))
+
+    def get(
+        self, rule: RuleSnapshot, now: datetime, *, hours_at: datetime | None = None
+    ) -> Checker:
+        known = self._timeless.get(id(rule))
+        # the rule is kept with its Checker: while cached, the id is not another rule's
+        if known is None or known[0] is not rule:
+            checker = None if self._judges_hours(rule) else Checker(rule, now)
+            known = self._timeless[id(rule)] = (rule, checker)
+        return known[1] or Checker(rule, now, hours_at=hours_at)
+
+
+def replay_chunks(queryset: QuerySet[Lead], *, limit: int | None) -> Iterator[list[Lead]]:
     """The leads, oldest first, in chunks of CHUNK by keyset pagination (created_at, id):
-    one query per chunk, none kept after it is replayed."""
+    one query per chunk, none kept after it is replayed. Their sources and campaigns are
+    few: each read once and shared (no join building one per lead)."""
     chunk = CHUNK
     left = limit
     after: tuple[datetime, int] | None = None
+    related: list[tuple[Any, type[Source | Campaign], dict[int, Any]]] = [
+        (Lead._meta.get_field("source"), Source, {}),
+        (Lead._meta.get_field("campaign"), Campaign, {}),
+    ]
     while left is None or left > 0:
         qs = queryset
         if after is not None:
@@ -141,6 +179,13 @@ def _replayed_leads(queryset: QuerySet[Lead], *, limit: int | None) -> Iterator[
         rows = list(qs.order_by("created_at", "id")[:size])
         if not rows:
             return
+        for field, model, known in related:
+            ids = {i for row in rows if (i := getattr(row, field.attname)) is not None}
+            if not ids <= known.keys():
+                known.update(model.objects.in_bulk(ids - known.keys()))
+            for row in rows:
+                i = getattr(row, field.attname)
+                field.set_cached_value(row, known.get(i) if i is not None else None)
         yield rows
         if left is not None:
             left -= len(rows)
@@ -205,7 +250,7 @@ class Simulation:
         self.router.load_pools(book.snapshots)
         self.leads = Lead.objects.filter(
             created_at__gte=now - timedelta(days=days), created_at__lte=now
-        ).select_related("source", "campaign")
+        )
         self.limit = limit
         self.received: Counter[str] = Counter()
 
@@ -215,12 +260,13 @@ class Simulation:
         counts = RunningCounts()
         owners: dict[int, int | None] = {}  # replayed lead → its owner in the replay
         claim = Assignment.Method.CLAIM
-        for chunk in _replayed_leads(self.leads, limit=self.limit):
+        for chunk in replay_chunks(self.leads, limit=self.limit):
+            # what the Checkers keep is per member snapshot: let it go chunk by chunk
+            router.checkers = ReplayCheckers(router.members)
             router.attach_originals(chunk)
             for lead in chunk:
                 counts.advance(router.pools.values(), lead.created_at)
                 router.now = lead.created_at
-                router.checkers = Checkers()  # eligibility checks are of one moment
                 _as_arrived(lead, owners)
                 job = router.plan_new(lead)
                 router.run([job])
