@@ -4,7 +4,7 @@ Times what `manage.py simulate --days 7 --json` does, through the service (`Simu
 decisions streamed and encoded as the command prints them), its peak memory and the leads
 replayed, and — in the same run, in the same process — the reference: reading the same rows
 in the same chunks and doing nothing with them. The replay runs in a fresh process, so its
-peak RSS is the replay's and not the seeding's.
+peak RSS is the replay's and not the seeding's (VmHWM; getrusage's figure is shown beside it).
 
 Usage: python bench/run.py simulate   (DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/leadrouter_bench; it is created, migrated and flushed).
@@ -44,11 +44,11 @@ def _fresh_database() -> None:
     from django.db import connection
 
     db = connection.settings_dict
-    server = {"host": db["HOST"] or "127.0.0.1", "port": db["PORT"] or 5432}
-    server["user"] = db["USER"] or "postgres"
+    server = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} dbname=postgres"
+    server += f" user={db['USER'] or 'postgres'}"
     if db.get("PASSWORD"):
-        server["password"] = db["PASSWORD"]
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as conn:
+        server += f" password={db['PASSWORD']}"
+    with psycopg.connect(server, autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
         if not found.fetchone():
             conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
@@ -67,8 +67,7 @@ def _seed() -> None:
     from leads.models import Campaign, Lead, Source
 
     users = User.objects.bulk_create(
-        User(username=f"agent{i}@bench.local", email=f"agent{i}@bench.local")
-        for i in range(AGENTS)
+        User(username=f"agent{i}@bench.local", email=f"agent{i}@bench.local") for i in range(AGENTS)
     )
     AgentProfile.objects.bulk_create(
         AgentProfile(user=u, available=(i % 23 != 0)) for i, u in enumerate(users)
@@ -140,13 +139,19 @@ def _seed() -> None:
         cursor.execute(
             "UPDATE leads_lead SET created_at = %s + (id - (SELECT min(id) FROM leads_lead)) "
             "* %s::interval",
-            [timezone.now() - timedelta(days=DAYS) + step, step],
+            [timezone.now() - timedelta(days=DAYS) + step, f"{step.total_seconds()} seconds"],
         )
         cursor.execute("ANALYZE leads_lead")
 
 
 def _rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+    """This process's peak RSS: the kernel's high-water mark of its own memory (VmHWM),
+    else getrusage's ru_maxrss — which on Linux starts at the launching process's peak."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return round(int(status.split("VmHWM:")[1].split()[0]) / 1024, 1)  # kB
+    except (OSError, IndexError, ValueError):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB
 
 
 def replay() -> dict[str, Any]:
@@ -160,10 +165,11 @@ def replay() -> dict[str, Any]:
     rows = sum(len(chunk) for chunk in replay_chunks(simulation.leads, limit=None))
     read_seconds = time.perf_counter() - started
     read_rss = _rss_mb()
-    owned = 0
+    n = owned = 0
     with open(os.devnull, "w") as sink:
         started, cpu = time.perf_counter(), time.process_time()
-        for n, decision in enumerate(simulation.decisions(), 1):
+        for decision in simulation.decisions():
+            n += 1
             sink.write(json.dumps(decision, default=str))
             owned += decision["owner"] is not None
         sink.write(json.dumps(simulation.totals()))
@@ -176,6 +182,9 @@ def replay() -> dict[str, Any]:
         "simulate_leads_per_s": round(n / seconds, 1),
         "simulate_cpu_seconds": round(cpu, 2),  # this process's: the machine may be shared
         "peak_rss_mb": _rss_mb(),
+        "peak_rss_getrusage_mb": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        ),
         "rss_before_mb": baseline,
         "rss_after_reading_mb": read_rss,
         "read_same_rows_seconds": round(read_seconds, 2),

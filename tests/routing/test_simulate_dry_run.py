@@ -5,6 +5,7 @@ replays every lead (or --limit), in chunks, with running cap counts, and writes 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from typing import Any
 
@@ -116,7 +117,7 @@ def test_a_simulation_writes_nothing_locks_nothing_and_sends_nothing(
         CaptureQueriesContext(connection) as queries,
     ):
         result = rule_simulate(days=1)
-        call_command("simulate", "--days", "1", "--json", stdout=open("/dev/null", "w"))
+        call_command("simulate", "--days", "1", "--json", stdout=io.StringIO())
     assert [d["status"] for d in result["decisions"]] == ["offered", "unassigned", "unassigned"]
     assert _database_state() == before
     assert callbacks == []
