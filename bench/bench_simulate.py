@@ -92,6 +92,7 @@ def _seed() -> None:
             for pos in range(POOL_SIZE)
         ]
         strategy = strategies[r % len(strategies)]
+        offers = {"batch_size": 10, "claim_timeout": timedelta(minutes=15)}
         rule = Rule.objects.create(
             name=f"rule{r:02d}",
             priority=r,
@@ -101,9 +102,8 @@ def _seed() -> None:
             campaign=campaigns[r % 2],
             cap_week=150,
             filters=[{"field": "company_size", "op": "gte", "value": r * 10}],
-            batch_size=10 if strategy == "broadcast" else None,
-            claim_timeout=timedelta(minutes=15) if strategy == "broadcast" else None,
             sticky_owner=r == 0,
+            **(offers if strategy == "broadcast" else {}),
         )
         rule.sources.set([sources[r % 5]])
     PoolMember.objects.bulk_create(members)
@@ -114,20 +114,20 @@ def _seed() -> None:
         target_user=users[1],
         filters=[{"field": "company_name", "op": "eq", "value": "Globex"}],
     )
+    # already distributed once (a replay does not care): unassigned, done
+    common = {"first_name": "Lead", "country": "NL", "status": "unassigned"}
+    common["distribution_state"] = "done"
     Lead.objects.bulk_create(
         (
             Lead(
                 source=sources[i % 5],
                 campaign=campaigns[i % 2],
-                first_name="Lead",
                 last_name=str(i),
-                email=f"lead{i}@bench.local",
-                email_normalized=f"lead{i}@bench.local",
-                country="NL",
+                email=(email := f"lead{i}@bench.local"),
+                email_normalized=email,
                 company_size=i % 120,
                 company_name="Globex" if i % 500 == 0 else "Initech",
-                status="unassigned",
-                distribution_state="done",
+                **common,
             )
             for i in range(LEADS)
         ),
