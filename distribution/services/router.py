@@ -91,6 +91,7 @@ class Router:
         actor: User | None = None,
         book: RuleBook | None = None,
         automations: bool = False,
+        dry_run: bool = False,
     ) -> None:
         self.now = now or timezone.now()
         self.trigger = trigger
@@ -107,6 +108,9 @@ class Router:
         # eligibility checks shared by the decisions of this operation (one `now`)
         self.checkers = Checkers()
         self.writes = Writes()
+        # simulate: no pool locks, and flush() drops the writes (nothing written, no e-mail
+        # or webhook sent); pools, turns and counts still change in memory, lead after lead
+        self.dry_run = dry_run
 
     @property
     def actor_id(self) -> int | None:
@@ -151,7 +155,8 @@ class Router:
         }
         if not wanted:
             return
-        pools_lock(pool_id for pool_id, _ in wanted)
+        if not self.dry_run:
+            pools_lock(pool_id for pool_id, _ in wanted)
         needs = []
         for pool_id, tz in wanted:
             using = [r for r in all_rules if r.pool_id == pool_id]
@@ -317,7 +322,8 @@ class Router:
         self.load_directory([j for j in jobs if j.decision is None])
         attempts = []
         for job in jobs:
-            decision = job.decision or self.decide(job)
+            # kept on the job: a dry run reads its decisions there
+            job.decision = decision = job.decision or self.decide(job)
             attempts.append(self.persist(job, decision))
         return attempts
 
@@ -610,5 +616,6 @@ class Router:
         )
 
     def flush(self) -> None:
-        self.writes.flush()
+        if not self.dry_run:
+            self.writes.flush()
         self.writes = Writes()

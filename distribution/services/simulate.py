@@ -1,34 +1,34 @@
 """Simulate distribution (seed 002): who would get what and why — nothing is written.
 
 Replays the leads of the last N days, oldest first, each at its own arrival time, through
-the same engine as live routing, with a rule optionally changed (and treated as enabled).
+the Router in dry-run mode — the loop of live routing, so a simulation sees automations,
+sticky owners, caps and turns as `distribute_pending` does — with a rule optionally changed
+(and treated as enabled).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from distribution.caches.routing import rulebook_load
-from distribution.engine import routing as engine
-from distribution.engine.types import Caps, Decision, MemberSnapshot, RuleSnapshot
+from distribution.engine.caps import window_end
+from distribution.engine.eligibility import Checker, Checkers
+from distribution.engine.types import PERIODS, Caps, MemberSnapshot, ReceivedCounts, RuleSnapshot
 from distribution.errors import NotFound
-from distribution.loaders.routing import (
-    PoolState,
-    directory_load,
-    filters_of,
-    lead_snapshot,
-    pool_state_load,
-    schedule_snapshot,
-)
-from distribution.models import Pool, Rule, Schedule
-from leads.models import Lead
+from distribution.loaders.routing import PoolState, filters_of, schedule_snapshot
+from distribution.models import Assignment, DistributionAttempt, Pool, Rule, Schedule
+from distribution.services.router import Router
+from leads.models import Campaign, DistributionState, Lead, LeadStatus, Source
 
 CAP_ORDER = ("day", "week", "month", "hour")  # which cap the totals report, first set wins
+CHUNK = 2000  # leads read per query (keyset pagination: memory stays flat)
 
 
 def _changed_rule(rule: RuleSnapshot, changes: dict[str, Any], now: datetime) -> RuleSnapshot:
@@ -83,10 +83,232 @@ def _cap_shown(member: MemberSnapshot, rule: RuleSnapshot) -> int | None:
     return next((c for p in CAP_ORDER if (c := caps.get(p)) is not None), None)
 
 
-def _replayable(state: PoolState) -> PoolState:
-    """The pool with receipts as timestamps, so day/week windows roll over in the replay."""
-    members = [dataclasses.replace(m, received_counts=None, received_at=()) for m in state.members]
-    return dataclasses.replace(state, members=members)
+class RunningCounts:
+    """The replayed pools' cap-window counts, kept running instead of re-counted from every
+    receipt at every decision: zero when the replay starts (the replayed leads are the ones
+    the windows would hold), one more per lead given (`PoolState.record_turn`, as in live
+    routing), and a period back to zero when the replay's clock enters its next window."""
+
+    def __init__(self) -> None:
+        self._ends: dict[int, tuple[PoolState, dict[str, datetime]]] = {}  # by id(state)
+        self._next: datetime | None = None  # the earliest window end of every pool
+
+    def advance(self, pools: Collection[PoolState], now: datetime) -> None:
+        """Bring every pool's counts to NOW (leads are replayed oldest first)."""
+        if len(pools) == len(self._ends) and self._next is not None and now < self._next:
+            return
+        for state in pools:
+            known = self._ends.get(id(state))
+            if known is None or known[0] is not state:
+                state.members[:] = [
+                    dataclasses.replace(m, received_at=(), received_counts=ReceivedCounts())
+                    for m in state.members
+                ]
+                ends = {p: window_end(p, now, state.timezone) for p in PERIODS}
+                self._ends[id(state)] = (state, ends)
+                continue
+            ends = known[1]
+            rolled = {p for p in PERIODS if now >= ends[p]}
+            if not rolled:
+                continue
+            for i, m in enumerate(state.members):
+                c = m.received_counts or ReceivedCounts()
+                if any(c.get(p) for p in rolled):
+                    counts = ReceivedCounts(*(0 if p in rolled else c.get(p) for p in PERIODS))
+                    state.members[i] = dataclasses.replace(m, received_counts=counts)
+            for p in rolled:
+                ends[p] = window_end(p, now, state.timezone)
+        self._next = min(
+            (end for _, ends in self._ends.values() for end in ends.values()), default=None
+        )
+
+
+class ReplayCheckers(Checkers):
+    """The Checkers of a replay, whose clock moves lead by lead. Given pre-counted window
+    counts (RunningCounts), a Checker answers the same at any time unless it judges agents'
+    own hours; so the Checker of a rule whose agents have no schedule to judge (or that does
+    not require their hours) is kept from lead to lead, as a batch keeps it, and any other
+    rule gets a Checker of each lead's moment. MEMBERS: a rule's pool members."""
+
+    def __init__(self, members: Callable[[RuleSnapshot], Sequence[MemberSnapshot]]) -> None:
+        super().__init__()
+        self._members = members
+        self._timeless: dict[int, tuple[RuleSnapshot, Checker | None]] = {}  # by id(rule)
+
+    def _judges_hours(self, rule: RuleSnapshot) -> bool:
+        if not rule.require_agent_hours:
+            return False
+        if rule.strategy == "direct":  # the named agents come from the lead
+            return True
+        if rule.default_agent is not None and rule.default_agent.schedule is not None:
+            return True
+        return any(m.agent.schedule is not None for m in self._members(rule))
+
+    def get(
+        self, rule: RuleSnapshot, now: datetime, *, hours_at: datetime | None = None
+    ) -> Checker:
+        known = self._timeless.get(id(rule))
+        # the rule is kept with its Checker: while cached, the id is not another rule's
+        if known is None or known[0] is not rule:
+            checker = None if self._judges_hours(rule) else Checker(rule, now)
+            known = self._timeless[id(rule)] = (rule, checker)
+        return known[1] or Checker(rule, now, hours_at=hours_at)
+
+
+def replay_chunks(queryset: QuerySet[Lead], *, limit: int | None) -> Iterator[list[Lead]]:
+    """The leads, oldest first, in chunks of CHUNK by keyset pagination (created_at, id):
+    one query per chunk, none kept after it is replayed. Their sources and campaigns are
+    few: each read once and shared (no join building one per lead)."""
+    chunk = CHUNK
+    left = limit
+    after: tuple[datetime, int] | None = None
+    related: list[tuple[Any, type[Source | Campaign], dict[int, Any]]] = [
+        (Lead._meta.get_field("source"), Source, {}),
+        (Lead._meta.get_field("campaign"), Campaign, {}),
+    ]
+    while left is None or left > 0:
+        qs = queryset
+        if after is not None:
+            stamp, pk = after
+            qs = qs.filter(Q(created_at__gt=stamp) | Q(created_at=stamp, id__gt=pk))
+        size = chunk if left is None else min(chunk, left)
+        rows = list(qs.order_by("created_at", "id")[:size])
+        if not rows:
+            return
+        for field, model, known in related:
+            ids = {i for row in rows if (i := getattr(row, field.attname)) is not None}
+            if not ids <= known.keys():
+                known.update(model.objects.in_bulk(ids - known.keys()))
+            for row in rows:
+                i = getattr(row, field.attname)
+                field.set_cached_value(row, known.get(i) if i is not None else None)
+        yield rows
+        if left is not None:
+            left -= len(rows)
+        after = (rows[-1].created_at, rows[-1].pk)
+
+
+def _as_arrived(lead: Lead, owners: dict[int, int | None]) -> None:
+    """The lead as it was when it arrived (pending, nobody's), its original (when a
+    duplicate) owned by whoever the replay gave it to, as live routing would have seen."""
+    lead.status = LeadStatus.PENDING
+    lead.distribution_state = DistributionState.PENDING
+    lead.owner_id = None
+    lead.held_until = None
+    field = Lead._meta.get_field("duplicate_of")
+    if lead.duplicate_of_id in owners and field.is_cached(lead):
+        original = lead.duplicate_of
+        if original is not None:
+            original.owner_id = owners[lead.duplicate_of_id]
+
+
+class Simulation:
+    """One replay: `decisions()` streams the DESIGN §7 decisions, `totals()` follows them.
+
+    1. Load the rules (RULE_NAME changed by CHANGES and enabled), automations included, and
+       every rule's pool once, through a dry-run Router: no lock, no write, nothing sent.
+    2. For each lead of the last DAYS days (LIMIT at most), oldest first, at its arrival
+       time: the Router plans it (automation, rule table, sticky owner), decides and
+       applies the decision in memory — turns move and counts grow as live routing's do.
+    3. A lead offered to one agent alone is claimed by that agent, as the replay assumes.
+    4. With RULE_NAME, every lead is replayed (the others' turns and caps count), but only
+       the leads that rule takes are reported.
+    """
+
+    def __init__(
+        self,
+        *,
+        rule_name: str | None = None,
+        days: int = 7,
+        changes: dict[str, Any] | None = None,
+        now: datetime | None = None,
+        limit: int | None = None,
+    ) -> None:
+        now = now or timezone.now()
+        book = rulebook_load(now, automations=True)
+        self.target: RuleSnapshot | None = None
+        if rule_name is not None:
+            model = Rule.objects.filter(name=rule_name).first()
+            if model is None:
+                raise NotFound(f"No rule {rule_name!r}.")
+            original = book.snapshot(model.pk)
+            assert original is not None
+            target = self.target = _changed_rule(original, changes or {}, now)
+            book.snapshots = [target if r.id == target.id else r for r in book.snapshots]
+        # the trigger of distribute_pending: `created` automations fire for it
+        self.router = Router(
+            now=now,
+            trigger=DistributionAttempt.Trigger.COMMAND,
+            book=book,
+            automations=True,
+            dry_run=True,
+        )
+        self.router.load_pools(book.snapshots)
+        self.leads = Lead.objects.filter(
+            created_at__gte=now - timedelta(days=days), created_at__lte=now
+        )
+        self.limit = limit
+        self.received: Counter[str] = Counter()
+
+    def decisions(self) -> Iterator[dict[str, Any]]:
+        """Replay the leads; one decision (a dict) per lead reported, as it is made."""
+        router, target = self.router, self.target
+        counts = RunningCounts()
+        owners: dict[int, int | None] = {}  # replayed lead → its owner in the replay
+        claim = Assignment.Method.CLAIM
+        for chunk in replay_chunks(self.leads, limit=self.limit):
+            # what the Checkers keep is per member snapshot: let it go chunk by chunk
+            router.checkers = ReplayCheckers(router.members)
+            router.attach_originals(chunk)
+            for lead in chunk:
+                counts.advance(router.pools.values(), lead.created_at)
+                router.now = lead.created_at
+                _as_arrived(lead, owners)
+                job = router.plan_new(lead)
+                router.run([job])
+                decision = job.decision
+                assert decision is not None
+                owner = None
+                if decision.chosen and (decision.outcome == "assign" or len(decision.chosen) == 1):
+                    owner = decision.chosen[0]
+                    if decision.outcome == "offer":
+                        rule = router.book.models.get(decision.rule_id or 0)
+                        router.assign(lead, agent_id=owner.agent_id, rule=rule, method=claim)
+                router.flush()  # a dry run: drops the writes
+                owners[lead.pk] = lead.owner_id
+                if target is not None and (job.rule is None or job.rule.id != target.id):
+                    continue
+                if owner is not None:
+                    self.received[owner.email] += 1
+                yield {
+                    "lead": lead.pk,
+                    "rule": decision.rule_name,
+                    "owner": owner.email if owner else None,
+                    "status": decision.status,
+                    "reason": decision.reason,
+                    "candidates": [
+                        {"agent": c.email, "rank": c.rank, "reason": c.reason}
+                        for c in decision.candidates
+                    ],
+                }
+
+    def totals(self) -> dict[str, dict[str, int | None]]:
+        """Per agent of the reported rules' pools: leads it would receive, and its cap."""
+        router = self.router
+        totals: dict[str, dict[str, int | None]] = {}
+        if self.target is not None:
+            shown = [self.target]
+        else:
+            shown = [r for r in router.book.snapshots if r.enabled]
+        for rule in shown:
+            for member in router.members(rule):
+                entry = totals.setdefault(member.email, {"would_receive": 0, "cap": None})
+                cap = _cap_shown(member, rule)
+                if cap is not None:
+                    entry["cap"] = cap if entry["cap"] is None else min(entry["cap"] or cap, cap)
+        for email, n in self.received.items():
+            totals.setdefault(email, {"would_receive": 0, "cap": None})["would_receive"] = n
+        return dict(sorted(totals.items()))
 
 
 def rule_simulate(
@@ -95,108 +317,10 @@ def rule_simulate(
     days: int = 7,
     changes: dict[str, Any] | None = None,
     now: datetime | None = None,
-    limit: int = 5000,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """Replay the last DAYS days of leads; returns the DESIGN §7 simulate document.
-
-    1. Load the rules (RULE_NAME changed by CHANGES and enabled) and the pools once.
-    2. For each lead, oldest first, at its arrival time: match the rule table; decide.
-    3. A lead given (or offered alone) to an agent advances that agent's turn and counts
-       toward the caps of later decisions, as a claim would.
-    4. With RULE_NAME, only the leads that rule would take are reported.
-    Nothing is written: no lock, no insert, no update.
-    """
-    now = now or timezone.now()
-    book = rulebook_load(now)
-    target: RuleSnapshot | None = None
-    if rule_name is not None:
-        model = Rule.objects.filter(name=rule_name).first()
-        if model is None:
-            raise NotFound(f"No rule {rule_name!r}.")
-        original = book.snapshot(model.pk)
-        assert original is not None
-        target = _changed_rule(original, changes or {}, now)
-        book.snapshots = [target if r.id == target.id else r for r in book.snapshots]
-    leads = list(
-        Lead.objects.filter(created_at__gte=now - timedelta(days=days), created_at__lte=now)
-        .select_related("source", "campaign")
-        .order_by("created_at", "id")[:limit]
-    )
-    snaps = [lead_snapshot(lead) for lead in leads]
-    pools: dict[int, PoolState] = {}
-    for rule in book.snapshots:
-        if rule.pool_id is not None and rule.pool_id not in pools:
-            pools[rule.pool_id] = _replayable(
-                pool_state_load(
-                    pool_id=rule.pool_id,
-                    timezone=rule.cap_timezone,
-                    now=now,
-                    with_open_leads=rule.strategy == "load_balanced",
-                    with_metrics=rule.strategy == "performance" or bool(rule.tiers),
-                )
-            )
-    directory = directory_load(snaps, now)
-    decisions: list[dict[str, Any]] = []
-    received: Counter[str] = Counter()
-    for snap in snaps:
-        match = engine.match_rule(snap, book.snapshots)
-        if target is not None and (match.rule is None or match.rule.id != target.id):
-            continue
-        matched = match.rule
-        if matched is None:
-            decision = Decision(
-                outcome="queue_unassigned",
-                reason_code="no_rule_matched",
-                reason="no enabled rule matches",
-                rules_tried=match.tried,
-            )
-            state = None
-        else:
-            state = pools.get(matched.pool_id) if matched.pool_id is not None else None
-            decision = engine.decide(
-                matched,
-                snap,
-                state.members if state else [],
-                snap.created_at,
-                rules_tried=match.tried,
-                directory=directory,
-            )
-        owner = None
-        if decision.chosen and (decision.outcome == "assign" or len(decision.chosen) == 1):
-            owner = decision.chosen[0]
-            received[owner.email] += 1
-            if state is not None and owner.member_id is not None:
-                i = state.index[owner.agent_id]
-                m = state.members[i]
-                state.members[i] = dataclasses.replace(
-                    m,
-                    agent=dataclasses.replace(
-                        m.agent, last_turn_at=engine.turn_timestamp(state.members, snap.created_at)
-                    ),
-                    received_at=(*m.received_at, snap.created_at),
-                )
-        decisions.append(
-            {
-                "lead": snap.id,
-                "rule": decision.rule_name,
-                "owner": owner.email if owner else None,
-                "status": decision.status,
-                "reason": decision.reason,
-                "candidates": [
-                    {"agent": c.email, "rank": c.rank, "reason": c.reason}
-                    for c in decision.candidates
-                ],
-            }
-        )
-    totals: dict[str, dict[str, int | None]] = {}
-    shown = [target] if target is not None else [r for r in book.snapshots if r.enabled]
-    for rule in shown:
-        state = pools.get(rule.pool_id) if rule.pool_id is not None else None
-        for member in state.members if state else []:
-            entry = totals.setdefault(member.email, {"would_receive": 0, "cap": None})
-            cap = _cap_shown(member, rule)
-            if cap is not None:
-                entry["cap"] = cap if entry["cap"] is None else min(entry["cap"] or cap, cap)
-    for email, n in received.items():
-        totals.setdefault(email, {"would_receive": 0, "cap": None})["would_receive"] = n
-    return {"decisions": decisions, "totals": dict(sorted(totals.items()))}
+    """Replay the last DAYS days of leads (all, or the first LIMIT); returns the DESIGN §7
+    simulate document (Simulation streams it)."""
+    simulation = Simulation(rule_name=rule_name, days=days, changes=changes, now=now, limit=limit)
+    decisions = list(simulation.decisions())
+    return {"decisions": decisions, "totals": simulation.totals()}

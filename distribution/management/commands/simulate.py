@@ -6,7 +6,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from distribution.errors import DistributionError
-from distribution.services.simulate import rule_simulate
+from distribution.services.simulate import Simulation
+
+JSON_KEYS = ("lead", "rule", "owner", "status", "candidates")  # DESIGN §7
 
 
 class Command(BaseCommand):
@@ -19,6 +21,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--rule", help="The rule to simulate (default: the rule table)")
         parser.add_argument("--days", type=int, default=7, help="Replay this many days (7)")
+        parser.add_argument(
+            "--limit", type=int, default=None, help="Replay at most this many leads (all)"
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON document")
         parser.add_argument(
             "--set",
@@ -43,28 +48,39 @@ class Command(BaseCommand):
             raise CommandError("--set needs --rule")
         if options["days"] < 1:
             raise CommandError("--days must be at least 1")
+        if options["limit"] is not None and options["limit"] < 1:
+            raise CommandError("--limit must be at least 1")
         try:
-            result = rule_simulate(rule_name=options["rule"], days=options["days"], changes=changes)
+            simulation = Simulation(
+                rule_name=options["rule"],
+                days=options["days"],
+                changes=changes,
+                limit=options["limit"],
+            )
         except (DistributionError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+        # the decisions are printed as they are made: memory stays flat over any replay
         if options["json"]:
-            doc = {
-                "decisions": [
-                    {k: d[k] for k in ("lead", "rule", "owner", "status", "candidates")}
-                    for d in result["decisions"]
-                ],
-                "totals": result["totals"],
-            }
-            self.stdout.write(json.dumps(doc, indent=2, default=str))
+            self.stdout.write('{"decisions": [')
+            separator = ""
+            for d in simulation.decisions():
+                line = json.dumps({k: d[k] for k in JSON_KEYS}, default=str)
+                self.stdout.write(f"{separator}  {line}", ending="")
+                separator = ",\n"
+            self.stdout.write("\n],")
+            totals = json.dumps(simulation.totals(), indent=2, default=str)
+            self.stdout.write(f'"totals": {totals}}}')
             return
-        for d in result["decisions"]:
+        n = 0
+        for d in simulation.decisions():
+            n += 1
             self.stdout.write(
                 f"lead {d['lead']}: {d['status']}"
                 + (f" → {d['owner']}" if d["owner"] else "")
                 + f" — {d['reason']}"
             )
         self.stdout.write("")
-        for email, t in result["totals"].items():
+        for email, t in simulation.totals().items():
             cap = "no cap" if t["cap"] is None else f"cap {t['cap']}"
             self.stdout.write(f"{email}: would receive {t['would_receive']} ({cap})")
-        self.stdout.write(f"{len(result['decisions'])} lead(s) simulated; nothing written.")
+        self.stdout.write(f"{n} lead(s) simulated; nothing written.")
