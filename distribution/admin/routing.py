@@ -33,7 +33,7 @@ from distribution.models import (
 )
 from distribution.selectors import routing as selectors
 from distribution.services import claims, rules, schedules
-from distribution.services.simulate import rule_simulate
+from distribution.services.simulate import rule_simulate_shown
 from leads.models import Lead
 
 
@@ -411,7 +411,8 @@ class RuleAdmin(admin.ModelAdmin):
             if any(v is not None for v in caps.values()):
                 changes["caps"] = caps
             try:
-                result = rule_simulate(
+                result = rule_simulate_shown(
+                    shown=SIMULATE_SHOWN,
                     rule_name=data["rule"].name if data["rule"] else None,
                     days=data["days"],
                     changes=changes,
@@ -427,6 +428,9 @@ class RuleAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/distribution/simulate.html", context)
+
+
+SIMULATE_SHOWN = 500  # decisions listed on the page; the totals count every replayed lead
 
 
 class SimulateForm(forms.Form):

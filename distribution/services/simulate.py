@@ -324,3 +324,23 @@ def rule_simulate(
     simulation = Simulation(rule_name=rule_name, days=days, changes=changes, now=now, limit=limit)
     decisions = list(simulation.decisions())
     return {"decisions": decisions, "totals": simulation.totals()}
+
+
+def rule_simulate_shown(
+    *,
+    shown: int,
+    rule_name: str | None = None,
+    days: int = 7,
+    changes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Replay every lead of the last DAYS days as `rule_simulate` does, keeping only the first
+    SHOWN decisions (a page cannot show 100,000 rows); `replayed` counts them all and the
+    totals cover them all."""
+    simulation = Simulation(rule_name=rule_name, days=days, changes=changes)
+    decisions: list[dict[str, Any]] = []
+    replayed = 0
+    for decision in simulation.decisions():
+        replayed += 1
+        if len(decisions) < shown:
+            decisions.append(decision)
+    return {"decisions": decisions, "replayed": replayed, "totals": simulation.totals()}

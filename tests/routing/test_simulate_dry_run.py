@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -180,3 +181,24 @@ def test_a_simulation_streams_its_decisions(agents, web):
         assert next(stream)["owner"] == a.email
         assert len(list(stream)) == 2
     assert simulation.totals()[a.email]["would_receive"] == 3
+
+
+def test_the_admin_page_replays_every_lead_and_lists_the_first_ones(
+    agents, web, client, monkeypatch
+):
+    from distribution.admin import routing as routing_admin
+    from tests.factories import UserFactory
+
+    (a,) = agents(1)
+    rule = make_rule(pool=make_pool([a]), sources=[web])
+    for i in range(5):
+        pending_lead(MONDAY_10 + dt.timedelta(minutes=i), source=web)
+    monkeypatch.setattr(routing_admin, "SIMULATE_SHOWN", 2)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    with time_machine.travel(MONDAY_10 + dt.timedelta(hours=1), tick=False):
+        page = client.get(f"/admin/distribution/rule/simulate/?rule={rule.pk}&days=1")
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "Decisions (the first 2 of 5)" in text
+    assert len(re.findall(r"/admin/leads/lead/\d+/change/", text)) == 2  # two rows listed
+    assert f"<td>{a.email}</td><td>5</td>" in text  # the totals count all five
