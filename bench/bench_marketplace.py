@@ -301,9 +301,8 @@ def _seed_database(now: datetime, instance: str) -> Any:
     )
     from django.db import connection
 
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:  # fresh statistics, as autovacuum would give
-            cursor.execute("ANALYZE crm_contract, crm_location, crm_company")
+    with connection.cursor() as cursor:  # fresh statistics, as autovacuum would give (PostgreSQL)
+        cursor.execute("ANALYZE crm_contract, crm_location, crm_company")
     return campaign
 
 
