@@ -199,7 +199,8 @@ def test_latitude_aware_distance_bounds_hold_the_exact_geodesic(
     import numpy as np
     from geopy.distance import geodesic
 
-    from distribution.engine.marketplace import _EARTH_MEAN_KM, _curvature_bounds
+    from distribution.engine.marketplace.geo import EARTH_MEAN_KM as _EARTH_MEAN_KM
+    from distribution.engine.marketplace.geo import curvature_bounds as _curvature_bounds
 
     lat2 = max(-90.0, min(90.0, lat1 + dlat))
     lon2 = lon1 + dlon
