@@ -220,6 +220,16 @@ class _Columns:
 # --------------------------------------------------------------------------- patterns
 
 
+def _may_join(
+    c: BatchContract, count_after: int, limit: int, companies: set[int], groups: set[int]
+) -> bool:
+    """In a depth-first selection: the contract keeps the lead within the share counts
+    (`limit`: of the contracts chosen so far) and adds no company or group twice."""
+    return tolerates(min(limit, c.max_share_count), count_after) and not already_holds(
+        c.company_id, c.contract_group_id, companies, groups
+    )
+
+
 def _few_selections(problem: _Problem, i: int) -> bool:
     # Cheap pre-check before enumerating: subsets of up to three edges, ignoring conflicts.
     # Only a shortcut: a lead left out is priced by column generation instead.
@@ -252,10 +262,7 @@ def _enumerate(problem: _Problem, i: int, cap: int) -> list[tuple[int, ...]] | N
         for pos in range(start, len(own)):
             e = own[pos]
             c = contracts[edges[e].contract]
-            after = lead.outbound_count + len(chosen) + 1
-            if not tolerates(min(limit, c.max_share_count), after):
-                continue
-            if already_holds(c.company_id, c.contract_group_id, companies, groups):
+            if not _may_join(c, lead.outbound_count + len(chosen) + 1, limit, companies, groups):
                 continue
             chosen.append(e)
             companies.add(c.company_id)
@@ -360,10 +367,7 @@ def _floor_search(
         for pos in range(start, len(own)):
             e = own[pos]
             c = contracts[edges[e].contract]
-            after = lead.outbound_count + len(chosen) + 1
-            if not tolerates(min(limit, c.max_share_count), after):
-                continue
-            if already_holds(c.company_id, c.contract_group_id, used, groups):
+            if not _may_join(c, lead.outbound_count + len(chosen) + 1, limit, used, groups):
                 continue
             chosen.append(e)
             used.add(c.company_id)
