@@ -1,17 +1,20 @@
-"""Scalar eligibility: why one contract may not receive a lead now (first failing check).
+"""Eligibility: why one contract may not receive a lead now (first failing check).
 
-The compiled `ContractTable` decides the same checks for many contracts at once (with
-`shares.tolerates` for the share count); the manual check reuses `holds_lead` and the
-share-count rule of `selection.LeadState` for its hard limits and `check_contract` for its
-advisory notes.
+The rules with a threshold (dates, lead age, score; the share count in `shares`) are
+defined once below as elementwise predicates over encoded values: Python numbers for one
+contract in `check_contract`, numpy columns in the compiled `ContractTable`, which decides
+the same checks for many contracts at once. The cap verdict is computed once per snapshot
+(`ContractSnapshot.cap_reason`), delivery hours by `LeadContext.is_open` for both paths.
+The manual check reuses `holds_lead` and the share-count rule of `selection.LeadState` for
+its hard limits and `check_contract` for its advisory notes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import numpy as np
 
@@ -35,6 +38,49 @@ from distribution.engine.marketplace.types import (
 
 if TYPE_CHECKING:
     from distribution.engine.marketplace.table import ContractTable
+
+# Encodings of the thresholds (also the table's columns): a missing bound never binds.
+MAX_I64 = int(np.iinfo(np.int64).max)
+MIN_I64 = int(np.iinfo(np.int64).min)
+MICROSECOND = timedelta(microseconds=1)
+_Column = np.ndarray[Any, Any]
+
+
+def day_number(day: date | None, missing: int) -> int:
+    """A date as its ordinal (`missing` for no date: MIN_I64 for a start, MAX_I64 for an end)."""
+    return day.toordinal() if day is not None else missing
+
+
+def age_limit_us(max_lead_age: timedelta | None) -> int:
+    """A maximum lead age in microseconds (MAX_I64: none)."""
+    return min(max_lead_age // MICROSECOND, MAX_I64) if max_lead_age is not None else MAX_I64
+
+
+@overload
+def out_of_dates(today: int, starts: int, ends: int) -> bool: ...
+@overload
+def out_of_dates(today: int, starts: _Column, ends: _Column) -> _Column: ...
+def out_of_dates(today: int, starts: Any, ends: Any) -> Any:
+    """OUT_OF_DATES: today (a day number) lies before the start or after the end."""
+    return (starts > today) | (ends < today)
+
+
+@overload
+def too_old(max_age_us: int, age_us: int) -> bool: ...
+@overload
+def too_old(max_age_us: _Column, age_us: int) -> _Column: ...
+def too_old(max_age_us: Any, age_us: int) -> Any:
+    """LEAD_TOO_OLD: the lead's age exceeds the maximum (both in microseconds)."""
+    return max_age_us < age_us
+
+
+@overload
+def score_too_low(min_score: float, score: float | None) -> bool: ...
+@overload
+def score_too_low(min_score: _Column, score: float | None) -> _Column | bool: ...
+def score_too_low(min_score: Any, score: float | None) -> Any:
+    """SCORE_TOO_LOW where a minimum applies: no score, or a score below the minimum."""
+    return score is None or score < min_score
 
 
 class LeadContext:
@@ -169,8 +215,8 @@ def check_contract(c: ContractSnapshot, ctx: LeadContext) -> Reason | None:
         return Reason.INACTIVE
     if c.paused:
         return Reason.PAUSED
-    if (c.starts is not None and ctx.today < c.starts) or (
-        c.ends is not None and ctx.today > c.ends
+    if (c.starts is not None or c.ends is not None) and out_of_dates(
+        ctx.today.toordinal(), day_number(c.starts, MIN_I64), day_number(c.ends, MAX_I64)
     ):
         return Reason.OUT_OF_DATES
     if c.campaign != lead.campaign:
@@ -181,12 +227,12 @@ def check_contract(c: ContractSnapshot, ctx: LeadContext) -> Reason | None:
         return Reason.SHARE_COUNT_EXCEEDED
     if c.cap_reason is not None:
         return c.cap_reason
-    if (
-        c.max_lead_age is not None
-        and (ctx.age if ctx.age is not None else ctx.now - lead.created_at) > c.max_lead_age
+    if c.max_lead_age is not None and too_old(
+        age_limit_us(c.max_lead_age),
+        (ctx.age if ctx.age is not None else ctx.now - lead.created_at) // MICROSECOND,
     ):
         return Reason.LEAD_TOO_OLD
-    if c.min_lead_score is not None and (lead.score is None or lead.score < c.min_lead_score):
+    if c.min_lead_score is not None and score_too_low(c.min_lead_score, lead.score):
         return Reason.SCORE_TOO_LOW
     if c.delivery_schedule is not None and not ctx.is_open(c.delivery_schedule):
         return Reason.OUTSIDE_DELIVERY_HOURS

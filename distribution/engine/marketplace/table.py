@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from distribution.engine.marketplace.eligibility import (
+    MAX_I64,
+    MICROSECOND,
+    MIN_I64,
     LeadContext,
     Screened,
+    age_limit_us,
+    day_number,
     holders_tolerate,
+    out_of_dates,
+    score_too_low,
     screen_each,
+    too_old,
 )
 from distribution.engine.marketplace.explanation import CODE
 from distribution.engine.marketplace.geo import (
@@ -32,9 +40,6 @@ from distribution.engine.marketplace.types import (
     Reason,
 )
 
-_MAX_I64 = int(np.iinfo(np.int64).max)
-_MIN_I64 = int(np.iinfo(np.int64).min)
-_MICROSECOND = timedelta(microseconds=1)
 # The static sort keys a table keeps presorted (their keys never change for a snapshot's
 # price, QS and trial flag; round robin and distance depend on sales and the lead).
 _STATIC_ORDERS: dict[str, Callable[[ContractSnapshot], Key]] = {
@@ -109,15 +114,13 @@ class ContractTable:
         return (
             c.active,
             c.paused,
-            c.starts.toordinal() if c.starts is not None else _MIN_I64,
-            c.ends.toordinal() if c.ends is not None else _MAX_I64,
+            day_number(c.starts, MIN_I64),
+            day_number(c.ends, MAX_I64),
             self._campaigns.setdefault(c.campaign, len(self._campaigns)),
             c.contract_group_id if c.contract_group_id is not None else -1,
             c.max_share_count,
             CODE[c.cap_reason],
-            min(c.max_lead_age // _MICROSECOND, _MAX_I64)
-            if c.max_lead_age is not None
-            else _MAX_I64,
+            age_limit_us(c.max_lead_age),
             c.min_lead_score if c.min_lead_score is not None else math.nan,
             schedule,
             c.radius_km if c.radius_km is not None else math.nan,
@@ -183,7 +186,7 @@ class ContractTable:
             checks: list[tuple[Any, Reason]] = [
                 (~self.active, Reason.INACTIVE),
                 (self.paused, Reason.PAUSED),
-                ((self.starts > today) | (self.ends < today), Reason.OUT_OF_DATES),
+                (out_of_dates(today, self.starts, self.ends), Reason.OUT_OF_DATES),
                 (self.campaign != self._campaigns.get(lead.campaign, -2), Reason.OTHER_CAMPAIGN),
             ]
             if lead.received_company_ids or lead.received_group_ids:
@@ -199,12 +202,11 @@ class ContractTable:
                 checks.append((~tolerates(self.share, after), Reason.SHARE_COUNT_EXCEEDED))
             checks.append((self.cap == CODE[Reason.CAP_REACHED], Reason.CAP_REACHED))
             checks.append((self.cap == CODE[Reason.BUDGET_REACHED], Reason.BUDGET_REACHED))
-            checks.append((self.max_age < ctx.age // _MICROSECOND, Reason.LEAD_TOO_OLD))
+            checks.append((too_old(self.max_age, ctx.age // MICROSECOND), Reason.LEAD_TOO_OLD))
             has_min = ~np.isnan(self.min_score)
-            if lead.score is None:
-                checks.append((has_min, Reason.SCORE_TOO_LOW))
-            else:
-                checks.append((has_min & (lead.score < self.min_score), Reason.SCORE_TOO_LOW))
+            checks.append(
+                (has_min & score_too_low(self.min_score, lead.score), Reason.SCORE_TOO_LOW)
+            )
             if self.schedules:
                 open_now = np.array([ctx.is_open(s) for s in self.schedules] + [True])
                 checks.append((~open_now[self.schedule], Reason.OUTSIDE_DELIVERY_HOURS))
