@@ -93,6 +93,7 @@ class LeadContext:
         "count",
         "exact",
         "has_point",
+        "holders_ok",
         "lat",
         "lat_r",
         "lead",
@@ -114,6 +115,8 @@ class LeadContext:
         self.age: timedelta | None = now - created if created.utcoffset() is not None else None
         self.count = lead.outbound_count
         self.share_limit = lead.share_limit
+        # The contracts holding the lead accept one more outbound lead (decided once).
+        self.holders_ok = self.share_limit is None or tolerates(self.share_limit, self.count + 1)
         self.has_point = lead.latitude is not None and lead.longitude is not None
         self.lat = lead.latitude if lead.latitude is not None else 0.0
         self.lon = lead.longitude if lead.longitude is not None else 0.0
@@ -198,11 +201,6 @@ def holds_lead(c: ContractSnapshot, lead: InboundLeadSnapshot) -> bool:
     )
 
 
-def holders_tolerate(ctx: LeadContext) -> bool:
-    """The contracts holding the lead accept one more outbound lead."""
-    return ctx.share_limit is None or tolerates(ctx.share_limit, ctx.count + 1)
-
-
 def check_contract(c: ContractSnapshot, ctx: LeadContext) -> Reason | None:
     """Why the contract may not receive the lead (None: it may), the first failing check.
 
@@ -223,7 +221,7 @@ def check_contract(c: ContractSnapshot, ctx: LeadContext) -> Reason | None:
         return Reason.OTHER_CAMPAIGN
     if holds_lead(c, lead):
         return Reason.ALREADY_RECEIVED
-    if not tolerates(c.max_share_count, ctx.count + 1) or not holders_tolerate(ctx):
+    if not ctx.holders_ok or not tolerates(c.max_share_count, ctx.count + 1):
         return Reason.SHARE_COUNT_EXCEEDED
     if c.cap_reason is not None:
         return c.cap_reason

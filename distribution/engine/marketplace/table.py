@@ -17,7 +17,6 @@ from distribution.engine.marketplace.eligibility import (
     Screened,
     age_limit_us,
     day_number,
-    holders_tolerate,
     out_of_dates,
     score_too_low,
     screen_each,
@@ -196,7 +195,7 @@ class ContractTable:
                         self.group, list(lead.received_group_ids)
                     )
                 checks.append((received, Reason.ALREADY_RECEIVED))
-            if not holders_tolerate(ctx):
+            if not ctx.holders_ok:
                 checks.append((np.ones(n, dtype=bool), Reason.SHARE_COUNT_EXCEEDED))
             else:
                 checks.append((~tolerates(self.share, after), Reason.SHARE_COUNT_EXCEEDED))
