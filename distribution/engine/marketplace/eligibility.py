@@ -92,6 +92,7 @@ class LeadContext:
         "cos_lat",
         "count",
         "exact",
+        "has_holders",
         "has_point",
         "holders_ok",
         "lat",
@@ -115,7 +116,9 @@ class LeadContext:
         self.age: timedelta | None = now - created if created.utcoffset() is not None else None
         self.count = lead.outbound_count
         self.share_limit = lead.share_limit
-        # The contracts holding the lead accept one more outbound lead (decided once).
+        # Whether any company or group holds the lead, and whether the contracts holding it
+        # accept one more outbound lead (decided once).
+        self.has_holders = bool(lead.received_company_ids or lead.received_group_ids)
         self.holders_ok = self.share_limit is None or tolerates(self.share_limit, self.count + 1)
         self.has_point = lead.latitude is not None and lead.longitude is not None
         self.lat = lead.latitude if lead.latitude is not None else 0.0
@@ -219,7 +222,7 @@ def check_contract(c: ContractSnapshot, ctx: LeadContext) -> Reason | None:
         return Reason.OUT_OF_DATES
     if c.campaign != lead.campaign:
         return Reason.OTHER_CAMPAIGN
-    if holds_lead(c, lead):
+    if ctx.has_holders and holds_lead(c, lead):
         return Reason.ALREADY_RECEIVED
     if not ctx.holders_ok or not tolerates(c.max_share_count, ctx.count + 1):
         return Reason.SHARE_COUNT_EXCEEDED

@@ -188,7 +188,7 @@ class ContractTable:
                 (out_of_dates(today, self.starts, self.ends), Reason.OUT_OF_DATES),
                 (self.campaign != self._campaigns.get(lead.campaign, -2), Reason.OTHER_CAMPAIGN),
             ]
-            if lead.received_company_ids or lead.received_group_ids:
+            if ctx.has_holders:
                 received = np.isin(self.company, list(lead.received_company_ids))
                 if lead.received_group_ids:
                     received |= (self.group >= 0) & np.isin(
