@@ -1245,9 +1245,7 @@ def workflow_allocate_batch(
         snaps = {
             w.lead_id: sel.lead_snapshot(leads[w.lead_id], records.get(w.lead_id, [])) for w in live
         }
-        batch_leads = [
-            batch.batch_lead(snaps[w.lead_id], rows.snapshots, wf, now) for w in live
-        ]
+        batch_leads = [batch.batch_lead(snaps[w.lead_id], rows.snapshots, wf, now) for w in live]
         allocation = optimizer.optimise_batch(
             batch_leads,
             [batch.batch_contract(c) for c in rows.snapshots],
