@@ -230,6 +230,20 @@ def _may_join(
     )
 
 
+def _hold(c: BatchContract, companies: set[int], groups: set[int]) -> None:
+    """The contract joins a depth-first selection: its company and group are taken."""
+    companies.add(c.company_id)
+    if c.contract_group_id is not None:
+        groups.add(c.contract_group_id)
+
+
+def _release(c: BatchContract, companies: set[int], groups: set[int]) -> None:
+    """Backtrack `_hold`."""
+    companies.discard(c.company_id)
+    if c.contract_group_id is not None:
+        groups.discard(c.contract_group_id)
+
+
 def _few_selections(problem: _Problem, i: int) -> bool:
     # Cheap pre-check before enumerating: subsets of up to three edges, ignoring conflicts.
     # Only a shortcut: a lead left out is priced by column generation instead.
@@ -265,9 +279,7 @@ def _enumerate(problem: _Problem, i: int, cap: int) -> list[tuple[int, ...]] | N
             if not _may_join(c, lead.outbound_count + len(chosen) + 1, limit, companies, groups):
                 continue
             chosen.append(e)
-            companies.add(c.company_id)
-            if c.contract_group_id is not None:
-                groups.add(c.contract_group_id)
+            _hold(c, companies, groups)
             ok = walk(
                 pos + 1,
                 min(limit, c.max_share_count),
@@ -276,9 +288,7 @@ def _enumerate(problem: _Problem, i: int, cap: int) -> list[tuple[int, ...]] | N
                 total + edges[e].price,
             )
             chosen.pop()
-            companies.discard(c.company_id)
-            if c.contract_group_id is not None:
-                groups.discard(c.contract_group_id)
+            _release(c, companies, groups)
             if not ok:
                 return False
         return True
@@ -370,14 +380,10 @@ def _floor_search(
             if not _may_join(c, lead.outbound_count + len(chosen) + 1, limit, used, groups):
                 continue
             chosen.append(e)
-            used.add(c.company_id)
-            if c.contract_group_id is not None:
-                groups.add(c.contract_group_id)
+            _hold(c, used, groups)
             walk(pos + 1, min(limit, c.max_share_count), used, groups, total + edges[e].price)
             chosen.pop()
-            used.discard(c.company_id)
-            if c.contract_group_id is not None:
-                groups.discard(c.contract_group_id)
+            _release(c, used, groups)
 
     walk(0, lead.limit, set(), set(), ZERO)
     complete = nodes <= _FLOOR_SEARCH_NODES
