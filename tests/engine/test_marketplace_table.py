@@ -199,7 +199,7 @@ def test_latitude_aware_distance_bounds_hold_the_exact_geodesic(
     import numpy as np
     from geopy.distance import geodesic
 
-    from distribution.engine.marketplace import _EARTH_MEAN_KM, _curvature_bounds
+    from distribution.engine.marketplace.geo import EARTH_MEAN_KM, curvature_bounds
 
     lat2 = max(-90.0, min(90.0, lat1 + dlat))
     lon2 = lon1 + dlon
@@ -209,7 +209,7 @@ def test_latitude_aware_distance_bounds_hold_the_exact_geodesic(
         + math.cos(p1[0]) * math.cos(p2[0]) * math.sin((p2[1] - p1[1]) / 2) ** 2
     )
     theta = np.array([2.0 * math.asin(math.sqrt(min(h, 1.0)))])
-    low, high = _curvature_bounds(abs(p1[0]), np.array([abs(p2[0])]), theta)
-    approx = _EARTH_MEAN_KM * theta[0]
+    low, high = curvature_bounds(abs(p1[0]), np.array([abs(p2[0])]), theta)
+    approx = EARTH_MEAN_KM * theta[0]
     exact = geodesic((lat1, lon1), (lat2, lon2)).km
     assert approx * low[0] - 1e-6 <= exact <= approx * high[0] + 1e-6

@@ -14,11 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from distribution.engine import optimizer
-from distribution.engine.marketplace import CapLimits, CapUsage
-from distribution.engine.optimizer import (
-    DEFAULT_MIP_REL_GAP,
-    DEFAULT_TIME_LIMIT,
+from distribution.engine.marketplace import CapLimits, CapUsage, optimizer
+from distribution.engine.marketplace.batch import (
     Assignment,
     BatchContract,
     BatchLead,
@@ -27,6 +24,10 @@ from distribution.engine.optimizer import (
     batch_contract,
     batch_lead,
     greedy_in_arrival_order,
+)
+from distribution.engine.marketplace.optimizer import (
+    DEFAULT_MIP_REL_GAP,
+    DEFAULT_TIME_LIMIT,
     lp_upper_bound,
     optimise_batch,
 )

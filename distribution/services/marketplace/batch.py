@@ -59,7 +59,7 @@ def workflow_allocate_batch(
        each window.
     Returns figures of the run (counts, turnover, solver status).
     """
-    from distribution.engine import optimizer
+    from distribution.engine.marketplace import batch, optimizer
 
     now = now or timezone.now()
     started = time.perf_counter()
@@ -119,12 +119,10 @@ def workflow_allocate_batch(
         snaps = {
             w.lead_id: lead_snapshot(leads[w.lead_id], records.get(w.lead_id, [])) for w in live
         }
-        batch_leads = [
-            optimizer.batch_lead(snaps[w.lead_id], rows.snapshots, wf, now) for w in live
-        ]
+        batch_leads = [batch.batch_lead(snaps[w.lead_id], rows.snapshots, wf, now) for w in live]
         allocation = optimizer.optimise_batch(
             batch_leads,
-            [optimizer.batch_contract(c) for c in rows.snapshots],
+            [batch.batch_contract(c) for c in rows.snapshots],
             time_limit=time_limit,
         )
         by_contract = rows.by_id()

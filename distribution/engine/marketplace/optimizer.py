@@ -44,8 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -53,33 +52,27 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import csc_array
 
-from distribution.engine.marketplace import (
-    ContractSnapshot,
-    InboundLeadSnapshot,
-    SubsetItem,
-    WorkflowSnapshot,
-    best_subset,
-    eligible_contracts,
+from distribution.engine.marketplace.batch import (
+    Assignment,
+    BatchAllocation,
+    BatchContract,
+    BatchLead,
+    allocation_violations,
+    greedy_in_arrival_order,
 )
+from distribution.engine.marketplace.eligibility import already_holds
+from distribution.engine.marketplace.shares import NO_LIMIT, tolerates
+from distribution.engine.marketplace.subsets import SubsetItem, best_subset
+from distribution.engine.marketplace.types import ZERO
 
 __all__ = [
     "DEFAULT_MAX_ROUNDS",
     "DEFAULT_MIP_REL_GAP",
     "DEFAULT_TIME_LIMIT",
-    "Assignment",
-    "BatchAllocation",
-    "BatchContract",
-    "BatchLead",
-    "BatchOffer",
-    "allocation_violations",
-    "batch_contract",
-    "batch_lead",
-    "greedy_in_arrival_order",
     "lp_upper_bound",
     "optimise_batch",
 ]
 
-ZERO = Decimal(0)
 DEFAULT_TIME_LIMIT = 30.0
 DEFAULT_MIP_REL_GAP = 1e-3
 DEFAULT_MAX_ROUNDS = 40
@@ -90,139 +83,6 @@ _ENUMERATE_UP_TO = 64
 _ENUMERATE_EDGES = 5_000
 # Search nodes allowed when pricing a lead under a min turnover (exact below this).
 _FLOOR_SEARCH_NODES = 20_000
-_NO_LIMIT = 1 << 62
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BatchContract:
-    """A contract's remaining capacity for this batch (None: no cap of that kind)."""
-
-    id: int
-    company_id: int
-    max_share_count: int
-    remaining_count: int | None = None
-    remaining_budget: Decimal | None = None
-    contract_group_id: int | None = None
-    quality_score: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOffer:
-    """An eligible contract for a lead, at the price the contract pays for it."""
-
-    contract_id: int
-    price: Decimal
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BatchLead:
-    """A waiting lead with its eligible contracts and current outbound situation."""
-
-    id: int
-    arrival: datetime
-    offers: tuple[BatchOffer, ...]
-    max_multiplication: int | None
-    outbound_count: int = 0
-    holder_max_share_counts: tuple[int, ...] = ()
-    received_company_ids: frozenset[int] = frozenset()
-    received_group_ids: frozenset[int] = frozenset()
-    min_contracts: int = 0
-    min_turnover: Decimal | None = None
-
-    @property
-    def limit(self) -> int:
-        """The most outbound leads it may end with (multiplication, holders' share counts)."""
-        limit = _NO_LIMIT if self.max_multiplication is None else self.max_multiplication
-        if self.holder_max_share_counts:
-            limit = min(limit, *self.holder_max_share_counts)
-        return limit
-
-
-def batch_contract(contract: ContractSnapshot) -> BatchContract:
-    """The batch view of a contract: what its count and budget caps still allow."""
-    return BatchContract(
-        id=contract.id,
-        company_id=contract.company_id,
-        max_share_count=contract.max_share_count,
-        remaining_count=contract.remaining_count(),
-        remaining_budget=contract.remaining_budget(),
-        contract_group_id=contract.contract_group_id,
-        quality_score=contract.quality_score,
-    )
-
-
-def batch_lead(
-    lead: InboundLeadSnapshot,
-    contracts: Sequence[ContractSnapshot],
-    workflow: WorkflowSnapshot,
-    now: datetime,
-) -> BatchLead:
-    """The batch view of a lead: its eligible contracts (marketplace eligibility) as offers."""
-    return BatchLead(
-        id=lead.id,
-        arrival=lead.created_at,
-        offers=tuple(BatchOffer(c.id, c.price) for c in eligible_contracts(lead, contracts, now)),
-        max_multiplication=workflow.max_multiplication,
-        outbound_count=lead.outbound_count,
-        holder_max_share_counts=lead.holder_max_share_counts,
-        received_company_ids=lead.received_company_ids,
-        received_group_ids=lead.received_group_ids,
-        min_contracts=workflow.min_contracts,
-        min_turnover=workflow.min_turnover,
-    )
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Assignment:
-    """One outbound lead to create: `lead_id` sold to `contract_id` at `price`."""
-
-    lead_id: int
-    contract_id: int
-    price: Decimal
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BatchAllocation:
-    """The allocation of a batch, with how it was obtained and how good it provably is.
-
-    `status`: "optimal" (proven within `mip_rel_gap` of `upper_bound`), "feasible" (a gap
-    remains, see `gap`), "time_limit" (a gap remains and the MILP stopped at its time
-    limit), "empty" (no lead has a feasible selection), "greedy" (from
-    `greedy_in_arrival_order`, which proves nothing). `method` says which candidate won:
-    "column_generation_milp", "lp_rounding" or "greedy". `upper_bound` is a proven bound
-    on the best turnover (inf if no master LP could be solved in time); `gap` = 1 -
-    objective / upper_bound.
-    """
-
-    assignments: tuple[Assignment, ...]
-    objective: Decimal
-    status: str
-    method: str
-    upper_bound: float | None = None
-    gap: float | None = None
-    time_limit: float | None = None
-    mip_rel_gap: float | None = None
-    rounds: int = 0
-    n_columns: int = 0
-    n_rows: int = 0
-    n_edges: int = 0
-    exact_model: bool = False
-    solver_message: str = ""
-    by_lead: dict[int, tuple[Assignment, ...]] = field(
-        init=False, repr=False, compare=False, default_factory=dict
-    )
-
-    def __post_init__(self) -> None:
-        grouped: dict[int, list[Assignment]] = {}
-        for a in self.assignments:
-            grouped.setdefault(a.lead_id, []).append(a)
-        self.by_lead.update({lead: tuple(items) for lead, items in grouped.items()})
 
 
 # --------------------------------------------------------------------------- the problem
@@ -300,11 +160,11 @@ class _Problem:
 
 
 def _usable(lead: BatchLead, c: BatchContract, price: Decimal) -> bool:
-    if c.company_id in lead.received_company_ids or (
-        c.contract_group_id is not None and c.contract_group_id in lead.received_group_ids
+    if already_holds(
+        c.company_id, c.contract_group_id, lead.received_company_ids, lead.received_group_ids
     ):
         return False
-    if c.max_share_count < lead.outbound_count + 1:
+    if not tolerates(c.max_share_count, lead.outbound_count + 1):
         return False
     if c.remaining_count is not None and c.remaining_count <= 0:
         return False
@@ -360,9 +220,28 @@ class _Columns:
 # --------------------------------------------------------------------------- patterns
 
 
-def _tolerance(problem: _Problem, e: int) -> int:
-    edge = problem.edges[e]
-    return problem.contracts[edge.contract].max_share_count
+def _may_join(
+    c: BatchContract, count_after: int, limit: int, companies: set[int], groups: set[int]
+) -> bool:
+    """In a depth-first selection: the contract keeps the lead within the share counts
+    (`limit`: of the contracts chosen so far) and adds no company or group twice."""
+    return tolerates(min(limit, c.max_share_count), count_after) and not already_holds(
+        c.company_id, c.contract_group_id, companies, groups
+    )
+
+
+def _hold(c: BatchContract, companies: set[int], groups: set[int]) -> None:
+    """The contract joins a depth-first selection: its company and group are taken."""
+    companies.add(c.company_id)
+    if c.contract_group_id is not None:
+        groups.add(c.contract_group_id)
+
+
+def _release(c: BatchContract, companies: set[int], groups: set[int]) -> None:
+    """Backtrack `_hold`."""
+    companies.discard(c.company_id)
+    if c.contract_group_id is not None:
+        groups.discard(c.contract_group_id)
 
 
 def _few_selections(problem: _Problem, i: int) -> bool:
@@ -397,17 +276,10 @@ def _enumerate(problem: _Problem, i: int, cap: int) -> list[tuple[int, ...]] | N
         for pos in range(start, len(own)):
             e = own[pos]
             c = contracts[edges[e].contract]
-            after = lead.outbound_count + len(chosen) + 1
-            if after > min(limit, c.max_share_count):
-                continue
-            if c.company_id in companies or (
-                c.contract_group_id is not None and c.contract_group_id in groups
-            ):
+            if not _may_join(c, lead.outbound_count + len(chosen) + 1, limit, companies, groups):
                 continue
             chosen.append(e)
-            companies.add(c.company_id)
-            if c.contract_group_id is not None:
-                groups.add(c.contract_group_id)
+            _hold(c, companies, groups)
             ok = walk(
                 pos + 1,
                 min(limit, c.max_share_count),
@@ -416,9 +288,7 @@ def _enumerate(problem: _Problem, i: int, cap: int) -> list[tuple[int, ...]] | N
                 total + edges[e].price,
             )
             chosen.pop()
-            companies.discard(c.company_id)
-            if c.contract_group_id is not None:
-                groups.discard(c.contract_group_id)
+            _release(c, companies, groups)
             if not ok:
                 return False
         return True
@@ -459,7 +329,7 @@ def _price(
         items,
         outbound_count=lead.outbound_count,
         limit=lead.limit,
-        take=_NO_LIMIT,
+        take=NO_LIMIT,
         min_size=lead.min_contracts,
     )
     value = sum((weight[it.ref] for it in best), 0.0)
@@ -507,20 +377,13 @@ def _floor_search(
         for pos in range(start, len(own)):
             e = own[pos]
             c = contracts[edges[e].contract]
-            after = lead.outbound_count + len(chosen) + 1
-            if after > min(limit, c.max_share_count) or c.company_id in used:
-                continue
-            if c.contract_group_id is not None and c.contract_group_id in groups:
+            if not _may_join(c, lead.outbound_count + len(chosen) + 1, limit, used, groups):
                 continue
             chosen.append(e)
-            used.add(c.company_id)
-            if c.contract_group_id is not None:
-                groups.add(c.contract_group_id)
+            _hold(c, used, groups)
             walk(pos + 1, min(limit, c.max_share_count), used, groups, total + edges[e].price)
             chosen.pop()
-            used.discard(c.company_id)
-            if c.contract_group_id is not None:
-                groups.discard(c.contract_group_id)
+            _release(c, used, groups)
 
     walk(0, lead.limit, set(), set(), ZERO)
     complete = nodes <= _FLOOR_SEARCH_NODES
@@ -827,127 +690,3 @@ def lp_upper_bound(
     if math.isinf(generation.upper_bound):
         raise RuntimeError("the master LP was not solved within the time limit")
     return generation.upper_bound
-
-
-def greedy_in_arrival_order(
-    leads: Sequence[BatchLead], contracts: Sequence[BatchContract]
-) -> BatchAllocation:
-    """Per lead in arrival order, the best-turnover selection, decrementing caps as it goes.
-
-    1. Leads by (arrival, id).
-    2. For each: its offers whose contract still has count and budget left, and the exact
-       best-turnover subset (`best_subset`: share counts, multiplication, one per company
-       and group); nothing if that misses the lead's minimums.
-    3. Decrement the chosen contracts' remaining count and budget.
-    """
-    index = {c.id: j for j, c in enumerate(contracts)}
-    count_left: dict[int, int | None] = {c.id: c.remaining_count for c in contracts}
-    budget_left: dict[int, Decimal | None] = {c.id: c.remaining_budget for c in contracts}
-    out: list[Assignment] = []
-    for lead in sorted(leads, key=lambda item: (item.arrival, item.id)):
-        items: list[SubsetItem] = []
-        seen: set[int] = set()
-        for position, offer in enumerate(lead.offers):
-            j = index.get(offer.contract_id)
-            if j is None:
-                raise ValueError(f"lead {lead.id} offers unknown contract {offer.contract_id}")
-            c = contracts[j]
-            if c.id in seen:
-                continue
-            seen.add(c.id)
-            left = count_left[c.id]
-            budget = budget_left[c.id]
-            if (left is not None and left <= 0) or (budget is not None and offer.price > budget):
-                continue
-            if c.company_id in lead.received_company_ids or (
-                c.contract_group_id is not None and c.contract_group_id in lead.received_group_ids
-            ):
-                continue
-            items.append(
-                SubsetItem(
-                    j,
-                    (offer.price, Decimal(c.quality_score)),
-                    c.max_share_count,
-                    c.company_id,
-                    c.contract_group_id,
-                    position,
-                )
-            )
-        chosen = best_subset(
-            items, outbound_count=lead.outbound_count, limit=lead.limit, take=_NO_LIMIT
-        )
-        turnover = sum((it.weight[0] for it in chosen), ZERO)
-        if not chosen or len(chosen) < lead.min_contracts:
-            continue
-        if lead.min_turnover is not None and turnover < lead.min_turnover:
-            continue
-        for it in chosen:
-            c = contracts[it.ref]
-            left = count_left[c.id]
-            if left is not None:
-                count_left[c.id] = left - 1
-            budget = budget_left[c.id]
-            if budget is not None:
-                budget_left[c.id] = budget - it.weight[0]
-            out.append(Assignment(lead.id, c.id, it.weight[0]))
-    assignments = tuple(sorted(out))
-    return BatchAllocation(
-        assignments=assignments,
-        objective=sum((a.price for a in assignments), ZERO),
-        status="greedy",
-        method="greedy",
-    )
-
-
-def allocation_violations(
-    leads: Sequence[BatchLead],
-    contracts: Sequence[BatchContract],
-    assignments: Sequence[Assignment],
-) -> list[str]:
-    """Every constraint the allocation breaks, in words (empty: it is feasible)."""
-    problems: list[str] = []
-    by_id = {c.id: c for c in contracts}
-    lead_by_id = {lead.id: lead for lead in leads}
-    per_lead: dict[int, list[Assignment]] = {}
-    per_contract: dict[int, list[Assignment]] = {}
-    pairs: set[tuple[int, int]] = set()
-    for a in assignments:
-        lead = lead_by_id.get(a.lead_id)
-        if lead is None or a.contract_id not in by_id:
-            problems.append(f"unknown lead or contract in {a}")
-            continue
-        if (a.lead_id, a.contract_id) in pairs:
-            problems.append(f"lead {a.lead_id} sold twice to contract {a.contract_id}")
-        pairs.add((a.lead_id, a.contract_id))
-        prices = {o.price for o in lead.offers if o.contract_id == a.contract_id}
-        if a.price not in prices:
-            problems.append(f"lead {a.lead_id}: contract {a.contract_id} made no such offer")
-        per_lead.setdefault(a.lead_id, []).append(a)
-        per_contract.setdefault(a.contract_id, []).append(a)
-    for lead_id, sold in per_lead.items():
-        lead = lead_by_id[lead_id]
-        chosen = [by_id[a.contract_id] for a in sold]
-        companies = [c.company_id for c in chosen]
-        groups = [c.contract_group_id for c in chosen if c.contract_group_id is not None]
-        if len(set(companies)) < len(companies) or set(companies) & lead.received_company_ids:
-            problems.append(f"lead {lead_id}: a company gets it twice")
-        if len(set(groups)) < len(groups) or set(groups) & lead.received_group_ids:
-            problems.append(f"lead {lead_id}: a contract group gets it twice")
-        final = lead.outbound_count + len(sold)
-        if final > lead.limit:
-            problems.append(f"lead {lead_id}: {final} outbound exceeds multiplication/holders")
-        if any(final > c.max_share_count for c in chosen):
-            problems.append(f"lead {lead_id}: {final} outbound exceeds a new max_share_count")
-        turnover = sum((a.price for a in sold), ZERO)
-        if len(sold) < lead.min_contracts or (
-            lead.min_turnover is not None and turnover < lead.min_turnover
-        ):
-            problems.append(f"lead {lead_id}: below the total selection minimums")
-    for contract_id, sold in per_contract.items():
-        c = by_id[contract_id]
-        if c.remaining_count is not None and len(sold) > c.remaining_count:
-            problems.append(f"contract {contract_id}: count cap exceeded")
-        spent = sum((a.price for a in sold), ZERO)
-        if c.remaining_budget is not None and spent > c.remaining_budget:
-            problems.append(f"contract {contract_id}: budget exceeded")
-    return problems
