@@ -58,6 +58,15 @@ class Report:
                 f"  {what} {section[:-1] if section.endswith('s') else section} {label}"
             )
 
+    def count_saved(self, section: str, label: str, *, created: bool, changed: list[str]) -> None:
+        """Count one upserted item: created, changed (naming what changed) or unchanged."""
+        if created:
+            self.count(section, "created", label)
+        elif changed:
+            self.count(section, "changed", f"{label} ({', '.join(changed)})")
+        else:
+            self.count(section, "unchanged")
+
     def recount(self, section: str, was: str, now: str, label: str) -> None:
         """Move one item counted WAS to NOW (a later step changed it after all)."""
         c = self.counts.setdefault(section, Counts())
@@ -254,20 +263,42 @@ class Ctx:
     ) -> models.Model:
         """Create or update one row by its natural key and count what happened."""
         obj = model._default_manager.filter(**lookup).first()
-        if obj is None:
-            obj = model(**lookup, **values)
-            obj.save()
-            self.report.count(section, "created", label)
-            return obj
-        changed = [name for name, value in values.items() if _differs(getattr(obj, name), value)]
-        if changed:
-            for name in changed:
-                setattr(obj, name, values[name])
-            obj.save()
-            self.report.count(section, "changed", f"{label} ({', '.join(changed)})")
-        else:
-            self.report.count(section, "unchanged")
+        created = obj is None
+        obj = obj or model(**lookup)
+        changed = save_fields(obj, values)
+        self.report.count_saved(section, label, created=created, changed=changed)
         return obj
+
+    def switch_off(self, section: str, obj: models.Model, flag: str, label: str) -> None:
+        """Prune OBJ by turning its FLAG (`active` / `enabled`) off rather than deleting it:
+        what refers to it stays valid. Counted as removed, "(deactivated)" / "(disabled)"."""
+        setattr(obj, flag, False)
+        touched = [f.name for f in obj._meta.concrete_fields if f.name == "updated_at"]
+        obj.save(update_fields=[flag, *touched])
+        note = "disabled" if flag == "enabled" else "deactivated"
+        self.report.count(section, "removed", f"{label} ({note})")
+
+
+def assign_changed(obj: models.Model, values: dict[str, Any]) -> list[str]:
+    """Set on OBJ the VALUES that differ from what it holds; the names of those fields."""
+    changed = [k for k, v in values.items() if _differs(getattr(obj, k), v)]
+    for k in changed:
+        setattr(obj, k, values[k])
+    return changed
+
+
+def save_fields(obj: models.Model, values: dict[str, Any]) -> list[str]:
+    """Set VALUES on OBJ and save it when new or changed; the names that changed (none for
+    a new row: every value is set, and its unset relations are never read)."""
+    if obj.pk is None:
+        for k, v in values.items():
+            setattr(obj, k, v)
+        obj.save()
+        return []
+    changed = assign_changed(obj, values)
+    if changed:
+        obj.save()
+    return changed
 
 
 def _differs(current: Any, new: Any) -> bool:

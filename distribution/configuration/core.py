@@ -12,7 +12,7 @@ from accounts.models import AgentProfile, User
 from accounts.tokens import hash_token
 from leads.models import Campaign, Source
 
-from .base import Ctx, Section, each_item, register
+from .base import Ctx, Section, assign_changed, each_item, register, save_fields
 
 _TIMEZONES = zoneinfo.available_timezones()
 
@@ -34,12 +34,23 @@ def _token_hash(item: dict[str, Any], path: str, ctx: Ctx) -> str | None:
     return None
 
 
-def _assign(obj: Any, values: dict[str, Any]) -> list[str]:
-    """Set VALUES on OBJ; the names of the fields that really changed."""
-    changed = [k for k, v in values.items() if getattr(obj, k) != v]
-    for k in changed:
-        setattr(obj, k, values[k])
-    return changed
+def _new_slug(ctx: Ctx, item: dict[str, Any], path: str, seen: set[str]) -> Any:
+    """The item's slug when it is valid and not listed before in the file; else None (after
+    an error)."""
+    slug = ctx.require(item, "slug", path)
+    if not slug:
+        return None
+    try:
+        validate_slug(str(slug))
+    except ValidationError:
+        ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
+        return None
+    # a slug given twice would be upserted twice: never "no changes" on re-apply
+    if str(slug) in seen:
+        ctx.error(f"{path}.slug", f"{slug} is listed twice")
+        return None
+    seen.add(str(slug))
+    return slug
 
 
 @register
@@ -107,9 +118,7 @@ class AgentsSection(Section):
             user = User.objects.filter(email=email).first()
             created = user is None
             user = user or User(email=email)
-            changed = _assign(user, user_values)
-            if created or changed:
-                user.save()
+            changed = save_fields(user, user_values)
             if item.get("password") and not user.check_password(str(item["password"])):
                 user.set_password(str(item["password"]))
                 user.save(update_fields=["password"])
@@ -118,20 +127,13 @@ class AgentsSection(Section):
                 AgentProfile.objects.create(user=user, **values)
                 changed.append("agent profile")
             else:
-                profile_changed = _assign(profile, values)
+                profile_changed = assign_changed(profile, values)
                 if profile_changed:
                     profile.save(update_fields=profile_changed)
                 changed += profile_changed
-            if created:
-                status = "created"
-                ctx.report.count(self.key, status, email)
-            elif changed:
-                status = "changed"
-                shown = ["token" if c == "api_token_hash" else c for c in changed]
-                ctx.report.count(self.key, status, f"{email} ({', '.join(shown)})")
-            else:
-                status = "unchanged"
-                ctx.report.count(self.key, status)
+            shown = ["token" if c == "api_token_hash" else c for c in changed]
+            ctx.report.count_saved(self.key, email, created=created, changed=shown)
+            status = "created" if created else "changed" if changed else "unchanged"
             if "schedule" in item:  # schedules are applied after agents: set it then
                 wanted = str(item["schedule"] or "").strip()
                 ctx.later.append(lambda: self._set_schedule(ctx, user, wanted, path, status))
@@ -180,9 +182,7 @@ class AgentsSection(Section):
         named = {str(e).lower() for e in named if e}
         for p in AgentProfile.objects.select_related("user").filter(active=True):
             if p.user.email not in named:
-                p.active = False
-                p.save(update_fields=["active"])
-                ctx.report.count(self.key, "removed", f"{p.user.email} (deactivated)")
+                ctx.switch_off(self.key, p, "active", str(p.user.email))
 
 
 @register
@@ -195,19 +195,9 @@ class SourcesSection(Section):
         seen: set[str] = set()
 
         def one(item: dict[str, Any], path: str) -> None:
-            slug = ctx.require(item, "slug", path)
-            if not slug:
+            slug = _new_slug(ctx, item, path, seen)
+            if slug is None:
                 return
-            try:
-                validate_slug(str(slug))
-            except ValidationError:
-                ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
-                return
-            # a slug given twice would be upserted twice: never "no changes" on re-apply
-            if str(slug) in seen:
-                ctx.error(f"{path}.slug", f"{slug} is listed twice")
-                return
-            seen.add(str(slug))
             digest = _token_hash(item, path, ctx)
             if digest and Source.objects.filter(token_hash=digest).exclude(slug=slug).exists():
                 ctx.error(f"{path}.token", "is already used by another source")
@@ -233,9 +223,7 @@ class SourcesSection(Section):
 
     def prune(self, named: set[Any], ctx: Ctx) -> None:
         for s in Source.objects.filter(active=True).exclude(slug__in=named):
-            s.active = False
-            s.save(update_fields=["active"])
-            ctx.report.count(self.key, "removed", f"{s.slug} (deactivated)")
+            ctx.switch_off(self.key, s, "active", s.slug)
 
 
 @register
@@ -248,19 +236,9 @@ class CampaignsSection(Section):
         seen: set[str] = set()
 
         def one(item: dict[str, Any], path: str) -> None:
-            slug = ctx.require(item, "slug", path)
-            if not slug:
+            slug = _new_slug(ctx, item, path, seen)
+            if slug is None:
                 return
-            try:
-                validate_slug(str(slug))
-            except ValidationError:
-                ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
-                return
-            # a slug given twice would be upserted twice: never "no changes" on re-apply
-            if str(slug) in seen:
-                ctx.error(f"{path}.slug", f"{slug} is listed twice")
-                return
-            seen.add(str(slug))
             ctx.upsert(
                 self.key,
                 Campaign,

@@ -11,8 +11,6 @@ import zoneinfo
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Model
-
 from accounts.models import User
 from distribution.engine.types import METRICS, TIER_OPS, Filter
 from distribution.models import (
@@ -39,6 +37,7 @@ from .base import (
     format_time,
     plain,
     register,
+    save_fields,
 )
 
 _TIMEZONES = zoneinfo.available_timezones()
@@ -46,27 +45,6 @@ CAP_PERIODS = ("hour", "day", "week", "month")
 
 
 # --- shared helpers -----------------------------------------------------------------------
-
-
-def _count(ctx: Ctx, section: str, created: bool, changed: list[str], label: str) -> None:
-    if created:
-        ctx.report.count(section, "created", label)
-    elif changed:
-        ctx.report.count(section, "changed", f"{label} ({', '.join(changed)})")
-    else:
-        ctx.report.count(section, "unchanged")
-
-
-def _save_fields(obj: Model, values: dict[str, Any]) -> list[str]:
-    """Set VALUES on OBJ and save it when new or changed; the names that changed."""
-    from .base import _differs
-
-    changed = [k for k, v in values.items() if _differs(getattr(obj, k), v)]
-    for k in changed:
-        setattr(obj, k, values[k])
-    if obj.pk is None or changed:
-        obj.save()
-    return changed
 
 
 def parse_filters(ctx: Ctx, value: Any, path: str) -> list[dict[str, Any]]:
@@ -168,7 +146,7 @@ class SchedulesSection(Section):
             schedule = Schedule.objects.filter(name=name).first()
             created = schedule is None
             schedule = schedule or Schedule(name=name)
-            changed = _save_fields(schedule, {"timezone": tz, "holiday_country": country})
+            changed = save_fields(schedule, {"timezone": tz, "holiday_country": country})
             current = {(iv.weekday, iv.start, iv.end) for iv in schedule.intervals.all()}
             if current != intervals:
                 schedule.intervals.all().delete()
@@ -188,7 +166,7 @@ class SchedulesSection(Section):
                     Holiday(schedule=schedule, date=d, name=n) for d, n in sorted(days_off.items())
                 )
                 changed.append("holidays")
-            _count(ctx, self.key, created, [] if created else changed, str(name))
+            ctx.report.count_saved(self.key, str(name), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
 
@@ -295,7 +273,7 @@ class PoolsSection(Section):
             pool = Pool.objects.filter(name=name).first()
             created = pool is None
             pool = pool or Pool(name=name)
-            changed = _save_fields(pool, {"description": str(item.get("description") or "")})
+            changed = save_fields(pool, {"description": str(item.get("description") or "")})
             current = list(pool.members.order_by("position", "id"))
             same = [(_member_row(m), m.position) for m in current] == [
                 (
@@ -317,11 +295,11 @@ class PoolsSection(Section):
                 by_agent = {m.agent_id: m for m in current}
                 for w in wanted:
                     member = by_agent.pop(w["agent_id"], None) or PoolMember(pool=pool)
-                    _save_fields(member, w)
+                    save_fields(member, w)
                 # removing a member keeps its offers and assignments (SET_NULL / by agent)
                 PoolMember.objects.filter(pk__in=[m.pk for m in by_agent.values()]).delete()
                 changed.append("members")
-            _count(ctx, self.key, created, [] if created else changed, str(name))
+            ctx.report.count_saved(self.key, str(name), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
 
@@ -481,7 +459,7 @@ class RulesSection(Section):
             created = rule is None
             rule = rule or Rule(name=name)
             was_enabled = bool(rule.pk and rule.enabled)
-            changed = _save_fields(rule, values)
+            changed = save_fields(rule, values)
             wanted_sources = {s.pk for s in sources if s is not None}
             if {s.pk for s in rule.sources.all()} != wanted_sources:
                 rule.sources.set(wanted_sources)
@@ -505,7 +483,7 @@ class RulesSection(Section):
                 from distribution.services.rules import rule_queue_waiting_leads
 
                 rule_queue_waiting_leads(rule_id=rule.pk)
-            _count(ctx, self.key, created, [] if created else changed, str(name))
+            ctx.report.count_saved(self.key, str(name), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
 
@@ -556,9 +534,7 @@ class RulesSection(Section):
 
     def prune(self, named: set[Any], ctx: Ctx) -> None:
         for rule in Rule.objects.exclude(name__in=named).filter(enabled=True):
-            rule.enabled = False
-            rule.save(update_fields=["enabled", "updated_at"])
-            ctx.report.count(self.key, "removed", f"{rule.name} (disabled)")
+            ctx.switch_off(self.key, rule, "enabled", rule.name)
 
 
 # --- automations --------------------------------------------------------------------------
@@ -642,6 +618,4 @@ class AutomationsSection(Section):
 
     def prune(self, named: set[Any], ctx: Ctx) -> None:
         for a in Automation.objects.exclude(name__in=named).filter(enabled=True):
-            a.enabled = False
-            a.save(update_fields=["enabled"])
-            ctx.report.count(self.key, "removed", f"{a.name} (disabled)")
+            ctx.switch_off(self.key, a, "enabled", a.name)
