@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import zoneinfo
 from typing import Any
 
@@ -32,25 +33,6 @@ def _token_hash(item: dict[str, Any], path: str, ctx: Ctx) -> str | None:
             return None
         return str(digest)
     return None
-
-
-def _new_slug(ctx: Ctx, item: dict[str, Any], path: str, seen: set[str]) -> Any:
-    """The item's slug when it is valid and not listed before in the file; else None (after
-    an error)."""
-    slug = ctx.require(item, "slug", path)
-    if not slug:
-        return None
-    try:
-        validate_slug(str(slug))
-    except ValidationError:
-        ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
-        return None
-    # a slug given twice would be upserted twice: never "no changes" on re-apply
-    if str(slug) in seen:
-        ctx.error(f"{path}.slug", f"{slug} is listed twice")
-        return None
-    seen.add(str(slug))
-    return slug
 
 
 @register
@@ -185,32 +167,54 @@ class AgentsSection(Section):
                 ctx.switch_off(self.key, p, "active", str(p.user.email))
 
 
-@register
-class SourcesSection(Section):
-    key = "sources"
+class SlugSection(Section):
+    """A section whose items are keyed by a slug: each must be a valid slug, named once."""
+
     natural_key = "slug"
-    fields = ("slug", "name", "token", "token_sha256", "active")
 
     def apply(self, items: list[Any], ctx: Ctx) -> None:
         seen: set[str] = set()
 
         def one(item: dict[str, Any], path: str) -> None:
-            slug = _new_slug(ctx, item, path, seen)
-            if slug is None:
+            slug = ctx.require(item, "slug", path)
+            if not slug:
                 return
-            digest = _token_hash(item, path, ctx)
-            if digest and Source.objects.filter(token_hash=digest).exclude(slug=slug).exists():
-                ctx.error(f"{path}.token", "is already used by another source")
+            try:
+                validate_slug(str(slug))
+            except ValidationError:
+                ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
                 return
-            values: dict[str, Any] = {
-                "name": str(item.get("name") or slug),
-                "active": ctx.as_bool(item.get("active"), f"{path}.active", True),
-            }
-            if digest:
-                values["token_hash"] = digest
-            ctx.upsert(self.key, Source, {"slug": slug}, values, str(slug))
+            # a slug given twice would be upserted twice: never "no changes" on re-apply
+            if str(slug) in seen:
+                ctx.error(f"{path}.slug", f"{slug} is listed twice")
+                return
+            seen.add(str(slug))
+            self.apply_item(item, path, slug, ctx)
 
         each_item(ctx, self.key, items, self.fields, one)
+
+    @abc.abstractmethod
+    def apply_item(self, item: dict[str, Any], path: str, slug: Any, ctx: Ctx) -> None:
+        """Validate and upsert one item whose SLUG passed the checks."""
+
+
+@register
+class SourcesSection(SlugSection):
+    key = "sources"
+    fields = ("slug", "name", "token", "token_sha256", "active")
+
+    def apply_item(self, item: dict[str, Any], path: str, slug: Any, ctx: Ctx) -> None:
+        digest = _token_hash(item, path, ctx)
+        if digest and Source.objects.filter(token_hash=digest).exclude(slug=slug).exists():
+            ctx.error(f"{path}.token", "is already used by another source")
+            return
+        values: dict[str, Any] = {
+            "name": str(item.get("name") or slug),
+            "active": ctx.as_bool(item.get("active"), f"{path}.active", True),
+        }
+        if digest:
+            values["token_hash"] = digest
+        ctx.upsert(self.key, Source, {"slug": slug}, values, str(slug))
 
     def export(self) -> list[dict[str, Any]]:
         rows = []
@@ -227,27 +231,13 @@ class SourcesSection(Section):
 
 
 @register
-class CampaignsSection(Section):
+class CampaignsSection(SlugSection):
     key = "campaigns"
-    natural_key = "slug"
     fields = ("slug", "name")
 
-    def apply(self, items: list[Any], ctx: Ctx) -> None:
-        seen: set[str] = set()
-
-        def one(item: dict[str, Any], path: str) -> None:
-            slug = _new_slug(ctx, item, path, seen)
-            if slug is None:
-                return
-            ctx.upsert(
-                self.key,
-                Campaign,
-                {"slug": slug},
-                {"name": str(item.get("name") or slug)},
-                str(slug),
-            )
-
-        each_item(ctx, self.key, items, self.fields, one)
+    def apply_item(self, item: dict[str, Any], path: str, slug: Any, ctx: Ctx) -> None:
+        values = {"name": str(item.get("name") or slug)}
+        ctx.upsert(self.key, Campaign, {"slug": slug}, values, str(slug))
 
     def export(self) -> list[dict[str, Any]]:
         return [{"slug": c.slug, "name": c.name} for c in Campaign.objects.order_by("slug")]
