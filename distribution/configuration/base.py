@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from django.db import models, transaction
@@ -24,6 +24,7 @@ SECTION_MODULES = [
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+M = TypeVar("M", bound=models.Model)
 
 
 class ConfigError(Exception):
@@ -262,10 +263,7 @@ class Ctx:
         label: str,
     ) -> models.Model:
         """Create or update one row by its natural key and count what happened."""
-        obj = model._default_manager.filter(**lookup).first()
-        created = obj is None
-        obj = obj or model(**lookup)
-        changed = save_fields(obj, values)
+        obj, created, changed = save_by_key(model, lookup, values)
         self.report.count_saved(section, label, created=created, changed=changed)
         return obj
 
@@ -277,6 +275,17 @@ class Ctx:
         obj.save(update_fields=[flag, *touched])
         note = "disabled" if flag == "enabled" else "deactivated"
         self.report.count(section, "removed", f"{label} ({note})")
+
+
+def save_by_key(
+    model: type[M], lookup: dict[str, Any], values: dict[str, Any]
+) -> tuple[M, bool, list[str]]:
+    """Create or update the row of MODEL found by LOOKUP (its natural key) with VALUES:
+    the row, whether it is new, and the names that changed (none for a new row)."""
+    obj = model._default_manager.filter(**lookup).first()
+    created = obj is None
+    obj = obj or model(**lookup)
+    return obj, created, save_fields(obj, values)
 
 
 def assign_changed(obj: models.Model, values: dict[str, Any]) -> list[str]:

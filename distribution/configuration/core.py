@@ -13,7 +13,7 @@ from accounts.models import AgentProfile, User
 from accounts.tokens import hash_token
 from leads.models import Campaign, Source
 
-from .base import Ctx, Section, assign_changed, each_item, register, save_fields
+from .base import Ctx, Section, assign_changed, each_item, register, save_by_key
 
 _TIMEZONES = zoneinfo.available_timezones()
 
@@ -97,10 +97,7 @@ class AgentsSection(Section):
             }
             if digest:
                 values["api_token_hash"] = digest
-            user = User.objects.filter(email=email).first()
-            created = user is None
-            user = user or User(email=email)
-            changed = save_fields(user, user_values)
+            user, created, changed = save_by_key(User, {"email": email}, user_values)
             if item.get("password") and not user.check_password(str(item["password"])):
                 user.set_password(str(item["password"]))
                 user.save(update_fields=["password"])

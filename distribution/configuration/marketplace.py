@@ -27,6 +27,7 @@ from .base import (
     format_time,
     plain,
     register,
+    save_by_key,
     save_fields,
 )
 
@@ -94,10 +95,7 @@ class CompaniesSection(Section):
             locations = self._locations(ctx, item.get("locations"), f"{path}.locations")
             if locations is None or ctx.errors:
                 return
-            company = Company.objects.filter(name=name).first()
-            created = company is None
-            company = company or Company(name=name)
-            changed = save_fields(company, {"active": active})
+            company, created, changed = save_by_key(Company, {"name": name}, {"active": active})
             current = {loc.name: loc for loc in company.locations.all()} if not created else {}
             moved = False
             for loc_name, (lat, lon) in locations.items():
@@ -242,10 +240,7 @@ class ContractsSection(Section):
             values["group"] = (
                 ContractGroup.objects.get_or_create(name=group_name)[0] if group_name else None
             )
-            contract = Contract.objects.filter(name=name).first()
-            created = contract is None
-            contract = contract or Contract(name=name)
-            changed = save_fields(contract, values)
+            contract, created, changed = save_by_key(Contract, {"name": name}, values)
             current = (
                 set()
                 if created
@@ -416,10 +411,7 @@ class WorkflowsSection(Section):
             seen.add(str(slug))
             if campaign is None or rules is None or ctx.errors:
                 return
-            workflow = Workflow.objects.filter(campaign=campaign).first()
-            created = workflow is None
-            workflow = workflow or Workflow(campaign=campaign)
-            changed = save_fields(workflow, values)
+            workflow, created, changed = save_by_key(Workflow, {"campaign": campaign}, values)
             current = {r.position: r for r in workflow.selection_rules.all()}
             rules_changed = False
             for rule in rules:

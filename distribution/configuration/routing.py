@@ -37,6 +37,7 @@ from .base import (
     format_time,
     plain,
     register,
+    save_by_key,
     save_fields,
 )
 
@@ -143,10 +144,8 @@ class SchedulesSection(Section):
             days_off = self._holidays(ctx, item.get("holidays"), f"{path}.holidays")
             if not name or intervals is None or days_off is None or ctx.errors:
                 return
-            schedule = Schedule.objects.filter(name=name).first()
-            created = schedule is None
-            schedule = schedule or Schedule(name=name)
-            changed = save_fields(schedule, {"timezone": tz, "holiday_country": country})
+            values = {"timezone": tz, "holiday_country": country}
+            schedule, created, changed = save_by_key(Schedule, {"name": name}, values)
             current = {(iv.weekday, iv.start, iv.end) for iv in schedule.intervals.all()}
             if current != intervals:
                 schedule.intervals.all().delete()
@@ -270,10 +269,8 @@ class PoolsSection(Section):
                 )
             if not name or ctx.errors:
                 return
-            pool = Pool.objects.filter(name=name).first()
-            created = pool is None
-            pool = pool or Pool(name=name)
-            changed = save_fields(pool, {"description": str(item.get("description") or "")})
+            values = {"description": str(item.get("description") or "")}
+            pool, created, changed = save_by_key(Pool, {"name": name}, values)
             current = list(pool.members.order_by("position", "id"))
             same = [(_member_row(m), m.position) for m in current] == [
                 (
@@ -455,11 +452,7 @@ class RulesSection(Section):
             tiers = self._tiers(ctx, item.get("tiers"), f"{path}.tiers")
             if not name or ctx.errors:
                 return
-            rule = Rule.objects.filter(name=name).first()
-            created = rule is None
-            rule = rule or Rule(name=name)
-            was_enabled = bool(rule.pk and rule.enabled)
-            changed = save_fields(rule, values)
+            rule, created, changed = save_by_key(Rule, {"name": name}, values)
             wanted_sources = {s.pk for s in sources if s is not None}
             if {s.pk for s in rule.sources.all()} != wanted_sources:
                 rule.sources.set(wanted_sources)
@@ -477,7 +470,7 @@ class RulesSection(Section):
                     for i, (m, o, th, mu) in enumerate(tiers)
                 )
                 changed.append("tiers")
-            if rule.enabled and not was_enabled and not ctx.report.dry_run:
+            if rule.enabled and (created or "enabled" in changed) and not ctx.report.dry_run:
                 # enabling distributes every waiting lead the rule matches (seed 002), after
                 # the whole file has committed
                 from distribution.services.rules import rule_queue_waiting_leads
