@@ -7,6 +7,7 @@ import datetime as dt
 import importlib
 import json
 import re
+import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -25,6 +26,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 M = TypeVar("M", bound=models.Model)
+_TIMEZONES = zoneinfo.available_timezones()
 
 
 class ConfigError(Exception):
@@ -234,6 +236,13 @@ class Ctx:
             for d in days:
                 out.add((DAYS.index(str(d).lower()[:3]), start, end))
         return out
+
+    def known_timezone(self, tz: str, path: str) -> bool:
+        """Whether TZ is a time zone zoneinfo knows; an error at PATH when not."""
+        if tz in _TIMEZONES:
+            return True
+        self.error(path, f"{tz!r} is not a known time zone")
+        return False
 
     def as_choice(self, value: Any, path: str, choices: Iterable[str], default: str) -> str:
         if value in (None, ""):

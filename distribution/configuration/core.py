@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import zoneinfo
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -14,8 +13,6 @@ from accounts.tokens import hash_token
 from leads.models import Campaign, Source
 
 from .base import Ctx, Section, assign_changed, each_item, register, save_by_key
-
-_TIMEZONES = zoneinfo.available_timezones()
 
 
 def _token_hash(item: dict[str, Any], path: str, ctx: Ctx) -> str | None:
@@ -70,8 +67,7 @@ class AgentsSection(Section):
                 return
             seen.add(email)
             tz = item.get("timezone") or "UTC"
-            if tz not in _TIMEZONES:
-                ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
+            if not ctx.known_timezone(tz, f"{path}.timezone"):
                 return
             digest = _token_hash(item, path, ctx)
             if (

@@ -8,7 +8,6 @@ Top-level items are only upserted; `--prune` removes or deactivates the unnamed 
 
 from __future__ import annotations
 
-import zoneinfo
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +30,6 @@ from .base import (
     save_fields,
 )
 
-_TIMEZONES = zoneinfo.available_timezones()
 PERIODS = ("day", "week", "month")
 
 
@@ -206,8 +204,7 @@ class ContractsSection(Section):
             if starts and ends and ends < starts:
                 ctx.error(f"{path}.ends", "must not be before starts")
             tz = str(item.get("timezone") or settings.TIME_ZONE)
-            if tz not in _TIMEZONES:
-                ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
+            ctx.known_timezone(tz, f"{path}.timezone")
             min_score = ctx.as_float(
                 item.get("min_lead_score"), f"{path}.min_lead_score", -1e12, 1e12
             )

@@ -7,7 +7,6 @@ Top-level items are only upserted; `--prune` disables or removes the unnamed one
 
 from __future__ import annotations
 
-import zoneinfo
 from decimal import Decimal
 from typing import Any
 
@@ -41,7 +40,6 @@ from .base import (
     save_fields,
 )
 
-_TIMEZONES = zoneinfo.available_timezones()
 CAP_PERIODS = ("hour", "day", "week", "month")
 
 
@@ -129,8 +127,7 @@ class SchedulesSection(Section):
         def one(item: dict[str, Any], path: str) -> None:
             name = ctx.require(item, "name", path)
             tz = str(item.get("timezone") or "UTC")
-            if tz not in _TIMEZONES:
-                ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
+            ctx.known_timezone(tz, f"{path}.timezone")
             country = str(item.get("holiday_country") or "").upper()
             if country:
                 from distribution.loaders.holidays import supported_countries
