@@ -33,6 +33,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import seeding
+
 ROOT = Path(__file__).resolve().parent.parent
 REGION = (50.8, 53.5, 3.4, 7.2)  # lat min/max, lon min/max: roughly the Netherlands
 N_CONTRACTS = 10_000
@@ -50,31 +52,6 @@ def _setup_django() -> None:
     import django
 
     django.setup()
-
-
-def _ensure_database() -> None:
-    """Create the benchmark database when it does not exist, then migrate it."""
-    from django.conf import settings
-    from django.core.management import call_command
-
-    db = settings.DATABASES["default"]
-    if "postgresql" in db["ENGINE"]:
-        import psycopg
-
-        conninfo = psycopg.conninfo.make_conninfo(
-            host=str(db.get("HOST") or "127.0.0.1"),
-            port=str(db.get("PORT") or 5432),
-            user=str(db.get("USER") or "postgres"),
-            dbname="postgres",
-            **({"password": str(db["PASSWORD"])} if db.get("PASSWORD") else {}),
-        )
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            exists = conn.execute(
-                "select 1 from pg_database where datname = %s", [db["NAME"]]
-            ).fetchone()
-            if not exists:
-                conn.execute(f'create database "{db["NAME"]}"')
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -467,7 +444,7 @@ def run() -> dict[str, Any]:
     _setup_django()
     now = datetime.now(UTC)
     figures: dict[str, Any] = {}
-    _ensure_database()
+    seeding.database_ready(flush=False)
     for instance in INSTANCES:
         engine_figures = bench_engine(now, instance)
         service_figures = bench_service(now, instance)

@@ -21,6 +21,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import seeding
+
 LEADS = 10_000
 AGENTS = 500
 RULES = 20
@@ -55,91 +57,36 @@ def _server_args() -> tuple[list[str], dict[str, str]]:
     return args, env
 
 
-def _ensure_database() -> None:
-    """Create the bench database if missing (connecting to `postgres`), then migrate."""
-    import psycopg
-    from django.core.management import call_command
-    from django.db import connection
-
-    db = connection.settings_dict
-    conninfo = dict(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"] or "postgres",
-        password=db.get("PASSWORD") or None,
-        dbname="postgres",
-        autocommit=True,
-    )
-    kwargs: dict[str, Any] = {k: v for k, v in conninfo.items() if v is not None}
-    with psycopg.connect(**kwargs) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
-        ).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
-    call_command("migrate", verbosity=0, interactive=False)
-    call_command("flush", verbosity=0, interactive=False)
-
-
 def _build_setup() -> None:
     """500 agents in 20 overlapping pools of 30; 20 rules over 5 sources × 4 campaigns with
     a mix of strategies, caps and filters."""
-    from accounts.models import AgentProfile, User
-    from distribution.models import Pool, PoolMember, Rule
     from leads.models import Campaign, Source
 
-    users = User.objects.bulk_create(
-        User(
-            username=f"agent{i}@bench.local",
-            email=f"agent{i}@bench.local",
-            display_name=f"Agent {i}",
-        )
-        for i in range(AGENTS)
-    )
-    AgentProfile.objects.bulk_create(
-        AgentProfile(user=u, available=(i % 23 != 0)) for i, u in enumerate(users)
-    )
+    users = seeding.seed_agents(AGENTS, named=True)
     sources = Source.objects.bulk_create(
         Source(slug=f"src{i}", name=f"Source {i}") for i in range(5)
     )
     campaigns = Campaign.objects.bulk_create(
         Campaign(slug=f"camp{i}", name=f"Campaign {i}") for i in range(4)
     )
-    strategies = ["round_robin", "weighted", "load_balanced", "round_robin", "broadcast"]
-    members = []
-    for r in range(RULES):
-        pool = Pool.objects.create(name=f"pool{r}")
-        start = r * AGENTS // RULES  # the last members are the next pool's first
-        for pos in range(POOL_SIZE):
-            user = users[(start + pos) % AGENTS]
-            members.append(
-                PoolMember(
-                    pool=pool,
-                    agent=user,
-                    position=pos,
-                    weight=1 + (pos % 3),
-                    cap_day=200 if pos % 5 else 40,
-                    filters=(
-                        [{"field": "country", "op": "ne", "value": "XX"}] if pos % 7 == 0 else []
-                    ),
-                )
-            )
-        strategy = strategies[r % len(strategies)]
-        rule = Rule.objects.create(
-            name=f"rule{r:02d}",
-            priority=r,
-            enabled=True,
-            strategy=strategy,
-            pool=pool,
-            campaign=campaigns[r % 4],
-            cap_week=1000,
-            filters=[{"field": "company_size", "op": "gte", "value": 0}],
-            batch_size=10 if strategy == "broadcast" else None,
-            claim_timeout=timedelta(minutes=15) if strategy == "broadcast" else None,
-            initial_activity="new_lead" if r % 2 else "",
-        )
-        rule.sources.set([sources[r % 5]])
-    PoolMember.objects.bulk_create(members)
+    seeding.seed_pools_and_rules(
+        users,
+        sources,
+        campaigns,
+        rules=RULES,
+        pool_size=POOL_SIZE,
+        member=lambda pos: {
+            "cap_day": 200 if pos % 5 else 40,
+            "filters": [{"field": "country", "op": "ne", "value": "XX"}] if pos % 7 == 0 else [],
+        },
+        rule=lambda r, strategy: {
+            "cap_week": 1000,
+            "filters": [{"field": "company_size", "op": "gte", "value": 0}],
+            "batch_size": 10 if strategy == "broadcast" else None,
+            "claim_timeout": timedelta(minutes=15) if strategy == "broadcast" else None,
+            "initial_activity": "new_lead" if r % 2 else "",
+        },
+    )
 
 
 def _make_leads(n: int, offset: int = 0) -> None:
@@ -213,7 +160,7 @@ def run() -> dict[str, Any]:
     from distribution.services.queueing import leads_distribute_pending
     from leads.models import Lead
 
-    _ensure_database()
+    seeding.database_ready(flush=True)
     _build_setup()
     _make_leads(LEADS)
 

@@ -22,6 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import seeding
+
 LEADS = int(os.environ.get("BENCH_SIMULATE_LEADS", 100_000))
 DAYS = 7
 AGENTS = 300
@@ -37,76 +39,35 @@ def _django() -> None:
     django.setup()
 
 
-def _fresh_database() -> None:
-    """The bench database, created when missing, migrated and emptied."""
-    import psycopg
-    from django.core.management import call_command
-    from django.db import connection
-
-    db = connection.settings_dict
-    server = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} dbname=postgres"
-    server += f" user={db['USER'] or 'postgres'}"
-    if db.get("PASSWORD"):
-        server += f" password={db['PASSWORD']}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
-        if not found.fetchone():
-            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
-    call_command("migrate", verbosity=0, interactive=False)
-    call_command("flush", verbosity=0, interactive=False)
-
-
 def _seed() -> None:
     """Agents in overlapping pools, rules of several strategies with day caps (a sticky
     one among them), an automation, and LEADS leads spread evenly over the last DAYS days."""
     from django.db import connection
     from django.utils import timezone
 
-    from accounts.models import AgentProfile, User
-    from distribution.models import Automation, Pool, PoolMember, Rule
+    from distribution.models import Automation
     from leads.models import Campaign, Lead, Source
 
-    users = User.objects.bulk_create(
-        User(username=f"agent{i}@bench.local", email=f"agent{i}@bench.local") for i in range(AGENTS)
-    )
-    AgentProfile.objects.bulk_create(
-        AgentProfile(user=u, available=(i % 23 != 0)) for i, u in enumerate(users)
-    )
+    users = seeding.seed_agents(AGENTS)
     sources = Source.objects.bulk_create(Source(slug=f"src{i}", name=f"S{i}") for i in range(5))
     campaigns = Campaign.objects.bulk_create(
         Campaign(slug=f"camp{i}", name=f"C{i}") for i in range(2)
     )
-    strategies = ["round_robin", "weighted", "load_balanced", "round_robin", "broadcast"]
-    members = []
-    for r in range(RULES):
-        pool = Pool.objects.create(name=f"pool{r}")
-        start = r * AGENTS // RULES
-        members += [
-            PoolMember(
-                pool=pool,
-                agent=users[(start + pos) % AGENTS],
-                position=pos,
-                weight=1 + pos % 3,
-                cap_day=40 if pos % 5 else 10,
-            )
-            for pos in range(POOL_SIZE)
-        ]
-        strategy = strategies[r % len(strategies)]
-        offers = {"batch_size": 10, "claim_timeout": timedelta(minutes=15)}
-        rule = Rule.objects.create(
-            name=f"rule{r:02d}",
-            priority=r,
-            enabled=True,
-            strategy=strategy,
-            pool=pool,
-            campaign=campaigns[r % 2],
-            cap_week=150,
-            filters=[{"field": "company_size", "op": "gte", "value": r * 10}],
-            sticky_owner=r == 0,
+    offers = {"batch_size": 10, "claim_timeout": timedelta(minutes=15)}
+    seeding.seed_pools_and_rules(
+        users,
+        sources,
+        campaigns,
+        rules=RULES,
+        pool_size=POOL_SIZE,
+        member=lambda pos: {"cap_day": 40 if pos % 5 else 10},
+        rule=lambda r, strategy: {
+            "cap_week": 150,
+            "filters": [{"field": "company_size", "op": "gte", "value": r * 10}],
+            "sticky_owner": r == 0,
             **(offers if strategy == "broadcast" else {}),
-        )
-        rule.sources.set([sources[r % 5]])
-    PoolMember.objects.bulk_create(members)
+        },
+    )
     Automation.objects.create(
         name="globex",
         trigger="created",
@@ -196,7 +157,7 @@ def replay() -> dict[str, Any]:
 def run() -> dict[str, Any]:
     """Seed, then replay in a fresh process."""
     _django()
-    _fresh_database()
+    seeding.database_ready(flush=True)
     started = time.perf_counter()
     _seed()
     seeded = time.perf_counter() - started

@@ -9,7 +9,7 @@ service call; a refused operation shows the service's message.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -105,6 +105,32 @@ class WorkflowAdmin(admin.ModelAdmin):
             )
             or "none"
         )
+
+
+def _call_each(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    ids: Iterable[int],
+    call: Callable[[int], Any],
+    *,
+    noun: str,
+    verb: str,
+) -> int:
+    """An admin action over the selection: CALL for every id, then "N <noun>s <verb>.";
+    returns how many the service refused (a MarketplaceError)."""
+    done = refused = 0
+    for pk in ids:
+        try:
+            call(pk)
+            done += 1
+        except MarketplaceError:
+            refused += 1
+    modeladmin.message_user(
+        request,
+        ngettext(f"%d {noun} {verb}.", f"%d {noun}s {verb}.", done) % done,
+        messages.SUCCESS,
+    )
+    return refused
 
 
 # --------------------------------------------------------------------------- windows
@@ -331,17 +357,13 @@ class DistributionWindowAdmin(admin.ModelAdmin):
         service: Callable[..., Any],
         verb: str,
     ) -> None:
-        done = failed = 0
-        for window_id in queryset.values_list("id", flat=True):
-            try:
-                service(window_id=window_id, actor=request.user)
-                done += 1
-            except MarketplaceError:
-                failed += 1
-        self.message_user(
+        failed = _call_each(
+            self,
             request,
-            ngettext(f"%d window {verb}.", f"%d windows {verb}.", done) % done,
-            messages.SUCCESS,
+            queryset.values_list("id", flat=True),
+            lambda window_id: service(window_id=window_id, actor=request.user),
+            noun="window",
+            verb=verb,
         )
         if failed:
             self.message_user(
@@ -618,21 +640,15 @@ class OutboundLeadAdmin(admin.ModelAdmin):
         service: Callable[..., Any],
         verb: str,
     ) -> None:
-        done = skipped = 0
-        for outbound_id in queryset.filter(return_status=ReturnStatus.REQUESTED).values_list(
-            "id", flat=True
-        ):
-            try:
-                service(outbound_id=outbound_id, actor=request.user)
-                done += 1
-            except MarketplaceError:
-                skipped += 1
-        skipped += queryset.exclude(return_status=ReturnStatus.REQUESTED).count()
-        self.message_user(
+        skipped = _call_each(
+            self,
             request,
-            ngettext(f"%d return {verb}.", f"%d returns {verb}.", done) % done,
-            messages.SUCCESS,
+            queryset.filter(return_status=ReturnStatus.REQUESTED).values_list("id", flat=True),
+            lambda outbound_id: service(outbound_id=outbound_id, actor=request.user),
+            noun="return",
+            verb=verb,
         )
+        skipped += queryset.exclude(return_status=ReturnStatus.REQUESTED).count()
         if skipped:
             self.message_user(
                 request,
@@ -657,16 +673,27 @@ class OutboundLeadAdmin(admin.ModelAdmin):
 # --------------------------------------------------------------------------- lead actions
 
 
+def _open_for_one_lead(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Lead],
+    what: str,
+    url: Callable[[int], str],
+) -> HttpResponse | None:
+    """Redirect to URL of the one selected lead; a warning unless exactly one is selected."""
+    ids = list(queryset.values_list("id", flat=True)[:2])
+    if len(ids) != 1:
+        modeladmin.message_user(request, f"Select exactly one lead to {what}.", messages.WARNING)
+        return None
+    return HttpResponseRedirect(url(ids[0]))
+
+
 @admin.action(description="Distribute to contracts (marketplace)…")
 def lead_distribute_action(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Lead]
 ) -> HttpResponse | None:
     """Open the manual-distribution page of the one selected lead."""
-    ids = list(queryset.values_list("id", flat=True)[:2])
-    if len(ids) != 1:
-        modeladmin.message_user(request, "Select exactly one lead to distribute.", messages.WARNING)
-        return None
-    return HttpResponseRedirect(distribute_url(ids[0]))
+    return _open_for_one_lead(modeladmin, request, queryset, "distribute", distribute_url)
 
 
 @admin.action(description="Cherry-pick for a contract…")
@@ -674,13 +701,7 @@ def lead_cherry_pick_action(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Lead]
 ) -> HttpResponse | None:
     """Open the cherry-pick form of the one selected lead."""
-    ids = list(queryset.values_list("id", flat=True)[:2])
-    if len(ids) != 1:
-        modeladmin.message_user(
-            request, "Select exactly one lead to cherry-pick.", messages.WARNING
-        )
-        return None
-    return HttpResponseRedirect(cherry_pick_url(ids[0]))
+    return _open_for_one_lead(modeladmin, request, queryset, "cherry-pick", cherry_pick_url)
 
 
 lead_marketplace_actions = [lead_distribute_action, lead_cherry_pick_action]

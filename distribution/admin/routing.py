@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -80,9 +81,31 @@ class ScheduleAdmin(admin.ModelAdmin):
 # --- pools ------------------------------------------------------------------------------------
 
 
+class FiltersField(forms.JSONField):
+    """A JSON list of filters `{field, op, value}`, each checked as the engine reads it;
+    empty means none (`[]`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, **kwargs)
+
+    def clean(self, value: Any) -> list[Any]:
+        from distribution.engine.types import Filter
+
+        filters = super().clean(value) or []
+        if not isinstance(filters, list):
+            raise forms.ValidationError("A list of {field, op, value}.")
+        for item in filters:
+            if not isinstance(item, dict) or "field" not in item or "op" not in item:
+                raise forms.ValidationError("Each filter needs field and op.")
+            try:
+                Filter(str(item["field"]), str(item["op"]), item.get("value"))
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from exc
+        return filters
+
+
 class PoolMemberForm(forms.ModelForm):
-    filters = forms.JSONField(
-        required=False,
+    filters = FiltersField(
         initial=list,
         help_text='User filters: [{"field": "city", "op": "eq", "value": "Utrecht"}]',
     )
@@ -100,25 +123,6 @@ class PoolMemberForm(forms.ModelForm):
             "cap_month",
             "filters",
         )
-
-    def clean_filters(self) -> list[Any]:
-        return _clean_filters(self.cleaned_data.get("filters"))
-
-
-def _clean_filters(value: Any) -> list[Any]:
-    from distribution.engine.types import Filter
-
-    value = value or []
-    if not isinstance(value, list):
-        raise forms.ValidationError("A list of {field, op, value}.")
-    for item in value:
-        if not isinstance(item, dict) or "field" not in item or "op" not in item:
-            raise forms.ValidationError("Each filter needs field and op.")
-        try:
-            Filter(str(item["field"]), str(item["op"]), item.get("value"))
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from exc
-    return value
 
 
 class PoolMemberInline(admin.TabularInline):
@@ -151,46 +155,43 @@ class PerformanceTierInline(admin.TabularInline):
     fields = ("metric", "op", "threshold", "multiplier", "position")
 
 
+# The rule form's fields, grouped as the change page shows them (the form's field list too).
+RULE_FIELDSETS: Any = (
+    (None, {"fields": ("name", "priority", "enabled")}),
+    ("Which leads", {"fields": ("sources", "campaign", "filters")}),
+    (
+        "How",
+        {
+            "fields": (
+                "strategy",
+                "pool",
+                "claim_timeout",
+                "max_rounds",
+                "batch_size",
+                "default_agent",
+                "pull_allotment",
+                "sticky_owner",
+            )
+        },
+    ),
+    ("When", {"fields": ("schedule", "after_hours", "require_agent_hours", "tcpa")}),
+    (
+        "Caps (per member)",
+        {"fields": (("cap_hour", "cap_day", "cap_week", "cap_month"), "catch_up")},
+    ),
+    ("On assignment", {"fields": ("initial_status", "initial_activity", "contact_sla")}),
+)
+
+
 class RuleForm(forms.ModelForm):
-    filters = forms.JSONField(
-        required=False,
+    filters = FiltersField(
         initial=list,
         help_text='Lead filters: [{"field": "company_size", "op": "gte", "value": 50}]',
     )
 
     class Meta:
         model = Rule
-        fields = (
-            "name",
-            "priority",
-            "enabled",
-            "sources",
-            "campaign",
-            "filters",
-            "strategy",
-            "pool",
-            "claim_timeout",
-            "max_rounds",
-            "batch_size",
-            "default_agent",
-            "pull_allotment",
-            "sticky_owner",
-            "schedule",
-            "after_hours",
-            "require_agent_hours",
-            "tcpa",
-            "cap_hour",
-            "cap_day",
-            "cap_week",
-            "cap_month",
-            "catch_up",
-            "initial_status",
-            "initial_activity",
-            "contact_sla",
-        )
-
-    def clean_filters(self) -> list[Any]:
-        return _clean_filters(self.cleaned_data.get("filters"))
+        fields = flatten_fieldsets(RULE_FIELDSETS)
 
 
 @admin.register(Rule)
@@ -216,31 +217,7 @@ class RuleAdmin(admin.ModelAdmin):
     inlines = [PerformanceTierInline]
     actions = ["enable_rules", "disable_rules"]
     change_list_template = "admin/distribution/rule/change_list.html"
-    fieldsets = (
-        (None, {"fields": ("name", "priority", "enabled")}),
-        ("Which leads", {"fields": ("sources", "campaign", "filters")}),
-        (
-            "How",
-            {
-                "fields": (
-                    "strategy",
-                    "pool",
-                    "claim_timeout",
-                    "max_rounds",
-                    "batch_size",
-                    "default_agent",
-                    "pull_allotment",
-                    "sticky_owner",
-                )
-            },
-        ),
-        ("When", {"fields": ("schedule", "after_hours", "require_agent_hours", "tcpa")}),
-        (
-            "Caps (per member)",
-            {"fields": (("cap_hour", "cap_day", "cap_week", "cap_month"), "catch_up")},
-        ),
-        ("On assignment", {"fields": ("initial_status", "initial_activity", "contact_sla")}),
-    )
+    fieldsets = RULE_FIELDSETS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
         return selectors.rules_with_counts()
@@ -446,10 +423,7 @@ class SimulateForm(forms.Form):
     batch_size = forms.IntegerField(min_value=1, required=False)
     cap_day = forms.IntegerField(min_value=0, required=False)
     cap_week = forms.IntegerField(min_value=0, required=False)
-    filters = forms.JSONField(required=False)
-
-    def clean_filters(self) -> list[Any]:
-        return _clean_filters(self.cleaned_data.get("filters"))
+    filters = FiltersField()
 
 
 # --- offers, assignments, notices, automations ------------------------------------------------
@@ -501,7 +475,7 @@ class NoticeAdmin(admin.ModelAdmin):
 
 
 class AutomationForm(forms.ModelForm):
-    filters = forms.JSONField(required=False, initial=list)
+    filters = FiltersField(initial=list)
 
     class Meta:
         model = Automation
@@ -515,9 +489,6 @@ class AutomationForm(forms.ModelForm):
             "target_user",
             "target_rule",
         )
-
-    def clean_filters(self) -> list[Any]:
-        return _clean_filters(self.cleaned_data.get("filters"))
 
 
 @admin.register(Automation)

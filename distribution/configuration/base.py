@@ -7,10 +7,11 @@ import datetime as dt
 import importlib
 import json
 import re
+import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from django.db import models, transaction
@@ -24,6 +25,8 @@ SECTION_MODULES = [
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+M = TypeVar("M", bound=models.Model)
+_TIMEZONES = zoneinfo.available_timezones()
 
 
 class ConfigError(Exception):
@@ -57,6 +60,15 @@ class Report:
             self.details.append(
                 f"  {what} {section[:-1] if section.endswith('s') else section} {label}"
             )
+
+    def count_saved(self, section: str, label: str, *, created: bool, changed: list[str]) -> None:
+        """Count one upserted item: created, changed (naming what changed) or unchanged."""
+        if created:
+            self.count(section, "created", label)
+        elif changed:
+            self.count(section, "changed", f"{label} ({', '.join(changed)})")
+        else:
+            self.count(section, "unchanged")
 
     def recount(self, section: str, was: str, now: str, label: str) -> None:
         """Move one item counted WAS to NOW (a later step changed it after all)."""
@@ -225,6 +237,13 @@ class Ctx:
                 out.add((DAYS.index(str(d).lower()[:3]), start, end))
         return out
 
+    def known_timezone(self, tz: str, path: str) -> bool:
+        """Whether TZ is a time zone zoneinfo knows; an error at PATH when not."""
+        if tz in _TIMEZONES:
+            return True
+        self.error(path, f"{tz!r} is not a known time zone")
+        return False
+
     def as_choice(self, value: Any, path: str, choices: Iterable[str], default: str) -> str:
         if value in (None, ""):
             return default
@@ -253,21 +272,51 @@ class Ctx:
         label: str,
     ) -> models.Model:
         """Create or update one row by its natural key and count what happened."""
-        obj = model._default_manager.filter(**lookup).first()
-        if obj is None:
-            obj = model(**lookup, **values)
-            obj.save()
-            self.report.count(section, "created", label)
-            return obj
-        changed = [name for name, value in values.items() if _differs(getattr(obj, name), value)]
-        if changed:
-            for name in changed:
-                setattr(obj, name, values[name])
-            obj.save()
-            self.report.count(section, "changed", f"{label} ({', '.join(changed)})")
-        else:
-            self.report.count(section, "unchanged")
+        obj, created, changed = save_by_key(model, lookup, values)
+        self.report.count_saved(section, label, created=created, changed=changed)
         return obj
+
+    def switch_off(self, section: str, obj: models.Model, flag: str, label: str) -> None:
+        """Prune OBJ by turning its FLAG (`active` / `enabled`) off rather than deleting it:
+        what refers to it stays valid. Counted as removed, "(deactivated)" / "(disabled)"."""
+        setattr(obj, flag, False)
+        touched = [f.name for f in obj._meta.concrete_fields if f.name == "updated_at"]
+        obj.save(update_fields=[flag, *touched])
+        note = "disabled" if flag == "enabled" else "deactivated"
+        self.report.count(section, "removed", f"{label} ({note})")
+
+
+def save_by_key(
+    model: type[M], lookup: dict[str, Any], values: dict[str, Any]
+) -> tuple[M, bool, list[str]]:
+    """Create or update the row of MODEL found by LOOKUP (its natural key) with VALUES:
+    the row, whether it is new, and the names that changed (none for a new row)."""
+    obj = model._default_manager.filter(**lookup).first()
+    created = obj is None
+    obj = obj or model(**lookup)
+    return obj, created, save_fields(obj, values)
+
+
+def assign_changed(obj: models.Model, values: dict[str, Any]) -> list[str]:
+    """Set on OBJ the VALUES that differ from what it holds; the names of those fields."""
+    changed = [k for k, v in values.items() if _differs(getattr(obj, k), v)]
+    for k in changed:
+        setattr(obj, k, values[k])
+    return changed
+
+
+def save_fields(obj: models.Model, values: dict[str, Any]) -> list[str]:
+    """Set VALUES on OBJ and save it when new or changed; the names that changed (none for
+    a new row: every value is set, and its unset relations are never read)."""
+    if obj.pk is None:
+        for k, v in values.items():
+            setattr(obj, k, v)
+        obj.save()
+        return []
+    changed = assign_changed(obj, values)
+    if changed:
+        obj.save()
+    return changed
 
 
 def _differs(current: Any, new: Any) -> bool:

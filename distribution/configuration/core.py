@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import zoneinfo
+import abc
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -12,9 +12,7 @@ from accounts.models import AgentProfile, User
 from accounts.tokens import hash_token
 from leads.models import Campaign, Source
 
-from .base import Ctx, Section, each_item, register
-
-_TIMEZONES = zoneinfo.available_timezones()
+from .base import Ctx, Section, assign_changed, each_item, register, save_by_key
 
 
 def _token_hash(item: dict[str, Any], path: str, ctx: Ctx) -> str | None:
@@ -32,14 +30,6 @@ def _token_hash(item: dict[str, Any], path: str, ctx: Ctx) -> str | None:
             return None
         return str(digest)
     return None
-
-
-def _assign(obj: Any, values: dict[str, Any]) -> list[str]:
-    """Set VALUES on OBJ; the names of the fields that really changed."""
-    changed = [k for k, v in values.items() if getattr(obj, k) != v]
-    for k in changed:
-        setattr(obj, k, values[k])
-    return changed
 
 
 @register
@@ -77,8 +67,7 @@ class AgentsSection(Section):
                 return
             seen.add(email)
             tz = item.get("timezone") or "UTC"
-            if tz not in _TIMEZONES:
-                ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
+            if not ctx.known_timezone(tz, f"{path}.timezone"):
                 return
             digest = _token_hash(item, path, ctx)
             if (
@@ -104,12 +93,7 @@ class AgentsSection(Section):
             }
             if digest:
                 values["api_token_hash"] = digest
-            user = User.objects.filter(email=email).first()
-            created = user is None
-            user = user or User(email=email)
-            changed = _assign(user, user_values)
-            if created or changed:
-                user.save()
+            user, created, changed = save_by_key(User, {"email": email}, user_values)
             if item.get("password") and not user.check_password(str(item["password"])):
                 user.set_password(str(item["password"]))
                 user.save(update_fields=["password"])
@@ -118,20 +102,13 @@ class AgentsSection(Section):
                 AgentProfile.objects.create(user=user, **values)
                 changed.append("agent profile")
             else:
-                profile_changed = _assign(profile, values)
+                profile_changed = assign_changed(profile, values)
                 if profile_changed:
                     profile.save(update_fields=profile_changed)
                 changed += profile_changed
-            if created:
-                status = "created"
-                ctx.report.count(self.key, status, email)
-            elif changed:
-                status = "changed"
-                shown = ["token" if c == "api_token_hash" else c for c in changed]
-                ctx.report.count(self.key, status, f"{email} ({', '.join(shown)})")
-            else:
-                status = "unchanged"
-                ctx.report.count(self.key, status)
+            shown = ["token" if c == "api_token_hash" else c for c in changed]
+            ctx.report.count_saved(self.key, email, created=created, changed=shown)
+            status = "created" if created else "changed" if changed else "unchanged"
             if "schedule" in item:  # schedules are applied after agents: set it then
                 wanted = str(item["schedule"] or "").strip()
                 ctx.later.append(lambda: self._set_schedule(ctx, user, wanted, path, status))
@@ -180,16 +157,13 @@ class AgentsSection(Section):
         named = {str(e).lower() for e in named if e}
         for p in AgentProfile.objects.select_related("user").filter(active=True):
             if p.user.email not in named:
-                p.active = False
-                p.save(update_fields=["active"])
-                ctx.report.count(self.key, "removed", f"{p.user.email} (deactivated)")
+                ctx.switch_off(self.key, p, "active", str(p.user.email))
 
 
-@register
-class SourcesSection(Section):
-    key = "sources"
+class SlugSection(Section):
+    """A section whose items are keyed by a slug: each must be a valid slug, named once."""
+
     natural_key = "slug"
-    fields = ("slug", "name", "token", "token_sha256", "active")
 
     def apply(self, items: list[Any], ctx: Ctx) -> None:
         seen: set[str] = set()
@@ -208,19 +182,32 @@ class SourcesSection(Section):
                 ctx.error(f"{path}.slug", f"{slug} is listed twice")
                 return
             seen.add(str(slug))
-            digest = _token_hash(item, path, ctx)
-            if digest and Source.objects.filter(token_hash=digest).exclude(slug=slug).exists():
-                ctx.error(f"{path}.token", "is already used by another source")
-                return
-            values: dict[str, Any] = {
-                "name": str(item.get("name") or slug),
-                "active": ctx.as_bool(item.get("active"), f"{path}.active", True),
-            }
-            if digest:
-                values["token_hash"] = digest
-            ctx.upsert(self.key, Source, {"slug": slug}, values, str(slug))
+            self.apply_item(item, path, slug, ctx)
 
         each_item(ctx, self.key, items, self.fields, one)
+
+    @abc.abstractmethod
+    def apply_item(self, item: dict[str, Any], path: str, slug: Any, ctx: Ctx) -> None:
+        """Validate and upsert one item whose SLUG passed the checks."""
+
+
+@register
+class SourcesSection(SlugSection):
+    key = "sources"
+    fields = ("slug", "name", "token", "token_sha256", "active")
+
+    def apply_item(self, item: dict[str, Any], path: str, slug: Any, ctx: Ctx) -> None:
+        digest = _token_hash(item, path, ctx)
+        if digest and Source.objects.filter(token_hash=digest).exclude(slug=slug).exists():
+            ctx.error(f"{path}.token", "is already used by another source")
+            return
+        values: dict[str, Any] = {
+            "name": str(item.get("name") or slug),
+            "active": ctx.as_bool(item.get("active"), f"{path}.active", True),
+        }
+        if digest:
+            values["token_hash"] = digest
+        ctx.upsert(self.key, Source, {"slug": slug}, values, str(slug))
 
     def export(self) -> list[dict[str, Any]]:
         rows = []
@@ -233,43 +220,17 @@ class SourcesSection(Section):
 
     def prune(self, named: set[Any], ctx: Ctx) -> None:
         for s in Source.objects.filter(active=True).exclude(slug__in=named):
-            s.active = False
-            s.save(update_fields=["active"])
-            ctx.report.count(self.key, "removed", f"{s.slug} (deactivated)")
+            ctx.switch_off(self.key, s, "active", s.slug)
 
 
 @register
-class CampaignsSection(Section):
+class CampaignsSection(SlugSection):
     key = "campaigns"
-    natural_key = "slug"
     fields = ("slug", "name")
 
-    def apply(self, items: list[Any], ctx: Ctx) -> None:
-        seen: set[str] = set()
-
-        def one(item: dict[str, Any], path: str) -> None:
-            slug = ctx.require(item, "slug", path)
-            if not slug:
-                return
-            try:
-                validate_slug(str(slug))
-            except ValidationError:
-                ctx.error(f"{path}.slug", f"{slug!r} is not a slug (letters, digits, - and _)")
-                return
-            # a slug given twice would be upserted twice: never "no changes" on re-apply
-            if str(slug) in seen:
-                ctx.error(f"{path}.slug", f"{slug} is listed twice")
-                return
-            seen.add(str(slug))
-            ctx.upsert(
-                self.key,
-                Campaign,
-                {"slug": slug},
-                {"name": str(item.get("name") or slug)},
-                str(slug),
-            )
-
-        each_item(ctx, self.key, items, self.fields, one)
+    def apply_item(self, item: dict[str, Any], path: str, slug: Any, ctx: Ctx) -> None:
+        values = {"name": str(item.get("name") or slug)}
+        ctx.upsert(self.key, Campaign, {"slug": slug}, values, str(slug))
 
     def export(self) -> list[dict[str, Any]]:
         return [{"slug": c.slug, "name": c.name} for c in Campaign.objects.order_by("slug")]

@@ -8,12 +8,10 @@ Top-level items are only upserted; `--prune` removes or deactivates the unnamed 
 
 from __future__ import annotations
 
-import zoneinfo
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Model
 
 from crm.models import Company, Contract, ContractGroup, DeliveryInterval, Location
 from distribution.models import SelectionMode, SelectionRule, Workflow, WorkflowMode
@@ -23,40 +21,16 @@ from .base import (
     DAYS,
     Ctx,
     Section,
-    _differs,
     each_item,
     format_duration,
     format_time,
     plain,
     register,
+    save_by_key,
+    save_fields,
 )
 
-_TIMEZONES = zoneinfo.available_timezones()
 PERIODS = ("day", "week", "month")
-
-
-def _count(ctx: Ctx, section: str, created: bool, changed: list[str], label: str) -> None:
-    if created:
-        ctx.report.count(section, "created", label)
-    elif changed:
-        ctx.report.count(section, "changed", f"{label} ({', '.join(changed)})")
-    else:
-        ctx.report.count(section, "unchanged")
-
-
-def _save_fields(obj: Model, values: dict[str, Any]) -> list[str]:
-    """Set VALUES on OBJ and save it when new or changed; the names that changed."""
-    if obj.pk is None:
-        for k, v in values.items():
-            setattr(obj, k, v)
-        obj.save()
-        return []
-    changed = [k for k, v in values.items() if _differs(getattr(obj, k), v)]
-    for k in changed:
-        setattr(obj, k, values[k])
-    if obj.pk is None or changed:
-        obj.save()
-    return changed
 
 
 def _non_negative(ctx: Ctx, value: Any, path: str) -> Decimal | None:
@@ -119,10 +93,7 @@ class CompaniesSection(Section):
             locations = self._locations(ctx, item.get("locations"), f"{path}.locations")
             if locations is None or ctx.errors:
                 return
-            company = Company.objects.filter(name=name).first()
-            created = company is None
-            company = company or Company(name=name)
-            changed = _save_fields(company, {"active": active})
+            company, created, changed = save_by_key(Company, {"name": name}, {"active": active})
             current = {loc.name: loc for loc in company.locations.all()} if not created else {}
             moved = False
             for loc_name, (lat, lon) in locations.items():
@@ -132,14 +103,14 @@ class CompaniesSection(Section):
                         company=company, name=loc_name, latitude=lat, longitude=lon
                     )
                     moved = True
-                elif _save_fields(loc, {"latitude": lat, "longitude": lon}):
+                elif save_fields(loc, {"latitude": lat, "longitude": lon}):
                     moved = True
             if current:
                 Location.objects.filter(pk__in=[loc.pk for loc in current.values()]).delete()
                 moved = True
             if moved and not created:
                 changed.append("locations")
-            _count(ctx, self.key, created, changed, name)
+            ctx.report.count_saved(self.key, name, created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
 
@@ -160,9 +131,7 @@ class CompaniesSection(Section):
         for company in Company.objects.exclude(name__in=named):
             if company.contracts.exists():
                 if company.active:
-                    company.active = False
-                    company.save(update_fields=["active", "updated_at"])
-                    ctx.report.count(self.key, "removed", f"{company.name} (deactivated)")
+                    ctx.switch_off(self.key, company, "active", company.name)
             else:
                 company.delete()
                 ctx.report.count(self.key, "removed", company.name)
@@ -235,8 +204,7 @@ class ContractsSection(Section):
             if starts and ends and ends < starts:
                 ctx.error(f"{path}.ends", "must not be before starts")
             tz = str(item.get("timezone") or settings.TIME_ZONE)
-            if tz not in _TIMEZONES:
-                ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
+            ctx.known_timezone(tz, f"{path}.timezone")
             min_score = ctx.as_float(
                 item.get("min_lead_score"), f"{path}.min_lead_score", -1e12, 1e12
             )
@@ -269,10 +237,7 @@ class ContractsSection(Section):
             values["group"] = (
                 ContractGroup.objects.get_or_create(name=group_name)[0] if group_name else None
             )
-            contract = Contract.objects.filter(name=name).first()
-            created = contract is None
-            contract = contract or Contract(name=name)
-            changed = _save_fields(contract, values)
+            contract, created, changed = save_by_key(Contract, {"name": name}, values)
             current = (
                 set()
                 if created
@@ -288,7 +253,7 @@ class ContractsSection(Section):
                 )
                 if not created:
                     changed.append("delivery")
-            _count(ctx, self.key, created, changed, str(name))
+            ctx.report.count_saved(self.key, str(name), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
 
@@ -353,9 +318,7 @@ class ContractsSection(Section):
 
     def prune(self, named: set[Any], ctx: Ctx) -> None:
         for c in Contract.objects.filter(active=True).exclude(name__in=named):
-            c.active = False
-            c.save(update_fields=["active", "updated_at"])
-            ctx.report.count(self.key, "removed", f"{c.name} (deactivated)")
+            ctx.switch_off(self.key, c, "active", c.name)
 
 
 # --- workflows ----------------------------------------------------------------------------
@@ -445,10 +408,7 @@ class WorkflowsSection(Section):
             seen.add(str(slug))
             if campaign is None or rules is None or ctx.errors:
                 return
-            workflow = Workflow.objects.filter(campaign=campaign).first()
-            created = workflow is None
-            workflow = workflow or Workflow(campaign=campaign)
-            changed = _save_fields(workflow, values)
+            workflow, created, changed = save_by_key(Workflow, {"campaign": campaign}, values)
             current = {r.position: r for r in workflow.selection_rules.all()}
             rules_changed = False
             for rule in rules:
@@ -456,14 +416,14 @@ class WorkflowsSection(Section):
                 if existing is None:
                     SelectionRule.objects.create(workflow=workflow, **rule)
                     rules_changed = True
-                elif _save_fields(existing, rule):
+                elif save_fields(existing, rule):
                     rules_changed = True
             if current:
                 SelectionRule.objects.filter(pk__in=[r.pk for r in current.values()]).delete()
                 rules_changed = True
             if rules_changed and not created:
                 changed.append("selection_rules")
-            _count(ctx, self.key, created, changed, str(slug))
+            ctx.report.count_saved(self.key, str(slug), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
 

@@ -7,11 +7,8 @@ Top-level items are only upserted; `--prune` disables or removes the unnamed one
 
 from __future__ import annotations
 
-import zoneinfo
 from decimal import Decimal
 from typing import Any
-
-from django.db.models import Model
 
 from accounts.models import User
 from distribution.engine.types import METRICS, TIER_OPS, Filter
@@ -39,34 +36,14 @@ from .base import (
     format_time,
     plain,
     register,
+    save_by_key,
+    save_fields,
 )
 
-_TIMEZONES = zoneinfo.available_timezones()
 CAP_PERIODS = ("hour", "day", "week", "month")
 
 
 # --- shared helpers -----------------------------------------------------------------------
-
-
-def _count(ctx: Ctx, section: str, created: bool, changed: list[str], label: str) -> None:
-    if created:
-        ctx.report.count(section, "created", label)
-    elif changed:
-        ctx.report.count(section, "changed", f"{label} ({', '.join(changed)})")
-    else:
-        ctx.report.count(section, "unchanged")
-
-
-def _save_fields(obj: Model, values: dict[str, Any]) -> list[str]:
-    """Set VALUES on OBJ and save it when new or changed; the names that changed."""
-    from .base import _differs
-
-    changed = [k for k, v in values.items() if _differs(getattr(obj, k), v)]
-    for k in changed:
-        setattr(obj, k, values[k])
-    if obj.pk is None or changed:
-        obj.save()
-    return changed
 
 
 def parse_filters(ctx: Ctx, value: Any, path: str) -> list[dict[str, Any]]:
@@ -150,8 +127,7 @@ class SchedulesSection(Section):
         def one(item: dict[str, Any], path: str) -> None:
             name = ctx.require(item, "name", path)
             tz = str(item.get("timezone") or "UTC")
-            if tz not in _TIMEZONES:
-                ctx.error(f"{path}.timezone", f"{tz!r} is not a known time zone")
+            ctx.known_timezone(tz, f"{path}.timezone")
             country = str(item.get("holiday_country") or "").upper()
             if country:
                 from distribution.loaders.holidays import supported_countries
@@ -165,10 +141,8 @@ class SchedulesSection(Section):
             days_off = self._holidays(ctx, item.get("holidays"), f"{path}.holidays")
             if not name or intervals is None or days_off is None or ctx.errors:
                 return
-            schedule = Schedule.objects.filter(name=name).first()
-            created = schedule is None
-            schedule = schedule or Schedule(name=name)
-            changed = _save_fields(schedule, {"timezone": tz, "holiday_country": country})
+            values = {"timezone": tz, "holiday_country": country}
+            schedule, created, changed = save_by_key(Schedule, {"name": name}, values)
             current = {(iv.weekday, iv.start, iv.end) for iv in schedule.intervals.all()}
             if current != intervals:
                 schedule.intervals.all().delete()
@@ -188,7 +162,7 @@ class SchedulesSection(Section):
                     Holiday(schedule=schedule, date=d, name=n) for d, n in sorted(days_off.items())
                 )
                 changed.append("holidays")
-            _count(ctx, self.key, created, [] if created else changed, str(name))
+            ctx.report.count_saved(self.key, str(name), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
 
@@ -292,10 +266,8 @@ class PoolsSection(Section):
                 )
             if not name or ctx.errors:
                 return
-            pool = Pool.objects.filter(name=name).first()
-            created = pool is None
-            pool = pool or Pool(name=name)
-            changed = _save_fields(pool, {"description": str(item.get("description") or "")})
+            values = {"description": str(item.get("description") or "")}
+            pool, created, changed = save_by_key(Pool, {"name": name}, values)
             current = list(pool.members.order_by("position", "id"))
             same = [(_member_row(m), m.position) for m in current] == [
                 (
@@ -317,11 +289,11 @@ class PoolsSection(Section):
                 by_agent = {m.agent_id: m for m in current}
                 for w in wanted:
                     member = by_agent.pop(w["agent_id"], None) or PoolMember(pool=pool)
-                    _save_fields(member, w)
+                    save_fields(member, w)
                 # removing a member keeps its offers and assignments (SET_NULL / by agent)
                 PoolMember.objects.filter(pk__in=[m.pk for m in by_agent.values()]).delete()
                 changed.append("members")
-            _count(ctx, self.key, created, [] if created else changed, str(name))
+            ctx.report.count_saved(self.key, str(name), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
 
@@ -477,11 +449,7 @@ class RulesSection(Section):
             tiers = self._tiers(ctx, item.get("tiers"), f"{path}.tiers")
             if not name or ctx.errors:
                 return
-            rule = Rule.objects.filter(name=name).first()
-            created = rule is None
-            rule = rule or Rule(name=name)
-            was_enabled = bool(rule.pk and rule.enabled)
-            changed = _save_fields(rule, values)
+            rule, created, changed = save_by_key(Rule, {"name": name}, values)
             wanted_sources = {s.pk for s in sources if s is not None}
             if {s.pk for s in rule.sources.all()} != wanted_sources:
                 rule.sources.set(wanted_sources)
@@ -499,13 +467,13 @@ class RulesSection(Section):
                     for i, (m, o, th, mu) in enumerate(tiers)
                 )
                 changed.append("tiers")
-            if rule.enabled and not was_enabled and not ctx.report.dry_run:
+            if rule.enabled and (created or "enabled" in changed) and not ctx.report.dry_run:
                 # enabling distributes every waiting lead the rule matches (seed 002), after
                 # the whole file has committed
                 from distribution.services.rules import rule_queue_waiting_leads
 
                 rule_queue_waiting_leads(rule_id=rule.pk)
-            _count(ctx, self.key, created, [] if created else changed, str(name))
+            ctx.report.count_saved(self.key, str(name), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
 
@@ -556,9 +524,7 @@ class RulesSection(Section):
 
     def prune(self, named: set[Any], ctx: Ctx) -> None:
         for rule in Rule.objects.exclude(name__in=named).filter(enabled=True):
-            rule.enabled = False
-            rule.save(update_fields=["enabled", "updated_at"])
-            ctx.report.count(self.key, "removed", f"{rule.name} (disabled)")
+            ctx.switch_off(self.key, rule, "enabled", rule.name)
 
 
 # --- automations --------------------------------------------------------------------------
@@ -642,6 +608,4 @@ class AutomationsSection(Section):
 
     def prune(self, named: set[Any], ctx: Ctx) -> None:
         for a in Automation.objects.exclude(name__in=named).filter(enabled=True):
-            a.enabled = False
-            a.save(update_fields=["enabled"])
-            ctx.report.count(self.key, "removed", f"{a.name} (disabled)")
+            ctx.switch_off(self.key, a, "enabled", a.name)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.utils import timezone
@@ -330,27 +331,19 @@ class Router:
     def decide(self, job: Job) -> Decision:
         rule = job.rule
         assert rule is not None
-        members = self.members(rule)
-        if job.after_round:
-            return engine.next_round(
-                rule,
-                job.snap,
-                members,
-                self.now,
-                offered_member_ids=job.offered,
-                round_no=job.round_no,
-                rules_tried=job.tried,
-                directory=self.directory,
-                checkers=self.checkers,
-            )
-        return engine.decide(
+        # an offer round that ended moves on to the next in line; else the first decision
+        step = (
+            partial(engine.next_round, offered_member_ids=job.offered)
+            if job.after_round
+            else partial(engine.decide, offered=job.offered)
+        )
+        return step(
             rule,
             job.snap,
-            members,
+            self.members(rule),
             self.now,
             rules_tried=job.tried,
             round_no=job.round_no,
-            offered=job.offered,
             directory=self.directory,
             checkers=self.checkers,
         )

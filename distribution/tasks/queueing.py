@@ -6,14 +6,10 @@ from celery import shared_task
 
 from distribution import services
 
+from .retry import RETRY_WITH_BACKOFF
 
-@shared_task(
-    name="distribution.distribute_lead",
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=5,
-)
+
+@shared_task(name="distribution.distribute_lead", max_retries=5, **RETRY_WITH_BACKOFF)
 def distribute_lead(lead_id: int, trigger: str = "arrival") -> str | None:
     """Distribute one lead, by the marketplace or agent routing (idempotent: an already
     distributed lead is left alone)."""

@@ -8,6 +8,8 @@ from celery import shared_task
 
 from distribution.services import claims, distribute, notify, rules, sla
 
+from .retry import RETRY_WITH_BACKOFF
+
 
 @shared_task(name="distribution.expire_offers")
 def expire_offers() -> int:
@@ -27,26 +29,14 @@ def reassign_missed_sla() -> int:
     return sla.leads_reassign_missed_sla()
 
 
-@shared_task(
-    name="distribution.distribute_waiting_for_rule",
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=3,
-)
+@shared_task(name="distribution.distribute_waiting_for_rule", max_retries=3, **RETRY_WITH_BACKOFF)
 def distribute_waiting_for_rule(rule_id: int) -> dict[str, int]:
     """Queue, in chunks, the waiting leads a just-enabled rule matches (safe to run twice:
     a lead already distributed is no longer waiting)."""
     return rules.rule_distribute_waiting(rule_id=rule_id)
 
 
-@shared_task(
-    name="distribution.distribute_leads",
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=5,
-)
+@shared_task(name="distribution.distribute_leads", max_retries=5, **RETRY_WITH_BACKOFF)
 def distribute_leads(lead_ids: list[int], trigger: str) -> dict[str, int]:
     """Distribute a chunk of pending leads in one batch (idempotent: a lead already
     distributed is left alone)."""
