@@ -640,7 +640,9 @@ class OutboundLeadAdmin(admin.ModelAdmin):
         service: Callable[..., Any],
         verb: str,
     ) -> None:
-        skipped = _call_each(
+        # counted first: the decisions below move the requested ones out of `requested`
+        not_waiting = queryset.exclude(return_status=ReturnStatus.REQUESTED).count()
+        skipped = not_waiting + _call_each(
             self,
             request,
             queryset.filter(return_status=ReturnStatus.REQUESTED).values_list("id", flat=True),
@@ -648,7 +650,6 @@ class OutboundLeadAdmin(admin.ModelAdmin):
             noun="return",
             verb=verb,
         )
-        skipped += queryset.exclude(return_status=ReturnStatus.REQUESTED).count()
         if skipped:
             self.message_user(
                 request,

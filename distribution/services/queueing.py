@@ -14,6 +14,8 @@ from distribution.models import DistributionAttempt
 from leads.models import DistributionState, Lead
 
 logger = logging.getLogger(__name__)
+# publishing a task: a short retry, then the sweeper's turn (a lead saved is never lost)
+QUEUE_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 
 def _enqueue(lead_id: int, trigger: str = "arrival") -> None:
@@ -24,7 +26,7 @@ def _enqueue(lead_id: int, trigger: str = "arrival") -> None:
             args=[lead_id],
             kwargs={"trigger": trigger},
             retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+            retry_policy=QUEUE_RETRY,
         )
     except Exception:  # broker down: the lead stays pending and the sweeper re-queues it
         logger.warning("could not queue lead %s; the sweeper will retry", lead_id, exc_info=True)

@@ -20,13 +20,13 @@ from distribution.engine import routing as engine
 from distribution.loaders.routing import LEAD_RELATED, lead_snapshot, locked_leads
 from distribution.models import Offer, Rule
 from distribution.services.distribute import leads_distribute_batch
+from distribution.services.queueing import QUEUE_RETRY
 from distribution.services.router import Trigger
 from leads.models import DistributionState, Lead, LeadStatus
 
 logger = logging.getLogger(__name__)
 WAITING_FOR_A_RULE = (LeadStatus.UNASSIGNED, LeadStatus.EXCEPTION, LeadStatus.PENDING)
 BACKLOG_CHUNK = 500  # matching waiting leads per distribution task when a rule is enabled
-QUEUE_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 
 def rule_distribute_waiting(*, rule_id: int) -> dict[str, int]:

@@ -142,3 +142,30 @@ def test_contract_pause_action_and_lead_actions(staff, contract, new_lead):
     assert response["Location"] == reverse(
         "admin:distribution_outboundlead_distribute", args=[lead.pk]
     )
+
+
+def test_approving_a_return_reports_it_approved_and_nothing_skipped(
+    staff, workflow, contract, new_lead
+):
+    workflow(rules=[("qs", 2)])
+    contract(name="one", max_share_count=2)
+    contract(name="two", max_share_count=2)
+    lead = new_lead()
+    arrive(lead)
+    requested, untouched = OutboundLead.objects.filter(lead=lead).order_by("pk")
+    return_url = reverse("admin:distribution_outboundlead_return", args=[requested.pk])
+    assert staff.post(return_url, {"reason": "not interested"}).status_code == 302
+    outbound_list = reverse("admin:distribution_outboundlead_changelist")
+    page = staff.post(
+        outbound_list,
+        {"action": "approve_returns", "_selected_action": [requested.pk, untouched.pk]},
+        follow=True,
+    ).content.decode()
+    assert "1 outbound lead had no return waiting." in page  # the one never returned
+    staff.post(return_url.replace(str(requested.pk), str(untouched.pk)), {"reason": "dup"})
+    page = staff.post(
+        outbound_list,
+        {"action": "approve_returns", "_selected_action": [untouched.pk]},
+        follow=True,
+    ).content.decode()
+    assert "no return waiting" not in page
