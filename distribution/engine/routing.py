@@ -171,6 +171,35 @@ class _Context:
     rng: random.Random
     checkers: Checkers | None = None
 
+    @classmethod
+    def of(
+        cls,
+        rule: RuleSnapshot,
+        lead: LeadSnapshot,
+        members: Sequence[MemberSnapshot],
+        now: datetime,
+        rules_tried: tuple[RuleTrial, ...],
+        round_no: int,
+        offered: frozenset[int],
+        directory: Sequence[AgentSnapshot],
+        rng: random.Random | None,
+        checkers: Checkers | None,
+    ) -> _Context:
+        """One decision's context: ``now`` in UTC, the lead's own Random unless one is given."""
+        rng = rng if rng is not None else _lead_rng(lead)
+        return cls(
+            rule,
+            lead,
+            members,
+            to_utc(now),
+            rules_tried,
+            round_no,
+            offered,
+            directory,
+            rng,
+            checkers,
+        )
+
     def checker(self, hours_at: datetime | None = None) -> Checker:
         """The rule's Checker now: a new one, or the batch's (``checkers``)."""
         if self.checkers is None:
@@ -434,17 +463,8 @@ def decide(
     layer loads just the ones the lead's assign_to fields refer to). ``checkers``: the
     Checkers of a batch decided at one ``now``, reused from lead to lead (same decisions).
     """
-    ctx = _Context(
-        rule=rule,
-        lead=lead,
-        members=members,
-        now=to_utc(now),
-        rules_tried=rules_tried,
-        round_no=round_no,
-        offered=offered,
-        directory=directory,
-        rng=rng if rng is not None else _lead_rng(lead),
-        checkers=checkers,
+    ctx = _Context.of(
+        rule, lead, members, now, rules_tried, round_no, offered, directory, rng, checkers
     )
     if rule.strategy == "none":
         return ctx.decision("prospect", STRATEGY_NONE, "stored as a prospect, nobody assigned")
@@ -539,17 +559,9 @@ def next_round(
     them again at ``hold_until``.
     """
     if rule.max_rounds is not None and round_no >= rule.max_rounds:
-        ctx = _Context(
-            rule=rule,
-            lead=lead,
-            members=members,
-            now=to_utc(now),
-            rules_tried=rules_tried,
-            round_no=round_no,
-            offered=offered_member_ids,
-            directory=directory,
-            rng=rng if rng is not None else _lead_rng(lead),
-            checkers=checkers,
+        offered = offered_member_ids
+        ctx = _Context.of(
+            rule, lead, members, now, rules_tried, round_no, offered, directory, rng, checkers
         )
         checker = ctx.checker()
         elig = checker.evaluate(members, lead, offered=offered_member_ids)

@@ -47,6 +47,16 @@ def _lock_lead(lead_id: int) -> Lead:
     return lead
 
 
+def _lock_own_offer_lead(*, offer_id: int, agent: User) -> Lead:
+    """The lead of AGENT's offer OFFER_ID, locked; 404 for no such offer, 403 for another's."""
+    head = Offer.objects.filter(pk=offer_id).values("lead_id", "agent_id").first()
+    if head is None:
+        raise NotFound("No such offer.")
+    if head["agent_id"] != agent.pk:
+        raise NotAllowed("This offer is not yours.", code="not_offered")
+    return _lock_lead(head["lead_id"])
+
+
 def _record(
     router: Router,
     lead: Lead,
@@ -142,12 +152,7 @@ def _claim(*, offer_id: int, agent: User, method: str) -> Lead:
     """Claim one offer inside a transaction (see offer_claim)."""
     started = time.perf_counter()
     now = timezone.now()
-    head = Offer.objects.filter(pk=offer_id).values("lead_id", "agent_id").first()
-    if head is None:
-        raise NotFound("No such offer.")
-    if head["agent_id"] != agent.pk:
-        raise NotAllowed("This offer is not yours.", code="not_offered")
-    lead = _lock_lead(head["lead_id"])
+    lead = _lock_own_offer_lead(offer_id=offer_id, agent=agent)
     offer = Offer.objects.select_related("rule").get(pk=offer_id)
     if offer.status == Offer.Status.CLAIMED and lead.owner_id == agent.pk:
         return lead  # a repeated click: already yours
@@ -228,12 +233,7 @@ def offer_decline(*, offer_id: int, agent: User) -> Lead:
     """Decline an offer: the decliner is not offered the lead again; when no other offer
     of it is open, it goes to the next in line at once."""
     with transaction.atomic():
-        head = Offer.objects.filter(pk=offer_id).values("lead_id", "agent_id").first()
-        if head is None:
-            raise NotFound("No such offer.")
-        if head["agent_id"] != agent.pk:
-            raise NotAllowed("This offer is not yours.", code="not_offered")
-        lead = _lock_lead(head["lead_id"])
+        lead = _lock_own_offer_lead(offer_id=offer_id, agent=agent)
         offer = Offer.objects.get(pk=offer_id)
         if offer.status == Offer.Status.DECLINED:
             return lead
