@@ -11,13 +11,16 @@ from django.http import HttpRequest
 from distribution.errors import DistributionError
 
 
-def run_service(request: HttpRequest, action: Callable[[], Any], success: str) -> bool:
-    """Call a service; report success or its refusal (any DistributionError, by its
-    `detail`) as an admin message. Returns whether it succeeded."""
+def run_service(
+    request: HttpRequest, action: Callable[[], Any], success: str | Callable[[Any], str]
+) -> bool:
+    """Call a service; report success (a text, or one made from what the service returned)
+    or its refusal (any DistributionError, by its `detail`) as an admin message. Returns
+    whether it succeeded."""
     try:
-        action()
+        result = action()
     except DistributionError as exc:
         messages.error(request, exc.detail)
         return False
-    messages.success(request, success)
+    messages.success(request, success if isinstance(success, str) else success(result))
     return True

@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from distribution.admin.adapters import run_service
 from distribution.errors import DistributionError
 from distribution.models import (
     Assignment,
@@ -317,20 +318,17 @@ class RuleAdmin(admin.ModelAdmin):
                 if agent is None:
                     self.message_user(request, "Choose an agent.", messages.WARNING)
                 else:
-                    try:
-                        n = claims.leads_assign_manually(
+                    run_service(
+                        request,
+                        lambda: claims.leads_assign_manually(
                             lead_ids=ids,
                             agent=agent,
                             actor=request.user,  # type: ignore[arg-type]  # signed in
-                        )
-                    except DistributionError as exc:
-                        self.message_user(request, exc.detail, messages.ERROR)
-                    else:
-                        self.message_user(
-                            request,
-                            f"Assigned {_plural(n, 'lead')} to {agent.email}; they were e-mailed.",
-                            messages.SUCCESS,
-                        )
+                        ),
+                        lambda n: (
+                            f"Assigned {_plural(n, 'lead')} to {agent.email}; they were e-mailed."
+                        ),
+                    )
             return HttpResponseRedirect(reverse(f"admin:{url_name}"))
         page = Paginator(queryset, 100).get_page(request.GET.get("page"))
         context = {
