@@ -1,3 +1,5 @@
+"""The distribution app: routing and the marketplace, hooked into leads through signals."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""Admin for distribution (history now; pools, rules and queues with the routing issue)."""
+"""Admin for the distribution history: every attempt, read-only, with its explanation."""
 
 from __future__ import annotations
 
