@@ -39,18 +39,22 @@ def _pg(*, since: datetime, until: datetime) -> list[HourSpeed]:
     sql = f"""
         WITH firsts AS (
             SELECT l.created_at,
-                   GREATEST(0, EXTRACT(EPOCH FROM LEAST(
+                   LEAST(  -- LEAST and GREATEST skip NULLs: never offered, or never assigned
                        (SELECT MIN(o.created_at) FROM {offer} o WHERE o.lead_id = l.id),
                        (SELECT MIN(a.created_at) FROM {assignment} a WHERE a.lead_id = l.id)
-                   ) - l.created_at)) AS wait
+                   ) AS first_at
             FROM {lead} l
             WHERE l.created_at >= %s AND l.created_at < %s
+        ), waits AS (
+            SELECT created_at, CASE WHEN first_at IS NOT NULL
+                THEN GREATEST(0, EXTRACT(EPOCH FROM first_at - created_at)) END AS wait
+            FROM firsts
         )
         SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC') AS hour,
                count(*), count(wait),
                percentile_cont(0.5) WITHIN GROUP (ORDER BY wait),
                percentile_cont(0.9) WITHIN GROUP (ORDER BY wait)
-        FROM firsts GROUP BY 1 ORDER BY 1
+        FROM waits GROUP BY 1 ORDER BY 1
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [since, until])
