@@ -17,7 +17,12 @@ def distribute_lead(lead_id: int, trigger: str = "arrival") -> str | None:
     return attempt.outcome if attempt is not None else None
 
 
-@shared_task(name="distribution.requeue_pending")
+# Beat sends the sweep every 30 s; a sweep still queued after SWEEP_EXPIRES (the worker is
+# behind) is dropped by the worker instead of running late, one after another.
+SWEEP_EXPIRES = 25
+
+
+@shared_task(name="distribution.requeue_pending", expires=SWEEP_EXPIRES)
 def requeue_pending() -> int:
-    """Re-queue leads still pending after the grace period."""
+    """Re-queue leads still pending after the grace period, each once per window."""
     return services.leads_requeue_stale()
