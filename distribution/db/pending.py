@@ -169,7 +169,7 @@ def _pg_stale(*, cutoff: datetime, now: datetime, limit: int) -> list[int]:
         f"AND (queued_at IS NULL OR queued_at < %s) ORDER BY created_at, id LIMIT %s "
         f"FOR UPDATE SKIP LOCKED) RETURNING id"
     )
-    params = [now, DistributionState.PENDING.value, cutoff, cutoff, limit]
+    params: list[Any] = [now, DistributionState.PENDING.value, cutoff, cutoff, limit]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted(row[0] for row in cursor.fetchall())
