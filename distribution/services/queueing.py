@@ -104,3 +104,15 @@ def lead_dispatch(*, lead_id: int, trigger: str = "arrival") -> DistributionAtte
     if lead_has_workflow(lead_id=lead_id):
         return lead_distribute_marketplace(lead_id=lead_id, trigger=trigger)
     return lead_distribute(lead_id=lead_id, trigger=trigger)
+
+
+def lead_dispatch_arrival(*, lead_id: int, trigger: str = "arrival") -> DistributionAttempt | None:
+    """The arrival task's service: a marketplace lead is sold on its own; an arrived lead
+    for agent routing is routed in one batch with the other leads pending now
+    (`leads_distribute_arrival`); a re-queued one (sweeper) on its own."""
+    from distribution.selectors.marketplace import lead_has_workflow
+    from distribution.services.distribute import leads_distribute_arrival
+
+    if trigger != "arrival" or lead_has_workflow(lead_id=lead_id):
+        return lead_dispatch(lead_id=lead_id, trigger=trigger)
+    return leads_distribute_arrival(lead_id=lead_id, trigger=trigger)
