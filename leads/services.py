@@ -7,7 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from leads.models import Activity, Campaign, Lead, LeadEvent, LeadStatus, Source
+from leads.models import Activity, Campaign, DistributionState, Lead, LeadEvent, LeadStatus, Source
 from leads.signals import lead_awaits_distribution
 from leads.validation import clean_lead_input
 
@@ -53,6 +53,8 @@ def lead_ingest(
     """
     values = clean_lead_input(data, campaigns=campaigns)
     lead = Lead(source=source, **values)
+    if not queue:  # not distributed until asked (distribute_pending, a rule's backlog)
+        lead.distribution_state = DistributionState.UNQUEUED
     lead.normalise()
     with transaction.atomic():
         try:
