@@ -97,8 +97,13 @@ class _EmailBatch:
         self.emails: list[Email] = []
 
     def __call__(self) -> None:
-        if self.emails:
-            emails_dispatch(self.emails)
+        emails, self.emails = self.emails, []  # once (tests may run the hooks, then more)
+        if emails:
+            emails_dispatch(emails)
+
+
+def _moved() -> None:
+    """Stands where the batch's hook was before it moved to the end (see emails_on_commit)."""
 
 
 class _EmailPart:
@@ -123,7 +128,9 @@ def emails_on_commit(emails: Sequence[Email], *, using: str | None = None) -> No
     2. The transaction's batch (one per transaction) is an on-commit hook of the whole
        transaction, moved after the new part, so that at commit every surviving part has
        joined it before it sends. This edits Django's `connection.run_on_commit` list of
-       `(savepoint ids, hook, robust)` — the one place outside the framework that does.
+       `(savepoint ids, hook, robust)` — the one place outside the framework that does —
+       leaving a no-op where the batch was, so that hooks keep their places in the list
+       (Django's captureOnCommitCallbacks reads the hooks added after a given index).
     """
     if not emails:
         return
@@ -131,11 +138,13 @@ def emails_on_commit(emails: Sequence[Email], *, using: str | None = None) -> No
     if not conn.in_atomic_block:
         emails_dispatch(emails)
         return
-    batch = next((f for _, f, _ in conn.run_on_commit if isinstance(f, _EmailBatch)), None)
-    if batch is None:
+    hooks = conn.run_on_commit
+    at = next((i for i, hook in enumerate(hooks) if isinstance(hook[1], _EmailBatch)), None)
+    if at is None:
         batch = _EmailBatch()
     else:
-        conn.run_on_commit = [hook for hook in conn.run_on_commit if hook[1] is not batch]
+        batch = hooks[at][1]
+        hooks[at] = (hooks[at][0], _moved, False)
     transaction.on_commit(_EmailPart(batch, emails), using=using)
     conn.run_on_commit.append((set(), batch, False))  # the whole transaction's scope
 
