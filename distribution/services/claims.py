@@ -1,5 +1,8 @@
 """Taking leads: offer claims (by button or PIN), declines, expiry, pull, hopper, and the
-managers' Lead Assignment queue. Every claim locks the lead row; the first valid one wins.
+managers' Lead Assignment queue. Every claim takes the lead's claim lock without waiting
+(distribution.db.locks.lead_claim_lock) and then locks the lead row; the first valid one
+wins, and a claimer that finds another claim in progress loses at once (already_claimed)
+instead of queueing behind the winner's transaction. Pulls skip locked leads.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import AgentProfile, User
 from distribution.caches.routing import routing_config, rulebook_load
+from distribution.db.locks import lead_claim_lock
 from distribution.engine import routing as engine
 from distribution.engine.eligibility import check_member
 from distribution.errors import AlreadyClaimed, NotAllowed, NotFound, OfferExpired
@@ -35,7 +39,11 @@ PULL_LOOKAHEAD = 200  # waiting leads a pull considers (oldest first)
 PULL_RETRIES = 20  # leads taken by concurrent pullers before this pull gives up
 
 
-def _lock_lead(lead_id: int) -> Lead:
+def _lock_lead(lead_id: int, *, claim: bool = False) -> Lead:
+    """The lead, its row locked; when CLAIM, first its claim lock, tried without waiting:
+    already_claimed at once while another claim of it is in progress."""
+    if claim and not lead_claim_lock(lead_id):
+        raise AlreadyClaimed("This lead has already been claimed.")
     lead = (
         Lead.objects.select_for_update(of=("self",))
         .select_related(*LEAD_RELATED)
@@ -47,14 +55,15 @@ def _lock_lead(lead_id: int) -> Lead:
     return lead
 
 
-def _lock_own_offer_lead(*, offer_id: int, agent: User) -> Lead:
-    """The lead of AGENT's offer OFFER_ID, locked; 404 for no such offer, 403 for another's."""
+def _lock_own_offer_lead(*, offer_id: int, agent: User, claim: bool = False) -> Lead:
+    """The lead of AGENT's offer OFFER_ID, locked (see _lock_lead); 404 for no such offer,
+    403 for another's."""
     head = Offer.objects.filter(pk=offer_id).values("lead_id", "agent_id").first()
     if head is None:
         raise NotFound("No such offer.")
     if head["agent_id"] != agent.pk:
         raise NotAllowed("This offer is not yours.", code="not_offered")
-    return _lock_lead(head["lead_id"])
+    return _lock_lead(head["lead_id"], claim=claim)
 
 
 def _record(
@@ -152,7 +161,7 @@ def _claim(*, offer_id: int, agent: User, method: str) -> Lead:
     """Claim one offer inside a transaction (see offer_claim)."""
     started = time.perf_counter()
     now = timezone.now()
-    lead = _lock_own_offer_lead(offer_id=offer_id, agent=agent)
+    lead = _lock_own_offer_lead(offer_id=offer_id, agent=agent, claim=True)
     offer = Offer.objects.select_related("rule").get(pk=offer_id)
     if offer.status == Offer.Status.CLAIMED and lead.owner_id == agent.pk:
         return lead  # a repeated click: already yours
@@ -206,9 +215,9 @@ def _claim(*, offer_id: int, agent: User, method: str) -> Lead:
 
 
 def offer_claim(*, offer_id: int, agent: User, method: str = Method.CLAIM) -> Lead:
-    """Claim an offer: the first valid claim wins (the lead row is locked); later ones get
-    already_claimed, an expired one offer_expired; the other offers are withdrawn and
-    their agents told."""
+    """Claim an offer: the first valid claim wins (the lead's claim lock, then its row);
+    the others get already_claimed at once, an expired one offer_expired; the other offers
+    are withdrawn and their agents told."""
     with transaction.atomic():
         return _claim(offer_id=offer_id, agent=agent, method=method)
 
@@ -375,11 +384,12 @@ def lead_pull(*, agent: User) -> Lead | None:
 
 
 def hopper_claim(*, agent: User, lead_id: int) -> Lead:
-    """Cherry-pick a lead from the hopper: atomic, the first pick wins."""
+    """Cherry-pick a lead from the hopper: atomic, the first pick wins; the others get
+    already_claimed at once."""
     started = time.perf_counter()
     now = timezone.now()
     with transaction.atomic():
-        lead = _lock_lead(lead_id)
+        lead = _lock_lead(lead_id, claim=True)
         rule = Rule.objects.filter(pk=lead.rule_id).first() if lead.rule_id else None
         in_hopper = rule is not None and rule.strategy == Strategy.HOPPER
         if lead.owner_id == agent.pk and lead.status != LeadStatus.WAITING:

@@ -1,6 +1,8 @@
 """Telling agents: templated e-mails and the outbound webhook, sent after commit.
 
-Nothing here may make a distribution or a claim fail: every send is caught and logged.
+The e-mails of one transaction go out together: one task, one SMTP connection
+(`emails_on_commit` → `emails_dispatch` → task send_emails → `emails_send`). Nothing here
+may make a distribution or a claim fail: every send is caught and logged.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core import mail
+from django.db import transaction
 from django.template.loader import render_to_string
 
 logger = logging.getLogger(__name__)
@@ -86,8 +89,69 @@ def emails_send(payloads: Sequence[dict[str, Any]]) -> int:
         return 0
 
 
+class _EmailBatch:
+    """Every e-mail one transaction queued, handed to a worker in one task at its commit
+    (run after the batch's parts: it is kept the last of the transaction's e-mail hooks)."""
+
+    def __init__(self) -> None:
+        self.emails: list[Email] = []
+
+    def __call__(self) -> None:
+        emails, self.emails = self.emails, []  # once (tests may run the hooks, then more)
+        if emails:
+            emails_dispatch(emails)
+
+
+def _moved() -> None:
+    """Stands where the batch's hook was before it moved to the end (see emails_on_commit)."""
+
+
+class _EmailPart:
+    """The e-mails of one write, joining the batch at commit — an ordinary on-commit hook
+    of the savepoint it was queued in, so a rollback of that savepoint drops them."""
+
+    def __init__(self, batch: _EmailBatch, emails: Sequence[Email]) -> None:
+        self.batch, self.emails = batch, list(emails)
+
+    def __call__(self) -> None:
+        self.batch.emails.extend(self.emails)
+
+
+def emails_on_commit(emails: Sequence[Email], *, using: str | None = None) -> None:
+    """Send EMAILS once the current transaction commits, in the one task (one SMTP
+    connection) that carries every e-mail of that transaction — however many routing
+    writes and nested services queued them; none of those whose savepoint rolled back;
+    at once outside a transaction.
+
+    1. The e-mails become a part: an on-commit hook in the current savepoint (Django drops
+       it with the savepoint).
+    2. The transaction's batch (one per transaction) is an on-commit hook of the whole
+       transaction, moved after the new part, so that at commit every surviving part has
+       joined it before it sends. This edits Django's `connection.run_on_commit` list of
+       `(savepoint ids, hook, robust)` — the one place outside the framework that does —
+       leaving a no-op where the batch was, so that hooks keep their places in the list
+       (Django's captureOnCommitCallbacks reads the hooks added after a given index).
+    """
+    if not emails:
+        return
+    conn = transaction.get_connection(using)
+    if not conn.in_atomic_block:
+        emails_dispatch(emails)
+        return
+    hooks = conn.run_on_commit
+    at = next((i for i, hook in enumerate(hooks) if isinstance(hook[1], _EmailBatch)), None)
+    if at is None:
+        batch = _EmailBatch()
+    else:
+        batch = hooks[at][1]
+        hooks[at] = (hooks[at][0], _moved, False)
+    transaction.on_commit(_EmailPart(batch, emails), using=using)
+    conn.run_on_commit.append((set(), batch, False))  # the whole transaction's scope
+
+
 def emails_dispatch(emails: Sequence[Email]) -> None:
-    """Hand the e-mails to a worker in one task (sent in process if the broker is down)."""
+    """Hand the e-mails to a worker in one task (sent in process, over one connection, if
+    the broker is down)."""
     payloads = [e.to_payload() for e in emails]
     if not payloads:
         return

@@ -16,7 +16,7 @@ from django.db.models.base import ModelState
 from accounts.models import AgentProfile
 from distribution.db.bulk import RowsUpdate, rows_write
 from distribution.models import Assignment, DistributionAttempt, Notice, Offer
-from distribution.services.notify import Email, emails_dispatch, webhooks_dispatch
+from distribution.services.notify import Email, emails_on_commit, webhooks_dispatch
 from leads.models import Activity, Lead, LeadEvent
 
 LEAD_UPDATE_FIELDS = [
@@ -107,9 +107,8 @@ class Writes:
                 RowsUpdate(AgentProfile, self._turn_rows(), ["last_turn_at"], key="user")
             )
         rows_write(updates=updates, inserts=self._inserts(), batch=len(self.leads) > 1)
-        emails, webhooks = list(self.emails), list(self.webhooks)
-        if emails:
-            transaction.on_commit(lambda: emails_dispatch(emails))
+        emails_on_commit(self.emails)  # with the transaction's other e-mails: one task
+        webhooks = list(self.webhooks)
         if webhooks:
             transaction.on_commit(lambda: webhooks_dispatch(webhooks))
 

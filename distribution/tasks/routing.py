@@ -45,7 +45,8 @@ def distribute_leads(lead_ids: list[int], trigger: str) -> dict[str, int]:
 
 @shared_task(name="distribution.send_emails")
 def send_emails(payloads: list[dict[str, Any]]) -> int:
-    """Render and send the e-mails of one distribution (assigned, offered, claimed)."""
+    """Render and send the e-mails of one transaction (assigned, offered, claimed, …) over
+    one SMTP connection."""
     return notify.emails_send(payloads)
 
 
