@@ -13,8 +13,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from leads.models import Activity, Campaign, Lead, LeadEvent, LeadStatus, Source
-from leads.signals import lead_changed
+from leads.models import (
+    Activity,
+    Campaign,
+    DistributionState,
+    Lead,
+    LeadEvent,
+    LeadStatus,
+    Source,
+)
+from leads.signals import lead_awaits_distribution, lead_changed
 
 
 @admin.register(Source)
@@ -166,6 +174,9 @@ class LeadAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Lead, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        if not change and obj.distribution_state == DistributionState.PENDING:
+            # a lead added by hand is queued on commit like one posted to the API
+            lead_awaits_distribution.send(sender=Lead, lead_id=obj.pk)
         if change and form.changed_data:
             trigger = "status_changed" if "status" in form.changed_data else "updated"
             lead_changed.send(sender=Lead, lead_id=obj.pk, trigger=trigger, actor=request.user)

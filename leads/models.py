@@ -88,6 +88,9 @@ class DistributionState(models.TextChoices):
     PENDING = "pending", "Pending (queued for distribution)"
     ACTIVE = "active", "Active (offers, queue or window open)"
     DONE = "done", "Done"
+    # stored without distribution (`import_leads --no-distribute`): the sweeper leaves it;
+    # `distribute_pending` or an enabled rule's backlog distributes it when asked
+    UNQUEUED = "unqueued", "Not queued (distributed only when asked)"
 
 
 class InvalidTransition(DomainError):
@@ -165,6 +168,11 @@ class Lead(models.Model):
     )
     held_until = models.DateTimeField(
         null=True, blank=True, help_text="Held after hours: distributed when the rule opens"
+    )
+    queued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last re-queued by the sweeper: not again within the visibility window",
     )
     sla_due_at = models.DateTimeField(
         null=True, blank=True, help_text="A contact attempt is due by then (rule contact SLA)"

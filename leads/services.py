@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from leads import caches
-from leads.models import Activity, Campaign, Lead, LeadEvent, LeadStatus, Source
+from leads.models import Activity, Campaign, DistributionState, Lead, LeadEvent, LeadStatus, Source
 from leads.signals import lead_awaits_distribution
 from leads.validation import clean_lead_input
 
@@ -59,6 +59,8 @@ def lead_ingest(
     """
     values = clean_lead_input(data, campaigns=campaigns)
     lead = Lead(source=source, **values)
+    if not queue:  # not distributed until asked (distribute_pending, a rule's backlog)
+        lead.distribution_state = DistributionState.UNQUEUED
     lead.normalise()
     original = _duplicate_original(lead)
     if original is not None:

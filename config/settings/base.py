@@ -156,3 +156,9 @@ LOGGING = {
         "kombu.connection": {"level": "ERROR"},
     },
 }
+
+# --- pipeline health
+# /healthz answers 503 (and the dashboard flags it) past these, in seconds / messages.
+HEALTH_MAX_PENDING_AGE = env.float("HEALTH_MAX_PENDING_AGE", default=120.0)
+HEALTH_MAX_TIMER_LAG = env.float("HEALTH_MAX_TIMER_LAG", default=30.0)
+HEALTH_MAX_QUEUE_DEPTH = env.int("HEALTH_MAX_QUEUE_DEPTH", default=10000)

@@ -1,14 +1,15 @@
-"""The pending leads a batch routes, locked: one fixed SQL text on PostgreSQL, the ORM
-elsewhere.
+"""The pending leads a batch routes, locked, and the sweeper's claim of stale pending leads:
+one fixed SQL text on PostgreSQL, the ORM elsewhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from django.db import connection
-from django.db.models import Model
+from django.db import connection, transaction
+from django.db.models import Model, Q
 from django.db.models.base import ModelState
 
 from distribution.loaders.routing import locked_leads
@@ -127,3 +128,48 @@ def _pg(ids: Sequence[int] | None, *, skip_locked: bool, limit: int) -> list[Lea
             campaign_cache.set_cached_value(lead, campaign)
         leads.append(lead)
     return leads
+
+
+def stale_pending_claim(*, cutoff: datetime, now: datetime, limit: int) -> list[int]:
+    """Claim up to LIMIT pending leads, oldest first, untouched and not queued since CUTOFF
+    (the visibility window), by stamping their `queued_at` with NOW; their ids, ascending.
+
+    The stamp is the claim: a lead claimed once is not claimed again until the window has
+    passed, however many sweeps run, and concurrent sweeps take disjoint leads (`SKIP
+    LOCKED`), skipping too the leads a worker is distributing (in flight: row locked).
+    Leads not queued on purpose (`unqueued`) are not pending and are never taken.
+    """
+    if connection.vendor == "postgresql":
+        return _pg_stale(cutoff=cutoff, now=now, limit=limit)
+    return _portable_stale(cutoff=cutoff, now=now, limit=limit)
+
+
+def _portable_stale(*, cutoff: datetime, now: datetime, limit: int) -> list[int]:
+    with transaction.atomic():
+        ids = list(
+            Lead.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(queued_at__isnull=True) | Q(queued_at__lt=cutoff),
+                distribution_state=DistributionState.PENDING,
+                updated_at__lt=cutoff,
+            )
+            .order_by("created_at", "id")
+            .values_list("id", flat=True)[:limit]
+        )
+        Lead.objects.filter(pk__in=ids).update(queued_at=now)
+    return sorted(ids)
+
+
+def _pg_stale(*, cutoff: datetime, now: datetime, limit: int) -> list[int]:
+    qn = connection.ops.quote_name
+    table = qn(Lead._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET queued_at = %s WHERE id IN ("
+        f"SELECT id FROM {table} WHERE distribution_state = %s AND updated_at < %s "
+        f"AND (queued_at IS NULL OR queued_at < %s) ORDER BY created_at, id LIMIT %s "
+        f"FOR UPDATE SKIP LOCKED) RETURNING id"
+    )
+    params: list[Any] = [now, DistributionState.PENDING.value, cutoff, cutoff, limit]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())

@@ -56,6 +56,38 @@ def lead_distribute(*, lead_id: int, trigger: str = Trigger.ARRIVAL) -> Distribu
     return attempts[0] if attempts else None
 
 
+# pending leads an arrival task routes together with its own (oldest first)
+ARRIVAL_CHUNK = 200
+
+
+def leads_distribute_arrival(
+    *, lead_id: int, trigger: str = Trigger.ARRIVAL, chunk: int = ARRIVAL_CHUNK
+) -> DistributionAttempt | None:
+    """Distribute an arrived lead together with every other lead pending at that moment (up
+    to CHUNK, oldest first, skipping those another worker holds), in one batch: under load
+    one task routes many leads, so throughput grows instead of collapsing, and the leads'
+    own tasks then find nothing to do. Returns the arrived lead's attempt (None when it is
+    no longer pending or a worker already has it).
+
+    1. Lock the arrived lead first (it is routed even behind a backlog of CHUNK older ones).
+    2. Lock up to CHUNK - 1 other pending leads, oldest first, `SKIP LOCKED`: concurrent
+       arrival tasks take disjoint leads and never wait on each other.
+    3. Route them all as `leads_distribute_batch` does, oldest first.
+    """
+    with gc_paused(), transaction.atomic():
+        own = pending_leads_lock([lead_id], skip_locked=False, limit=1)
+        if not own:
+            return None
+        others = pending_leads_lock(None, skip_locked=True, limit=chunk)
+        leads = own + [lead for lead in others if lead.pk != lead_id][: chunk - 1]
+        leads.sort(key=lambda lead: (lead.created_at, lead.pk))
+        router = Router(trigger=trigger, automations=True)
+        router.attach_originals(leads)
+        attempts = router.run([router.plan_new(lead) for lead in leads])
+        router.flush()
+    return next((a for a in attempts if a.lead_id == lead_id), None)
+
+
 def leads_distribute_batch(
     *,
     trigger: str = Trigger.COMMAND,

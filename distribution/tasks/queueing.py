@@ -5,19 +5,25 @@ from __future__ import annotations
 from celery import shared_task
 
 from distribution import services
+from distribution.services.queueing import lead_dispatch_arrival
 
 from .retry import RETRY_WITH_BACKOFF
 
 
 @shared_task(name="distribution.distribute_lead", max_retries=5, **RETRY_WITH_BACKOFF)
 def distribute_lead(lead_id: int, trigger: str = "arrival") -> str | None:
-    """Distribute one lead, by the marketplace or agent routing (idempotent: an already
-    distributed lead is left alone)."""
-    attempt = services.lead_dispatch(lead_id=lead_id, trigger=trigger)
+    """Distribute one lead, by the marketplace or agent routing — an arrival together with
+    the other leads pending now (idempotent: an already distributed lead is left alone)."""
+    attempt = lead_dispatch_arrival(lead_id=lead_id, trigger=trigger)
     return attempt.outcome if attempt is not None else None
 
 
-@shared_task(name="distribution.requeue_pending")
+# Beat sends the sweep every 30 s; a sweep still queued after SWEEP_EXPIRES (the worker is
+# behind) is dropped by the worker instead of running late, one after another.
+SWEEP_EXPIRES = 25
+
+
+@shared_task(name="distribution.requeue_pending", expires=SWEEP_EXPIRES)
 def requeue_pending() -> int:
-    """Re-queue leads still pending after the grace period."""
+    """Re-queue leads still pending after the grace period, each once per window."""
     return services.leads_requeue_stale()

@@ -22,5 +22,11 @@
       data: {labels: data.labels, datasets: [{label: "turnover", data: data.turnover, borderColor: palette[3], fill: false}]},
       options: {scales: {y: {beginAtZero: true}}}});
   }
+  if (data.speed) {
+    const line = (label, values, color) => ({label, data: values, borderColor: color, backgroundColor: color, spanGaps: true, fill: false});
+    new Chart(document.getElementById("chart-speed"), {type: "line",
+      data: {labels: data.speed.labels, datasets: [line("p50 (s)", data.speed.p50, palette[0]), line("p90 (s)", data.speed.p90, palette[2])]},
+      options: {scales: {y: {beginAtZero: true, title: {display: true, text: "seconds"}}}}});
+  }
   document.body.dataset.chartsReady = "1";
 })();

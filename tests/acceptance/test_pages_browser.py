@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from distribution.models import Offer
 from leads.models import Activity
 from tests.conftest import CHROMIUM
 from tests.factories import AgentFactory, LeadFactory, UserFactory
@@ -111,3 +114,36 @@ def test_a_manager_signs_in_to_the_admin_and_sees_the_leads(live_server, page):
     expect(page.get_by_role("heading", name="Select lead to change")).to_be_visible()
     expect(page.get_by_role("link", name="Mara Mulder")).to_be_visible()
     expect(page.locator("#result_list")).to_contain_text("Unassigned")
+
+
+def test_a_manager_sees_the_speed_to_lead_chart_drawn_on_the_dashboard(live_server, page):
+    from playwright.sync_api import expect
+
+    UserFactory(email="morgan@example.com", is_staff=True, is_superuser=True)
+    arrived = timezone.now() - dt.timedelta(hours=1)
+    for wait in (3, 9):
+        lead = LeadFactory(created_at=arrived, status="offered", distribution_state="active")
+        Offer.objects.create(
+            lead=lead, agent=AgentFactory(), created_at=arrived + dt.timedelta(seconds=wait)
+        )
+
+    page.goto(f"{live_server.url}/admin/dashboard/")
+    page.get_by_label("Username").fill("morgan@example.com")
+    page.get_by_label("Password").fill("pw")
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page.locator("#speed-to-lead")).to_contain_text("Speed to lead")
+    expect(page.locator("#speed-to-lead table")).to_contain_text("6.0")  # p50 of 3 s and 9 s
+    page.wait_for_function("document.body.dataset.chartsReady === '1'")
+    # Chart.js drew on the canvas: it holds a chart and some painted (non-transparent) pixels
+    drawn = page.wait_for_function(
+        """() => {
+            const canvas = document.getElementById("chart-speed");
+            if (!window.Chart || !Chart.getChart(canvas) || !canvas.width) return false;
+            const {width, height} = canvas;
+            const pixels = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+            for (let i = 3; i < pixels.length; i += 4) if (pixels[i]) return true;
+            return false;
+        }"""
+    )
+    assert drawn.json_value() is True

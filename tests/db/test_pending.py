@@ -63,3 +63,42 @@ def test_pending_leads_lock_twins_claim_the_same_of_given_ids(leads: list[Lead])
     postgresql = _claimed(pending._pg, ids, limit=10)
     assert postgresql == _claimed(pending._portable, ids, limit=10)
     assert {row["lead"]["id"] for row in postgresql} == {leads[0].pk, leads[5].pk}
+
+
+def _stale_claim(twin: Any, *, limit: int) -> tuple[list[int], list[int]]:
+    """The ids the twin claims and the ids then stamped with the claim's time."""
+
+    def run() -> tuple[list[int], list[int]]:
+        claimed = twin(cutoff=T0, now=T0 + dt.timedelta(hours=1), limit=limit)
+        stamped = Lead.objects.filter(queued_at=T0 + dt.timedelta(hours=1))
+        return claimed, sorted(stamped.values_list("id", flat=True))
+
+    return rolled_back(run)
+
+
+@pytest.mark.parametrize("limit", [2, 100])
+def test_stale_pending_claim_twins_claim_and_stamp_the_same_leads(limit: int) -> None:
+    old, recent = T0 - dt.timedelta(minutes=5), T0 + dt.timedelta(minutes=5)
+    rows = [
+        ({}, old, None),  # stale: claimed
+        ({}, old, old),  # queued before the window: claimed
+        ({}, old, recent),  # queued within the window: in flight
+        ({}, recent, None),  # touched within the window
+        ({"distribution_state": "unqueued"}, old, None),  # imported, not to distribute
+        ({"distribution_state": "active"}, old, None),
+        ({}, old - dt.timedelta(minutes=1), None),  # stale, the oldest
+    ]
+    made = []
+    for i, (fields, updated, queued) in enumerate(rows):
+        lead = LeadFactory(**fields)
+        Lead.objects.filter(pk=lead.pk).update(
+            updated_at=updated, queued_at=queued, created_at=T0 - dt.timedelta(minutes=i)
+        )
+        made.append(lead.pk)
+
+    postgresql = _stale_claim(pending._pg_stale, limit=limit)
+    portable = _stale_claim(pending._portable_stale, limit=limit)
+
+    assert postgresql == portable
+    expected = sorted([made[6], made[1]] if limit == 2 else [made[0], made[1], made[6]])
+    assert postgresql == (expected, expected)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
+import time_machine
+from django.utils import timezone
 
-from tests.factories import LeadFactory, SourceFactory, UserFactory
+from distribution.models import Assignment, Offer
+from tests.factories import AgentFactory, LeadFactory, SourceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,3 +54,39 @@ def test_dashboard_query_count_does_not_grow_with_leads(
 def test_dashboard_needs_a_staff_login(client):
     response = client.get("/admin/dashboard/")
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_dashboard_shows_speed_to_lead_per_hour_and_the_pipeline_lag(manager_client):
+    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    arrived = now - dt.timedelta(hours=2)
+    agent = AgentFactory()
+    for wait in (4, 8, 20):  # offered after 4 s and 8 s, assigned after 20 s
+        lead = LeadFactory(created_at=arrived, status="assigned", distribution_state="done")
+        if wait < 20:
+            Offer.objects.create(
+                lead=lead, agent=agent, created_at=arrived + dt.timedelta(seconds=wait)
+            )
+        else:
+            Assignment.objects.create(
+                lead=lead,
+                agent=agent,
+                method="auto",
+                created_at=arrived + dt.timedelta(seconds=wait),
+            )
+    LeadFactory(created_at=now - dt.timedelta(seconds=200))  # pending for 200 s
+
+    with time_machine.travel(now, tick=False):
+        response = manager_client.get("/admin/dashboard/")
+
+    figures = _figures(response)
+    speed = figures["speed"]
+    assert len(speed["labels"]) == 24
+    hour = timezone.localtime(arrived).strftime("%d %b %H:00")
+    row = next(r for r in speed["rows"] if r["hour"] == hour)
+    assert row == {"hour": hour, "leads": 3, "reached": 3, "p50": 8.0, "p90": 17.6}
+    assert speed["p50"][speed["labels"].index(hour)] == 8.0
+    html = response.content.decode()
+    assert "Speed to lead" in html and "<td>17.6</td>" in html
+    assert figures["pipeline"]["pending"]["oldest_age_s"] == 200.0
+    assert "pending" in figures["pipeline"]["failures"]  # past the 120 s threshold
+    assert "Oldest pending lead (1 pending)" in html

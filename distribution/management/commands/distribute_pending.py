@@ -12,7 +12,8 @@ from leads.models import DistributionState, Lead
 
 class Command(BaseCommand):
     help = (
-        "Distribute every pending lead now, in process, without a worker. Idempotent: "
+        "Distribute every pending lead now, in process, without a worker (leads imported "
+        "with --no-distribute included). Idempotent: "
         "leads already distributed are left alone, so it is safe to run concurrently."
     )
 
@@ -20,7 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", "-q", action="store_true", help="No progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        waiting = Lead.objects.filter(distribution_state=DistributionState.PENDING).count()
+        waiting = Lead.objects.filter(
+            distribution_state__in=[DistributionState.PENDING, DistributionState.UNQUEUED]
+        ).count()
         bar = tqdm(
             total=waiting,
             unit="lead",

@@ -33,7 +33,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-distribute",
             action="store_true",
-            help="Store the leads as pending without queueing distribution",
+            help=(
+                "Store the leads without distributing them: the sweeper leaves them; "
+                "distribute_pending or enabling a matching rule distributes them"
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
