@@ -15,9 +15,10 @@ class SourceTokenAuth(HttpBearer):
     """`Authorization: Bearer <source token>` → the active Source."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        from leads.models import Source
+        from leads.caches import source_for_token_hash
 
-        return Source.objects.filter(token_hash=hash_token(token), active=True).first()
+        # cached per process: see leads.caches for what invalidates it and the bound
+        return source_for_token_hash(hash_token(token))
 
 
 class AgentTokenAuth(HttpBearer):

@@ -91,7 +91,8 @@ def post_lead(request: HttpRequest, payload: LeadIn) -> Status[dict[str, Any]]:
     if extra:
         data["attributes"] = {**extra, **(data.get("attributes") or {})}
     lead, created = services.lead_ingest(source=source, data=data)
-    return Status(201 if created else 200, selectors.lead_document(lead))
+    # a new lead's rule, outbound and owner are known (none): its 201 costs no query
+    return Status(201 if created else 200, selectors.lead_document(lead, new=created))
 
 
 @router.get(

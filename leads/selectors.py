@@ -2,11 +2,14 @@
 
 Other apps add their parts of the document (e.g. distribution: rule, outbound) and their
 readers (e.g. an agent offered the lead) through `lead_document_part_add` and
-`lead_reader_add`, called from their AppConfig.ready — leads imports none of them.
+`lead_reader_add`, called from their AppConfig.ready — leads imports none of them. A part
+may declare what it answers for a lead just stored (`new_lead_answer`): the 201 of a POST
+then costs no query for it.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +28,18 @@ def lead_document_part_add(part: DocumentPart) -> None:
         DOCUMENT_PARTS.append(part)
 
 
+def new_lead_answer(answer: dict[str, Any]) -> Callable[[DocumentPart], DocumentPart]:
+    """Declare a part's keys for a lead just stored, before anything else touched it (no
+    owner, rule or offers yet): `lead_document(lead, new=True)` uses them instead of
+    calling the part."""
+
+    def declare(part: DocumentPart) -> DocumentPart:
+        part.new_lead_answer = answer  # type: ignore[attr-defined]
+        return part
+
+    return declare
+
+
 def lead_reader_add(check: ReaderCheck) -> None:
     """Let `check(lead, reader)` grant a reader that neither owns the lead nor sent it."""
     if check not in READER_CHECKS:
@@ -35,15 +50,20 @@ def lead_get_for_api(*, lead_id: int) -> Lead | None:
     return Lead.objects.select_related("owner", "source", "campaign").filter(pk=lead_id).first()
 
 
-def lead_document(lead: Lead) -> dict[str, Any]:
-    """The public shape of a lead (DESIGN §7); the other apps' parts follow `owner`."""
+def lead_document(lead: Lead, *, new: bool = False) -> dict[str, Any]:
+    """The public shape of a lead (DESIGN §7); the other apps' parts follow `owner`.
+
+    NEW: the lead was stored by this very request (a POST's 201): the parts that declared
+    their `new_lead_answer` are not asked (their answer is known), so the document costs no
+    query when the lead's source and campaign are loaded."""
     document: dict[str, Any] = {
         "id": lead.pk,
         "status": lead.status,
         "owner": lead.owner.email if lead.owner_id and lead.owner else None,
     }
     for part in DOCUMENT_PARTS:
-        document.update(part(lead))
+        answer = getattr(part, "new_lead_answer", None) if new else None
+        document.update(copy.deepcopy(answer) if answer is not None else part(lead))
     document.update(
         {
             "created_at": lead.created_at,

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from config.errors import DomainError
+from leads.caches import campaign_for_slug
 from leads.models import Campaign, Lead
 
 MAX_LENGTHS: dict[str, int] = {
@@ -112,9 +113,7 @@ def clean_lead_input(
     out["campaign"] = None
     if slug not in (None, ""):
         campaign = (
-            campaigns.get(str(slug))
-            if campaigns is not None
-            else Campaign.objects.filter(slug=str(slug)).first()
+            campaigns.get(str(slug)) if campaigns is not None else campaign_for_slug(str(slug))
         )
         if campaign is None:
             errors.setdefault("campaign", []).append(f"unknown campaign {slug!r}.")

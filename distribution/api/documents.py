@@ -10,8 +10,11 @@ from typing import Any
 
 from distribution import selectors
 from leads.models import Lead
+from leads.selectors import new_lead_answer
 
 
+# a lead just stored was routed by no rule and sold to no contract
+@new_lead_answer({"rule": None, "outbound": []})
 def lead_document_part(lead: Lead) -> dict[str, Any]:
     """The rule that routed the lead and its outbound (sold) copies."""
     return {
