@@ -16,6 +16,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # Several runs may share one PostgreSQL server (engineers side by side, CI jobs): with
     # one fixed test database name each run dropped the database of the other. One per run.
+    # 0 (a connection per request / task) unless a test starts a worker that keeps them
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     DATABASES["default"]["TEST"] = {
         "NAME": env(
             "TEST_DATABASE_NAME", default=f"test_{DATABASES['default']['NAME']}_{os.getpid()}"

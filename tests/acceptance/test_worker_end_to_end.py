@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,20 @@ def _database_url() -> str:
     return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
 
 
-@pytest.fixture(scope="module")
-def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real `celery worker` process on the test database and the test Redis broker."""
-    import redis
-
-    redis.Redis.from_url(settings.TEST_REDIS_URL).flushdb()
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
+@contextmanager
+def running_worker(
+    log_dir: Path, *args: str, hostname: str = "e2e@%h", **env_extra: str
+) -> Iterator[Any]:
+    """A real `celery worker` process on the test database and the test Redis broker; with
+    no `-Q` in ARGS it serves every lane (DESIGN §8). Stopped (its process group) on exit."""
+    log = log_dir / "worker.log"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": _database_url(),
         "CELERY_BROKER_URL": settings.TEST_REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        **env_extra,
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -70,7 +72,8 @@ def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
-                "--hostname=e2e@%h",
+                f"--hostname={hostname}",
+                *args,
             ],
             cwd=ROOT,
             env=env,
@@ -89,6 +92,17 @@ def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real `celery worker` process (every lane) on the test database and the test Redis
+    broker."""
+    import redis
+
+    redis.Redis.from_url(settings.TEST_REDIS_URL).flushdb()
+    with running_worker(tmp_path_factory.mktemp("worker")) as proc:
+        yield proc
 
 
 @pytest.fixture

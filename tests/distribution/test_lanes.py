@@ -1,0 +1,143 @@
+"""Lanes: every task of ours goes to the `live`, `timers` or `bulk` queue, a worker started
+without -Q consumes them all, and a worker keeps its database connection between tasks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from config.celery import app
+from tests.acceptance.test_worker_end_to_end import running_worker
+from tests.conftest import celery_publishing_to
+
+LIVE, TIMERS, BULK = "live", "timers", "bulk"
+
+
+def _our_tasks() -> list[str]:
+    app.loader.import_default_modules()
+    return sorted(name for name in app.tasks if not name.startswith("celery."))
+
+
+def _queue_of(name: str) -> str:
+    return str(app.amqp.router.route({}, name)["queue"].name)
+
+
+def test_every_task_of_ours_is_routed_to_a_lane() -> None:
+    tasks = _our_tasks()
+    assert "distribution.distribute_lead" in tasks  # the autodiscovery really ran
+    unrouted = [name for name in tasks if name not in settings.CELERY_TASK_ROUTES]
+    assert unrouted == [], "give these tasks a lane in LANE_OF_TASK (config/settings/base.py)"
+    assert {name: _queue_of(name) for name in tasks if _queue_of(name) not in settings.LANES} == {}
+
+
+@pytest.mark.parametrize(
+    ("task", "lane"),
+    [
+        ("distribution.distribute_lead", LIVE),
+        ("distribution.expire_offers", TIMERS),
+        ("distribution.release_held", TIMERS),
+        ("distribution.reassign_missed_sla", TIMERS),
+        ("distribution.recheck_windows", TIMERS),
+        ("distribution.distribute_leads", BULK),
+        ("distribution.distribute_waiting_for_rule", BULK),
+        ("distribution.requeue_pending", BULK),
+        ("distribution.send_emails", BULK),
+    ],
+)
+def test_each_kind_of_work_has_its_lane(task: str, lane: str) -> None:
+    assert _queue_of(task) == lane
+
+
+def test_a_worker_without_q_consumes_every_lane_and_the_default_queue() -> None:
+    consumed = {queue.name for queue in app.amqp.queues.consume_from.values()}
+    assert consumed >= {LIVE, TIMERS, BULK, app.conf.task_default_queue}
+
+
+def test_a_task_published_without_a_route_is_not_stranded() -> None:
+    # e.g. a task added later without a lane, or a message from before the lanes existed
+    assert _queue_of("someone.elses_task") == app.conf.task_default_queue
+
+
+# --- with a real worker on Redis ---------------------------------------------------------
+
+
+def _wait(check: Callable[[], Any], proc: Any, what: str, seconds: float = 30) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)  # polling interval, not a wait for a fixed duration
+    log = proc.log.read_text(errors="replace")[-3000:]
+    pytest.fail(f"{what} did not happen within {seconds}s; worker log tail:\n{log}")
+
+
+@pytest.fixture
+def lane_worker(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A plain worker (no -Q) that keeps its connections (CONN_MAX_AGE as in production)."""
+    import redis
+
+    redis.Redis.from_url(settings.TEST_REDIS_URL).flushdb()
+    with (
+        running_worker(
+            tmp_path_factory.mktemp("lanes"), hostname="lanes@%h", CONN_MAX_AGE="60"
+        ) as proc,
+        celery_publishing_to(settings.TEST_REDIS_URL),
+    ):
+        yield proc
+
+
+def _worker_connections() -> list[tuple[int, Any]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+        return sorted(cursor.fetchall())
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_plain_worker_serves_every_lane_and_keeps_its_connection(lane_worker: Any) -> None:
+    import redis
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (pg_stat_activity); set DATABASE_URL")
+    queues = _wait(
+        lambda: (app.control.inspect(timeout=1).active_queues() or {}),
+        lane_worker,
+        "the worker answering `inspect active_queues`",
+    )
+    (served,) = queues.values()
+    assert {queue["name"] for queue in served} >= {LIVE, TIMERS, BULK}
+
+    broker = redis.Redis.from_url(settings.TEST_REDIS_URL)
+
+    def run(count: int) -> None:
+        # one task per lane each round: each reads the database
+        for _ in range(count):
+            app.send_task("distribution.requeue_pending")  # bulk
+            app.send_task("distribution.expire_offers")  # timers
+        _wait(
+            lambda: all(broker.llen(q) == 0 for q in (LIVE, TIMERS, BULK))
+            and broker.hlen("unacked") == 0,
+            lane_worker,
+            f"the worker running {2 * count} tasks",
+        )
+
+    run(10)
+    first = _wait(_worker_connections, lane_worker, "the worker's connection showing")
+    assert len(first) == 1, first
+    run(10)
+    assert _worker_connections() == first  # the same backend: not reconnected per task
