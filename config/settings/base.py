@@ -122,6 +122,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # kombu polls this transport (default every second, a second per hop for a lead)
+        "polling_interval": env.float("BROKER_POLLING_INTERVAL", default=0.2),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}

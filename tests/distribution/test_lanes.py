@@ -80,9 +80,7 @@ def _wait(check: Callable[[], Any], proc: Any, what: str, seconds: float = 30) -
 
 
 @pytest.fixture
-def lane_worker(
-    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
+def lane_worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A plain worker (no -Q) that keeps its connections (CONN_MAX_AGE as in production)."""
     import redis
 
@@ -115,7 +113,7 @@ def test_a_plain_worker_serves_every_lane_and_keeps_its_connection(lane_worker: 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (pg_stat_activity); set DATABASE_URL")
     queues = _wait(
-        lambda: (app.control.inspect(timeout=1).active_queues() or {}),
+        lambda: app.control.inspect(timeout=1).active_queues() or {},
         lane_worker,
         "the worker answering `inspect active_queues`",
     )
@@ -130,8 +128,10 @@ def test_a_plain_worker_serves_every_lane_and_keeps_its_connection(lane_worker: 
             app.send_task("distribution.requeue_pending")  # bulk
             app.send_task("distribution.expire_offers")  # timers
         _wait(
-            lambda: all(broker.llen(q) == 0 for q in (LIVE, TIMERS, BULK))
-            and broker.hlen("unacked") == 0,
+            lambda: (
+                all(broker.llen(q) == 0 for q in (LIVE, TIMERS, BULK))
+                and broker.hlen("unacked") == 0
+            ),
             lane_worker,
             f"the worker running {2 * count} tasks",
         )
