@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,3 +142,39 @@ def test_a_plain_worker_serves_every_lane_and_keeps_its_connection(lane_worker: 
     assert len(first) == 1, first
     run(10)
     assert _worker_connections() == first  # the same backend: not reconnected per task
+
+
+# --- the topologies that ship ------------------------------------------------------------
+
+
+def _queues_of(command: list[str] | str) -> set[str]:
+    words = command.split() if isinstance(command, str) else command
+    for i, word in enumerate(words):
+        if word in ("-Q", "--queues"):
+            return set(words[i + 1].split(","))
+        if word.startswith("--queues="):
+            return set(word.partition("=")[2].split(","))
+    return {queue.name for queue in app.amqp.queues.consume_from.values()}  # no -Q: all
+
+
+def test_docker_compose_gives_every_lane_a_worker() -> None:
+    import yaml
+
+    compose = yaml.safe_load((Path(settings.BASE_DIR) / "docker-compose.yml").read_text())
+    workers = {
+        name: _queues_of(service["command"])
+        for name, service in compose["services"].items()
+        if " worker" in service.get("command", "")
+    }
+    served = set().union(*workers.values())
+    assert served >= {*settings.LANES, app.conf.task_default_queue}
+    assert all(len(queues) < len(served) for queues in workers.values()), workers
+
+
+def test_the_embedded_run_gives_every_lane_a_worker() -> None:
+    from distribution.management.commands.run_embedded import Command
+
+    commands = Command().commands("127.0.0.1", 8000)
+    workers = [_queues_of(command) for command in commands.values() if "worker" in command]
+    assert len(workers) == len(settings.LANES)
+    assert set().union(*workers) >= {*settings.LANES, app.conf.task_default_queue}
