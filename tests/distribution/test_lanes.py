@@ -178,3 +178,55 @@ def test_the_embedded_run_gives_every_lane_a_worker() -> None:
     workers = [_queues_of(command) for command in commands.values() if "worker" in command]
     assert len(workers) == len(settings.LANES)
     assert set().union(*workers) >= {*settings.LANES, app.conf.task_default_queue}
+
+
+@pytest.fixture
+def live_only_worker(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A worker of the live lane only (`-Q live`), publishing and consuming on Redis."""
+    import redis
+
+    redis.Redis.from_url(settings.TEST_REDIS_URL).flushdb()
+    with (
+        celery_publishing_to(settings.TEST_REDIS_URL),
+        running_worker(tmp_path_factory.mktemp("live"), "-Q", LIVE, hostname="live@%h") as proc,
+    ):
+        yield proc
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_live_lead_is_distributed_while_bulk_work_waits_in_its_own_lane(
+    api: Any, live_only_worker: Any
+) -> None:
+    import redis
+
+    from leads.models import Lead
+    from tests.factories import SourceFactory
+
+    broker = redis.Redis.from_url(settings.TEST_REDIS_URL)
+    backlog = 300
+    for _ in range(backlog):  # a bulk backlog ahead of the live lead
+        app.send_task("distribution.requeue_pending")
+    assert broker.llen(BULK) == backlog
+    source = SourceFactory()
+
+    response = api.post(
+        "/api/v1/leads",
+        {"first_name": "Lane", "email": "lane@example.com"},
+        token=source.plain_token,
+    )
+
+    assert response.status_code == 201
+    lead_id = response.json()["id"]
+    _wait(
+        lambda: (
+            Lead.objects.values_list("status", flat=True).get(pk=lead_id) != "new"
+            and Lead.objects.values_list("distribution_state", flat=True).get(pk=lead_id)
+            != "pending"
+        ),
+        live_only_worker,
+        "the live worker distributing the posted lead",
+    )
+    assert broker.llen(BULK) == backlog  # not one bulk task ran before (or instead of) it
