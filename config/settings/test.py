@@ -36,3 +36,6 @@ STORAGES = {
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 TEST_REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+# The key prefix of the test's real workers on that Redis: parallel runs (xdist, engineers
+# side by side) each see only their own queues.
+TEST_BROKER_KEY_PREFIX = env("BROKER_KEY_PREFIX", default=f"test{os.getpid()}:")

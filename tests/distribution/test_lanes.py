@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from config.celery import app
-from tests.acceptance.test_worker_end_to_end import running_worker
+from tests.acceptance.test_worker_end_to_end import broker_key, flush_broker, running_worker
 from tests.conftest import celery_publishing_to
 
 LIVE, TIMERS, BULK = "live", "timers", "bulk"
@@ -83,14 +83,12 @@ def _wait(check: Callable[[], Any], proc: Any, what: str, seconds: float = 30) -
 @pytest.fixture
 def lane_worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A plain worker (no -Q) that keeps its connections (CONN_MAX_AGE as in production)."""
-    import redis
-
-    redis.Redis.from_url(settings.TEST_REDIS_URL).flushdb()
+    flush_broker()
     with (
         running_worker(
             tmp_path_factory.mktemp("lanes"), hostname="lanes@%h", CONN_MAX_AGE="60"
         ) as proc,
-        celery_publishing_to(settings.TEST_REDIS_URL),
+        celery_publishing_to(settings.TEST_REDIS_URL, settings.TEST_BROKER_KEY_PREFIX),
     ):
         yield proc
 
@@ -130,8 +128,8 @@ def test_a_plain_worker_serves_every_lane_and_keeps_its_connection(lane_worker: 
             app.send_task("distribution.expire_offers")  # timers
         _wait(
             lambda: (
-                all(broker.llen(q) == 0 for q in (LIVE, TIMERS, BULK))
-                and broker.hlen("unacked") == 0
+                all(broker.llen(broker_key(q)) == 0 for q in (LIVE, TIMERS, BULK))
+                and broker.hlen(broker_key("unacked")) == 0
             ),
             lane_worker,
             f"the worker running {2 * count} tasks",
@@ -185,11 +183,9 @@ def live_only_worker(
     django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     """A worker of the live lane only (`-Q live`), publishing and consuming on Redis."""
-    import redis
-
-    redis.Redis.from_url(settings.TEST_REDIS_URL).flushdb()
+    flush_broker()
     with (
-        celery_publishing_to(settings.TEST_REDIS_URL),
+        celery_publishing_to(settings.TEST_REDIS_URL, settings.TEST_BROKER_KEY_PREFIX),
         running_worker(tmp_path_factory.mktemp("live"), "-Q", LIVE, hostname="live@%h") as proc,
     ):
         yield proc
@@ -209,7 +205,7 @@ def test_a_live_lead_is_distributed_while_bulk_work_waits_in_its_own_lane(
     backlog = 300
     for _ in range(backlog):  # a bulk backlog ahead of the live lead
         app.send_task("distribution.requeue_pending")
-    assert broker.llen(BULK) == backlog
+    assert broker.llen(broker_key(BULK)) == backlog
     source = SourceFactory()
 
     response = api.post(
@@ -229,4 +225,6 @@ def test_a_live_lead_is_distributed_while_bulk_work_waits_in_its_own_lane(
         live_only_worker,
         "the live worker distributing the posted lead",
     )
-    assert broker.llen(BULK) == backlog  # not one bulk task ran before (or instead of) it
+    assert (
+        broker.llen(broker_key(BULK)) == backlog
+    )  # not one bulk task ran before (or instead of) it

@@ -5,6 +5,7 @@ supervisor); on SIGINT, SIGTERM or SIGHUP the supervisor terminates every group 
 it, so nothing is left running. The children's output is relayed through the supervisor, and
 the banner (URL, demo logins) is printed once the web server answers, the workers are ready
 and the first burst of output (the demo's e-mails) has passed, so it is the last thing shown.
+The workers start one after the other (the filesystem broker's bindings: _declare_queues).
 """
 
 from __future__ import annotations
@@ -82,6 +83,20 @@ def _answers(addr: str, port: int) -> bool:
         return False
 
 
+def _declare_queues() -> None:
+    """Declare every lane's queue once, before any worker starts. The filesystem broker keeps
+    an exchange's bindings in a file that the first declaration creates; two processes
+    creating it at once can leave one reading it empty (a worker then dies at start-up). For
+    the same reason the workers start one after the other (each binds its own remote-control
+    queue to a shared exchange)."""
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in app.amqp.queues.values():
+            queue.bind(channel).declare()
+
+
 def _terminate(procs: dict[str, subprocess.Popen[bytes]]) -> None:
     """SIGTERM every child's process group, wait for them, SIGKILL what outlives the grace."""
     for proc in procs.values():
@@ -150,7 +165,10 @@ class Command(BaseCommand):
         procs: dict[str, subprocess.Popen[bytes]] = {}
         failed = None
         try:
+            _declare_queues()
             for name, command in self.commands(addr, port).items():
+                if stopping.is_set():
+                    break
                 proc = subprocess.Popen(
                     command,
                     cwd=settings.BASE_DIR,
@@ -163,6 +181,15 @@ class Command(BaseCommand):
                 procs[name] = proc
                 assert proc.stdout is not None
                 relay.follow(name, proc.stdout)
+                if name.startswith("worker"):  # one at a time: see _declare_queues
+                    deadline = time.monotonic() + STARTUP_SECONDS
+                    while (
+                        name not in relay.ready
+                        and proc.poll() is None
+                        and time.monotonic() < deadline
+                    ):
+                        if stopping.wait(0.1):
+                            break
             banner_shown = False
             started = time.monotonic()
             while not stopping.is_set():
