@@ -55,7 +55,7 @@ format: $(DEV) ## Format the code
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(DEV) ## Run the benchmarks; figures go to bench/results/
+bench: $(DEV) ## Run the benchmarks in databases of their own (BENCH_DATABASE_URL overrides); figures go to bench/results/
 	$(PY) bench/run.py
 
 contract: $(DEV) ## The black-box contract checks in ../shared/contract (SQLite)

@@ -147,9 +147,9 @@ def _reset_celery_pools(app: Any) -> None:
 
 
 @contextmanager
-def celery_publishing_to(url: str) -> Iterator[Any]:
+def celery_publishing_to(url: str, key_prefix: str = "") -> Iterator[Any]:
     """Within the block the in-process Celery app really publishes to the broker at URL
-    (not eagerly), as a web process does in production."""
+    (not eagerly), as a web process does in production; KEY_PREFIX: Redis's keys under it."""
     from config.celery import app
 
     keys = ("broker_url", "task_always_eager", "broker_transport_options")
@@ -158,7 +158,10 @@ def celery_publishing_to(url: str) -> Iterator[Any]:
     app.conf.update(
         broker_url=url,
         task_always_eager=False,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={
+            "visibility_timeout": 3600,
+            **({"global_keyprefix": key_prefix} if key_prefix else {}),
+        },
     )
     try:
         yield app

@@ -122,9 +122,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # kombu polls this transport (default every second, a second per hop for a lead)
+        "polling_interval": env.float("BROKER_POLLING_INTERVAL", default=0.2),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis: every key under this prefix (test runs side by side on one Redis db stay apart)
+    if env("BROKER_KEY_PREFIX", default=""):
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env("BROKER_KEY_PREFIX")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -139,6 +144,45 @@ CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+# --- Celery lanes -----------------------------------------------------------------------
+# Work runs in lanes, each its own queue (DESIGN §8), so bulk work never delays a live lead
+# or a timer: `live` (a lead's arrival), `timers` (offer expiry, held releases, SLAs, window
+# rechecks, deliveries) and `bulk` (a rule's backlog, chunks of leads, the sweeper's
+# catch-up, e-mails). Every task of ours is routed by name (tests/distribution/test_lanes.py
+# checks that none is missing). A worker started without -Q consumes every queue below;
+# `-Q live` (etc.) gives a lane its own worker. `celery` (the default queue) is drained too:
+# a task without a route, or a message published before the lanes existed, is never stranded
+# (the bulk workers consume it: docker-compose.yml, run_embedded).
+LANES = ("live", "timers", "bulk")
+LANE_OF_TASK = {
+    "distribution.distribute_lead": "live",
+    "distribution.expire_offers": "timers",
+    "distribution.release_held": "timers",
+    "distribution.reassign_missed_sla": "timers",
+    "distribution.recheck_windows": "timers",
+    "distribution.send_webhook": "timers",
+    "distribution.distribute_waiting_for_rule": "bulk",
+    "distribution.distribute_leads": "bulk",
+    "distribution.requeue_pending": "bulk",
+    "distribution.send_emails": "bulk",
+}
+CELERY_TASK_ROUTES = {name: {"queue": lane} for name, lane in LANE_OF_TASK.items()}
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+# What a worker without -Q consumes: every lane and the default queue (exchange and routing
+# key named after the queue, as Celery declares a queue it creates on demand).
+CELERY_TASK_QUEUES = {
+    name: {"exchange": name, "routing_key": name} for name in (*LANES, CELERY_TASK_DEFAULT_QUEUE)
+}
+
+# --- worker database connections --------------------------------------------------------
+# Celery's Django fixup closes every database connection before and after each task unless
+# DB_REUSE_MAX is set (a new PostgreSQL connection per task, ~4.7 ms each). With it set the
+# fixup closes them only every DB_REUSE_MAX tasks, and config/celery.py closes, after each
+# task, the connections that are broken or older than CONN_MAX_AGE (what Django does after
+# a web request). CONN_MAX_AGE 0 (SQLite, tests) keeps closing after every task.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 
 # --- distribution -----------------------------------------------------------------------
 # A lead still pending this long after it was saved is re-queued by the sweeper.

@@ -16,6 +16,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # Several runs may share one PostgreSQL server (engineers side by side, CI jobs): with
     # one fixed test database name each run dropped the database of the other. One per run.
+    # 0 (a connection per request / task) unless a test starts a worker that keeps them
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     DATABASES["default"]["TEST"] = {
         "NAME": env(
             "TEST_DATABASE_NAME", default=f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
@@ -34,3 +36,6 @@ STORAGES = {
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 TEST_REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+# The key prefix of the test's real workers on that Redis: parallel runs (xdist, engineers
+# side by side) each see only their own queues.
+TEST_BROKER_KEY_PREFIX = env("BROKER_KEY_PREFIX", default=f"test{os.getpid()}:")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,37 @@ def _database_url() -> str:
     return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
 
 
-@pytest.fixture(scope="module")
-def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real `celery worker` process on the test database and the test Redis broker."""
+def flush_broker() -> None:
+    """Empty this run's queues on the test Redis (its key prefix only: other runs share it)."""
     import redis
 
-    redis.Redis.from_url(settings.TEST_REDIS_URL).flushdb()
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    broker = redis.Redis.from_url(settings.TEST_REDIS_URL)
+    keys = list(broker.scan_iter(match=f"{settings.TEST_BROKER_KEY_PREFIX}*", count=1000))
+    if keys:
+        broker.delete(*keys)
+
+
+def broker_key(name: str) -> str:
+    """The Redis key of queue (or hash) NAME for this run's workers."""
+    return f"{settings.TEST_BROKER_KEY_PREFIX}{name}"
+
+
+@contextmanager
+def running_worker(
+    log_dir: Path, *args: str, hostname: str = "e2e@%h", **env_extra: str
+) -> Iterator[Any]:
+    """A real `celery worker` process on the test database and the test Redis broker; with
+    no `-Q` in ARGS it serves every lane (DESIGN §8). Its keys on the shared Redis are this
+    run's (TEST_BROKER_KEY_PREFIX). Stopped (its process group) on exit."""
+    log = log_dir / "worker.log"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": _database_url(),
         "CELERY_BROKER_URL": settings.TEST_REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        "BROKER_KEY_PREFIX": settings.TEST_BROKER_KEY_PREFIX,
+        **env_extra,
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -70,7 +89,8 @@ def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
-                "--hostname=e2e@%h",
+                f"--hostname={hostname}",
+                *args,
             ],
             cwd=ROOT,
             env=env,
@@ -89,12 +109,22 @@ def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        flush_broker()  # leave no keys of this run behind on the shared Redis
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real `celery worker` process (every lane) on the test database and the test Redis
+    broker."""
+    flush_broker()
+    with running_worker(tmp_path_factory.mktemp("worker")) as proc:
+        yield proc
 
 
 @pytest.fixture
 def redis_broker(worker: Any) -> Iterator[Any]:
     """This process publishes to the same Redis the worker consumes from."""
-    with celery_publishing_to(settings.TEST_REDIS_URL) as app:
+    with celery_publishing_to(settings.TEST_REDIS_URL, settings.TEST_BROKER_KEY_PREFIX) as app:
         yield app
 
 
@@ -156,7 +186,7 @@ def test_a_lead_posted_while_the_broker_is_down_is_saved_and_requeued_by_the_swe
     lead_id = response.json()["id"]
     assert Lead.objects.get(pk=lead_id).distribution_state == "pending"
 
-    with celery_publishing_to(settings.TEST_REDIS_URL):
+    with celery_publishing_to(settings.TEST_REDIS_URL, settings.TEST_BROKER_KEY_PREFIX):
         assert requeue_pending() == 0  # inside the grace period: nothing re-queued yet
         with time_machine.travel(timezone.now() + timedelta(minutes=2)):
             assert requeue_pending() == 1  # the sweeper Beat runs, once the broker is back
