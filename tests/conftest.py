@@ -81,6 +81,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _celery_configured() -> None:
+    """Celery reads its configuration from Django's settings once, at first use: read it
+    before any test overrides a CELERY_ setting, so no test leaves the app with its values."""
+    from config.celery import app
+
+    assert app.conf.task_routes is not None
+
+
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"

@@ -7,7 +7,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-import redis
 import time_machine
 from django.conf import settings
 from django.test import override_settings
@@ -159,23 +158,26 @@ def test_an_unknown_transport_reports_unknown_depths():
 
 @pytest.mark.redis
 def test_queue_depth_is_read_from_a_real_redis(client):
-    url = settings.TEST_REDIS_URL
-    redis.Redis.from_url(url).flushdb()
-    routes = {"distribution.tasks.routing.distribute_lead": {"queue": "live"}}
+    from tests.acceptance.test_worker_end_to_end import flush_broker
+
+    url, prefix = settings.TEST_REDIS_URL, settings.TEST_BROKER_KEY_PREFIX
+    flush_broker()  # this run's keys only: other runs share the Redis
     try:
-        with override_settings(CELERY_TASK_ROUTES=routes), celery_publishing_to(url) as app:
+        with celery_publishing_to(url, prefix) as app:
             for _ in range(25):
                 app.send_task("health.probe", queue="celery")
             for priority in (0, 6, 9):  # kombu keeps each priority step in its own list
                 app.send_task("health.probe", queue="live", priority=priority)
             response = client.get("/healthz")
             assert response.status_code == 200
-            assert response.json()["pipeline"]["queues"]["depth"] == {"celery": 25, "live": 3}
+            depth = response.json()["pipeline"]["queues"]["depth"]
+            assert (depth["celery"], depth["live"]) == (25, 3)
+            assert all(depth[lane] == 0 for lane in settings.LANES if lane != "live")
 
             with override_settings(HEALTH_MAX_QUEUE_DEPTH=20):
                 late = client.get("/healthz")
     finally:
-        redis.Redis.from_url(url).flushdb()
+        flush_broker()
 
     assert late.status_code == 503
     assert set(late.json()["errors"]) == {"queues"}
