@@ -162,7 +162,9 @@ def leads_import_csv(
         if not data.get("external_id"):
             data["external_id"] = row_key(data)
         try:
-            _, created = lead_ingest(source=source, data=data, campaigns=campaigns, queue=queue)
+            _, created = lead_ingest(
+                source=source, data=data, campaigns=campaigns, queue=queue, bulk=True
+            )
         except LeadInputError as exc:
             result.errors.append(
                 (line, "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items()))

@@ -9,6 +9,6 @@ from django.dispatch import Signal
 lead_changed = Signal()
 
 # A new lead was stored and waits for distribution (sent inside the ingesting transaction,
-# not for imports asked not to queue). Argument: lead_id. The distributing app queues it
-# after commit.
+# not for imports asked not to queue). Arguments: lead_id, bulk (True for a CSV row: it
+# waits in the bulk lane, behind no live lead). The distributing app queues it after commit.
 lead_awaits_distribution = Signal()

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 QUEUE_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 
-def _enqueue(lead_id: int, trigger: str = "arrival") -> None:
+def _enqueue(lead_id: int, trigger: str = "arrival", *, queue: str | None = None) -> None:
     """Publish the lead's distribution task with one connection attempt and no retry: this
     runs inside the web request, so a broker outage must cost it nothing (the lead is saved
     and pending; the sweeper re-queues it once the broker is back)."""
@@ -29,6 +29,8 @@ def _enqueue(lead_id: int, trigger: str = "arrival") -> None:
     from distribution.tasks import distribute_lead
 
     options: dict[str, Any] = {"args": [lead_id], "kwargs": {"trigger": trigger}}
+    if queue is not None:  # another lane than the task's own (an imported row: bulk)
+        options["queue"] = queue
     try:
         if app.conf.task_always_eager:
             distribute_lead.apply_async(**options)
@@ -42,9 +44,11 @@ def _enqueue(lead_id: int, trigger: str = "arrival") -> None:
         logger.warning("could not queue lead %s; the sweeper will retry", lead_id, exc_info=True)
 
 
-def lead_queue_distribution(*, lead_id: int) -> None:
-    """Queue the lead's distribution once the current transaction commits."""
-    transaction.on_commit(lambda: _enqueue(lead_id))
+def lead_queue_distribution(*, lead_id: int, bulk: bool = False) -> None:
+    """Queue the lead's distribution once the current transaction commits: in the live lane,
+    or with BULK (a CSV row) in the bulk lane, so an import never delays a live lead."""
+    queue = "bulk" if bulk else None
+    transaction.on_commit(lambda: _enqueue(lead_id, queue=queue))
 
 
 def leads_requeue_stale(*, grace: timedelta | None = None, limit: int = 1000) -> int:
