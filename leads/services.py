@@ -10,7 +10,7 @@ from django.db.models import Q
 from leads import caches
 from leads.models import Activity, Campaign, DistributionState, Lead, LeadEvent, LeadStatus, Source
 from leads.signals import lead_awaits_distribution
-from leads.validation import clean_lead_input
+from leads.validation import LeadInputError, clean_lead_input
 
 CLOSED_STATUSES = (LeadStatus.CONVERTED, LeadStatus.LOST)
 
@@ -100,6 +100,12 @@ def lead_ingest(
         )
         if existing is None:  # another constraint: e.g. a campaign deleted since cached
             caches.clear_all()
+            if (
+                lead.campaign_id is not None
+                and not Campaign.objects.filter(pk=lead.campaign_id).exists()
+            ):
+                slug = data.get("campaign")
+                raise LeadInputError({"campaign": [f"unknown campaign {slug!r}."]}) from None
             raise
         return existing, False
     return lead, True
