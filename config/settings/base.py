@@ -126,7 +126,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": env.float("BROKER_POLLING_INTERVAL", default=0.2),
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        # a broker host that does not answer costs a web request at most this (the lead is
+        # saved and pending; the sweeper queues it once the broker is back)
+        "socket_connect_timeout": env.float("BROKER_CONNECT_TIMEOUT", default=1.0),
+    }
     # Redis: every key under this prefix (test runs side by side on one Redis db stay apart)
     if env("BROKER_KEY_PREFIX", default=""):
         CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env("BROKER_KEY_PREFIX")
