@@ -17,4 +17,3 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
     "global_keyprefix": os.environ["BROKER_KEY_PREFIX"],
 }
-BENCH_LIVE_REF_KEY = os.environ["BROKER_KEY_PREFIX"] + "bench-ref"

@@ -6,6 +6,7 @@ thread turns into an UPDATE)."""
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from typing import Any
 
@@ -15,6 +16,8 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from config.urls import urlpatterns as product_urls
+
+REF_KEY = os.environ["BROKER_KEY_PREFIX"] + "bench-ref"  # what bench_live consumes
 
 
 @cache
@@ -30,7 +33,7 @@ def trivial(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 def push(request: HttpRequest) -> JsonResponse:
-    _redis().lpush(settings.BENCH_LIVE_REF_KEY, int(json.loads(request.body)["id"]))
+    _redis().lpush(REF_KEY, int(json.loads(request.body)["id"]))
     return JsonResponse({"ok": True}, status=201)
 
 
