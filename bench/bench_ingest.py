@@ -162,7 +162,9 @@ def run() -> dict[str, Any]:
         Path(c).resolve() for c in os.environ.get("BENCH_INGEST_CODE", str(ROOT)).split(",") if c
     ]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings.bench")
+    env.update(
+        DATABASE_URL=url, BENCH_DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings.bench"
+    )
     admin = _database_url("postgres")
     _sql(admin, f'DROP DATABASE IF EXISTS "{name}"')
     _sql(admin, f'CREATE DATABASE "{name}"')
