@@ -25,12 +25,12 @@ class DistributionConfig(AppConfig):
         selectors.lead_reader_add(documents.lead_offered_to)
 
 
-def _queue(*, lead_id: int, bulk: bool = False, **_: Any) -> None:
+def _queue(*, lead_id: int, bulk: bool = False, campaign_id: int | None = None, **_: Any) -> None:
     """A new lead: its distribution task is queued once the ingesting transaction commits
     (an imported row in the bulk lane)."""
     from distribution.services import lead_queue_distribution
 
-    lead_queue_distribution(lead_id=lead_id, bulk=bulk)
+    lead_queue_distribution(lead_id=lead_id, bulk=bulk, campaign_id=campaign_id)
 
 
 def _run_automations(*, lead_id: int, trigger: str, actor: Any = None, **_: Any) -> None:

@@ -176,7 +176,7 @@ class LeadAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if not change and obj.distribution_state == DistributionState.PENDING:
             # a lead added by hand is queued on commit like one posted to the API
-            lead_awaits_distribution.send(sender=Lead, lead_id=obj.pk)
+            lead_awaits_distribution.send(sender=Lead, lead_id=obj.pk, campaign_id=obj.campaign_id)
         if change and form.changed_data:
             trigger = "status_changed" if "status" in form.changed_data else "updated"
             lead_changed.send(sender=Lead, lead_id=obj.pk, trigger=trigger, actor=request.user)

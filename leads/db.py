@@ -91,12 +91,12 @@ class _InsertSQL:
         lead_table, event_table = qn(Lead._meta.db_table), qn(LeadEvent._meta.db_table)
         self.fields = [f for f in Lead._meta.concrete_fields if not f.primary_key]
         dup_column = Lead._meta.get_field("duplicate_of").column
-        columns = [qn(f.column) for f in self.fields]
+        columns = [qn(str(f.column)) for f in self.fields]
         values = [
             "(SELECT id FROM original)" if f.column == dup_column else "%s" for f in self.fields
         ]
         self.dup_index = next(i for i, f in enumerate(self.fields) if f.column == dup_column)
-        ev = {f.attname: qn(f.column) for f in LeadEvent._meta.concrete_fields}
+        ev = {f.attname: qn(str(f.column)) for f in LeadEvent._meta.concrete_fields}
         closed = ", ".join(f"'{s.value}'" for s in CLOSED_STATUSES)
         self.sql = (
             # the open original: same campaign, same normalised e-mail or phone (an empty
@@ -154,7 +154,8 @@ def _pg_insert(lead: Lead, *, created_message: str) -> bool:
     sql = statement.sql if search else statement.sql_no_duplicate_search
     nested = connection.in_atomic_block
     with transaction.atomic() if nested else _autocommit(), connection.cursor() as cursor:
-        cursor.execute(sql, [*prefix, *values, *events])
+        params: list[Any] = [*prefix, *values, *events]
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:  # ON CONFLICT: the (source, external_id) is stored already
         return False

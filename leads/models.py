@@ -93,6 +93,15 @@ class DistributionState(models.TextChoices):
     UNQUEUED = "unqueued", "Not queued (distributed only when asked)"
 
 
+class Lane(models.TextChoices):
+    """The work lane a lead's distribution runs in: a live arrival (API, admin) or bulk work
+    (a CSV row). An arrival batch takes pending leads of its own lane only, and the sweeper
+    re-queues a lead into its lane, so bulk rows never ride in a live lead's batch."""
+
+    LIVE = "live", "Live"
+    BULK = "bulk", "Bulk (imported)"
+
+
 class InvalidTransition(DomainError):
     """A status move that ALLOWED_TRANSITIONS does not permit."""
 
@@ -169,6 +178,12 @@ class Lead(models.Model):
     held_until = models.DateTimeField(
         null=True, blank=True, help_text="Held after hours: distributed when the rule opens"
     )
+    lane = models.CharField(
+        max_length=4,
+        choices=Lane.choices,
+        default=Lane.LIVE,
+        help_text="The lane its distribution runs in (imported rows: bulk)",
+    )
     queued_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -219,6 +234,13 @@ class Lead(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["distribution_state", "created_at"]),
+            # an arrival batch's scan: the live pending leads, oldest first, whatever the bulk
+            # backlog behind or before them
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(distribution_state="pending", lane="live"),
+                name="lead_pending_live_idx",
+            ),
             models.Index(fields=["owner", "status"]),
             models.Index(
                 fields=["held_until"], condition=Q(status="held"), name="lead_held_until_idx"

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import IntegrityError
 
 from leads import caches, db
-from leads.models import Activity, Campaign, DistributionState, Lead, Source
+from leads.models import Activity, Campaign, DistributionState, Lane, Lead, Source
 from leads.signals import lead_awaits_distribution
 from leads.validation import LeadInputError, clean_lead_input
 
@@ -41,6 +41,8 @@ def lead_ingest(
     lead = Lead(source=source, **values)
     if not queue:  # not distributed until asked (distribute_pending, a rule's backlog)
         lead.distribution_state = DistributionState.UNQUEUED
+    if bulk:  # its batch and any re-queue stay in the bulk lane
+        lead.lane = Lane.BULK
     lead.normalise()
     violation: IntegrityError | None = None
     try:
@@ -68,7 +70,9 @@ def lead_ingest(
             raise LeadInputError({"campaign": [f"unknown campaign {slug!r}."]})
         raise violation or IntegrityError("the lead was neither stored nor found")
     if queue:  # distribution queues its task after commit (at once outside a transaction)
-        lead_awaits_distribution.send(sender=Lead, lead_id=lead.pk, bulk=bulk)
+        lead_awaits_distribution.send(
+            sender=Lead, lead_id=lead.pk, bulk=bulk, campaign_id=lead.campaign_id
+        )
     return lead, True
 
 

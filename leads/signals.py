@@ -10,5 +10,6 @@ lead_changed = Signal()
 
 # A new lead was stored and waits for distribution (sent inside the ingesting transaction,
 # not for imports asked not to queue). Arguments: lead_id, bulk (True for a CSV row: it
-# waits in the bulk lane, behind no live lead). The distributing app queues it after commit.
+# waits in the bulk lane, behind no live lead), campaign_id (None without a campaign). The
+# distributing app queues it after commit.
 lead_awaits_distribution = Signal()

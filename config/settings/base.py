@@ -192,6 +192,9 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # --- distribution -----------------------------------------------------------------------
 # A lead still pending this long after it was saved is re-queued by the sweeper.
 LEADROUTER_PENDING_GRACE_SECONDS = env.int("LEADROUTER_PENDING_GRACE_SECONDS", default=60)
+# one queued arrival task per lane at a time on a Redis broker: a burst of arrivals is one
+# message whose batch routes them all (distribution.services.queueing, decision L13)
+LEADROUTER_ARRIVAL_COALESCE = env.bool("LEADROUTER_ARRIVAL_COALESCE", default=True)
 
 LOGGING = {
     "version": 1,

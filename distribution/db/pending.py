@@ -59,30 +59,39 @@ def _reader(model: type[M], alias: str) -> _RowReader[M]:
     return reader
 
 
-def pending_leads_lock(ids: Sequence[int] | None, *, skip_locked: bool, limit: int) -> list[Lead]:
-    """The pending leads to route (of the IDS, when given), oldest first, locked — not those of
-    a campaign with a marketplace workflow — with their source and campaign (1 query).
+def pending_leads_lock(
+    ids: Sequence[int] | None, *, skip_locked: bool, limit: int, lane: str | None = None
+) -> list[Lead]:
+    """The pending leads to route (of the IDS, when given; of LANE, when given), oldest first,
+    locked — not those of a campaign with a marketplace workflow — with their source and
+    campaign (1 query).
 
     On PostgreSQL one fixed SQL text: no ORM query to build, a simple plan, one model row per
     lead (sources and campaigns are few: one row each, shared). The duplicate-of lead is not
     joined: only a sticky-owner rule reads it (`Router.attach_originals`).
     """
     if connection.vendor == "postgresql":
-        return _pg(ids, skip_locked=skip_locked, limit=limit)
-    return _portable(ids, skip_locked=skip_locked, limit=limit)
+        return _pg(ids, skip_locked=skip_locked, limit=limit, lane=lane)
+    return _portable(ids, skip_locked=skip_locked, limit=limit, lane=lane)
 
 
-def _portable(ids: Sequence[int] | None, *, skip_locked: bool, limit: int) -> list[Lead]:
+def _portable(
+    ids: Sequence[int] | None, *, skip_locked: bool, limit: int, lane: str | None = None
+) -> list[Lead]:
+    extra = {} if lane is None else {"lane": lane}
     return locked_leads(
         ids,
         skip_locked=skip_locked,
         limit=limit,
         distribution_state=DistributionState.PENDING,
         campaign__workflow__isnull=True,
+        **extra,
     )
 
 
-def _pg(ids: Sequence[int] | None, *, skip_locked: bool, limit: int) -> list[Lead]:
+def _pg(
+    ids: Sequence[int] | None, *, skip_locked: bool, limit: int, lane: str | None = None
+) -> list[Lead]:
     qn = connection.ops.quote_name
     read_lead, read_source = _reader(Lead, "l"), _reader(Source, "s")
     read_campaign = _reader(Campaign, "c")
@@ -93,6 +102,9 @@ def _pg(ids: Sequence[int] | None, *, skip_locked: bool, limit: int) -> list[Lea
     if ids is not None:
         where.append("l.id = ANY(%s)")
         params.append(list(ids))
+    if lane is not None:
+        where.append("l.lane = %s")
+        params.append(lane)
     sql = (
         f"SELECT {', '.join(read_lead.columns + read_source.columns + read_campaign.columns)} "
         f"FROM {qn(Lead._meta.db_table)} l "
@@ -130,9 +142,10 @@ def _pg(ids: Sequence[int] | None, *, skip_locked: bool, limit: int) -> list[Lea
     return leads
 
 
-def stale_pending_claim(*, cutoff: datetime, now: datetime, limit: int) -> list[int]:
+def stale_pending_claim(*, cutoff: datetime, now: datetime, limit: int) -> list[tuple[int, str]]:
     """Claim up to LIMIT pending leads, oldest first, untouched and not queued since CUTOFF
-    (the visibility window), by stamping their `queued_at` with NOW; their ids, ascending.
+    (the visibility window), by stamping their `queued_at` with NOW; their (id, lane)
+    pairs, ascending by id.
 
     The stamp is the claim: a lead claimed once is not claimed again until the window has
     passed, however many sweeps run, and concurrent sweeps take disjoint leads (`SKIP
@@ -144,9 +157,9 @@ def stale_pending_claim(*, cutoff: datetime, now: datetime, limit: int) -> list[
     return _portable_stale(cutoff=cutoff, now=now, limit=limit)
 
 
-def _portable_stale(*, cutoff: datetime, now: datetime, limit: int) -> list[int]:
+def _portable_stale(*, cutoff: datetime, now: datetime, limit: int) -> list[tuple[int, str]]:
     with transaction.atomic():
-        ids = list(
+        rows = list(
             Lead.objects.select_for_update(skip_locked=True)
             .filter(
                 Q(queued_at__isnull=True) | Q(queued_at__lt=cutoff),
@@ -154,22 +167,22 @@ def _portable_stale(*, cutoff: datetime, now: datetime, limit: int) -> list[int]
                 updated_at__lt=cutoff,
             )
             .order_by("created_at", "id")
-            .values_list("id", flat=True)[:limit]
+            .values_list("id", "lane")[:limit]
         )
-        Lead.objects.filter(pk__in=ids).update(queued_at=now)
-    return sorted(ids)
+        Lead.objects.filter(pk__in=[lead_id for lead_id, _ in rows]).update(queued_at=now)
+    return sorted(rows)
 
 
-def _pg_stale(*, cutoff: datetime, now: datetime, limit: int) -> list[int]:
+def _pg_stale(*, cutoff: datetime, now: datetime, limit: int) -> list[tuple[int, str]]:
     qn = connection.ops.quote_name
     table = qn(Lead._meta.db_table)
     sql = (
         f"UPDATE {table} SET queued_at = %s WHERE id IN ("
         f"SELECT id FROM {table} WHERE distribution_state = %s AND updated_at < %s "
         f"AND (queued_at IS NULL OR queued_at < %s) ORDER BY created_at, id LIMIT %s "
-        f"FOR UPDATE SKIP LOCKED) RETURNING id"
+        f"FOR UPDATE SKIP LOCKED) RETURNING id, lane"
     )
     params: list[Any] = [now, DistributionState.PENDING.value, cutoff, cutoff, limit]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return sorted(row[0] for row in cursor.fetchall())
+        return sorted((row[0], row[1]) for row in cursor.fetchall())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,31 +62,69 @@ ARRIVAL_CHUNK = 200
 
 
 def leads_distribute_arrival(
-    *, lead_id: int, trigger: str = Trigger.ARRIVAL, chunk: int = ARRIVAL_CHUNK
+    *,
+    lead_id: int,
+    trigger: str = Trigger.ARRIVAL,
+    chunk: int = ARRIVAL_CHUNK,
+    lane: str | None = None,
 ) -> DistributionAttempt | None:
-    """Distribute an arrived lead together with every other lead pending at that moment (up
-    to CHUNK, oldest first, skipping those another worker holds), in one batch: under load
-    one task routes many leads, so throughput grows instead of collapsing, and the leads'
-    own tasks then find nothing to do. Returns the arrived lead's attempt (None when it is
-    no longer pending or a worker already has it).
+    """Distribute an arrived lead together with every other lead of its lane pending at that
+    moment (CHUNK at a time, oldest first, skipping those another worker holds), in
+    batches: under load one task routes many leads, so throughput grows instead of
+    collapsing. Returns the arrived lead's attempt (None when it is no longer pending or
+    a worker already has it — the others pending are routed all the same).
 
     1. Lock the arrived lead first (it is routed even behind a backlog of CHUNK older ones).
-    2. Lock up to CHUNK - 1 other pending leads, oldest first, `SKIP LOCKED`: concurrent
-       arrival tasks take disjoint leads and never wait on each other.
-    3. Route them all as `leads_distribute_batch` does, oldest first.
+    2. Open the lane's arrival gate (`queueing.arrival_gate_reset`): arrivals from now on
+       publish a task of their own; those before are committed, so this task sees them.
+    3. Lock up to CHUNK - 1 other pending leads of its lane (live or bulk), oldest first,
+       `SKIP LOCKED`: concurrent arrival tasks take disjoint leads and never wait on each
+       other, and a live lead's batch carries no imported row.
+    4. Route them all as `leads_distribute_batch` does, oldest first; while a chunk comes
+       back full, go on with the next (each its own transaction), for ARRIVAL_SECONDS at
+       most, then hand the rest to a new task of the lane.
     """
-    with gc_paused(), transaction.atomic():
-        own = pending_leads_lock([lead_id], skip_locked=False, limit=1)
-        if not own:
-            return None
-        others = pending_leads_lock(None, skip_locked=True, limit=chunk)
-        leads = own + [lead for lead in others if lead.pk != lead_id][: chunk - 1]
-        leads.sort(key=lambda lead: (lead.created_at, lead.pk))
-        router = Router(trigger=trigger, automations=True)
-        router.attach_originals(leads)
-        attempts = router.run([router.plan_new(lead) for lead in leads])
-        router.flush()
-    return next((a for a in attempts if a.lead_id == lead_id), None)
+    from distribution.services.queueing import arrival_gate_reset, lead_continue_arrivals
+
+    started = time.monotonic()
+    own_attempt: DistributionAttempt | None = None
+    with gc_paused():
+        with transaction.atomic():
+            own = pending_leads_lock([lead_id], skip_locked=False, limit=1)
+            if own:
+                lane = own[0].lane
+            elif lane is None:
+                lane = Lead.objects.filter(pk=lead_id).values_list("lane", flat=True).first()
+                if lane is None:  # the lead is gone
+                    return None
+            arrival_gate_reset(lane)
+            others = pending_leads_lock(None, skip_locked=True, limit=chunk, lane=lane)
+            leads = own + [lead for lead in others if lead.pk != lead_id][: chunk - len(own)]
+            attempts = _route_arrivals(leads, trigger)
+            own_attempt = next((a for a in attempts if a.lead_id == lead_id), None)
+        while len(leads) >= chunk:  # a backlog: the next chunk of the lane
+            if time.monotonic() - started > ARRIVAL_SECONDS:
+                lead_continue_arrivals(lead_id=lead_id, lane=lane)
+                break
+            with transaction.atomic():
+                leads = pending_leads_lock(None, skip_locked=True, limit=chunk, lane=lane)
+                _route_arrivals(leads, trigger)
+    return own_attempt
+
+
+# an arrival task goes on through a backlog for this long, then queues its continuation
+ARRIVAL_SECONDS = 5.0
+
+
+def _route_arrivals(leads: list[Lead], trigger: str) -> list[DistributionAttempt]:
+    if not leads:
+        return []
+    leads.sort(key=lambda lead: (lead.created_at, lead.pk))
+    router = Router(trigger=trigger, automations=True)
+    router.attach_originals(leads)
+    attempts = router.run([router.plan_new(lead) for lead in leads])
+    router.flush()
+    return attempts
 
 
 def leads_distribute_batch(

@@ -11,10 +11,11 @@ from .retry import RETRY_WITH_BACKOFF
 
 
 @shared_task(name="distribution.distribute_lead", max_retries=5, **RETRY_WITH_BACKOFF)
-def distribute_lead(lead_id: int, trigger: str = "arrival") -> str | None:
+def distribute_lead(lead_id: int, trigger: str = "arrival", lane: str | None = None) -> str | None:
     """Distribute one lead, by the marketplace or agent routing — an arrival together with
-    the other leads pending now (idempotent: an already distributed lead is left alone)."""
-    attempt = lead_dispatch_arrival(lead_id=lead_id, trigger=trigger)
+    the other leads of its LANE pending now (idempotent: an already distributed lead is
+    left alone)."""
+    attempt = lead_dispatch_arrival(lead_id=lead_id, trigger=trigger, lane=lane)
     return attempt.outcome if attempt is not None else None
 
 

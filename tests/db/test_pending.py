@@ -17,9 +17,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 T0 = dt.datetime(2025, 3, 3, 10, 0, tzinfo=dt.UTC)
 
 
-def _claimed(twin: Any, ids: list[int] | None, *, limit: int) -> list[dict[str, Any]]:
+def _claimed(
+    twin: Any, ids: list[int] | None, *, limit: int, lane: str | None = None
+) -> list[dict[str, Any]]:
     def run() -> list[dict[str, Any]]:
-        leads = twin(ids, skip_locked=True, limit=limit)
+        leads = twin(ids, skip_locked=True, limit=limit, lane=lane)
         return [
             {
                 "lead": instance_values(lead),
@@ -44,6 +46,7 @@ def leads() -> list[Lead]:
         LeadFactory(source=web, campaign=routed, distribution_state="done"),  # not pending
         LeadFactory(source=web, campaign=None),
         LeadFactory(source=other, campaign=routed),
+        LeadFactory(source=web, campaign=routed, lane="bulk"),  # an imported row
     ]
     for i, lead in enumerate(made):  # created in another order than the ids
         Lead.objects.filter(pk=lead.pk).update(created_at=T0 - dt.timedelta(minutes=i % 3 * 7 + i))
@@ -55,7 +58,15 @@ def test_pending_leads_lock_twins_claim_the_same_leads(leads: list[Lead], limit:
     postgresql = _claimed(pending._pg, None, limit=limit)
     portable = _claimed(pending._portable, None, limit=limit)
     assert postgresql == portable
-    assert len(postgresql) == min(limit, 4)
+    assert len(postgresql) == min(limit, 5)
+
+
+@pytest.mark.parametrize("lane", ["live", "bulk"])
+def test_pending_leads_lock_twins_claim_the_same_of_a_lane(leads: list[Lead], lane: str) -> None:
+    postgresql = _claimed(pending._pg, None, limit=100, lane=lane)
+    assert postgresql == _claimed(pending._portable, None, limit=100, lane=lane)
+    assert len(postgresql) == (4 if lane == "live" else 1)
+    assert {row["lead"]["lane"] for row in postgresql} == {lane}
 
 
 def test_pending_leads_lock_twins_claim_the_same_of_given_ids(leads: list[Lead]) -> None:
@@ -69,7 +80,10 @@ def _stale_claim(twin: Any, *, limit: int) -> tuple[list[int], list[int]]:
     """The ids the twin claims and the ids then stamped with the claim's time."""
 
     def run() -> tuple[list[int], list[int]]:
-        claimed = twin(cutoff=T0, now=T0 + dt.timedelta(hours=1), limit=limit)
+        claimed = [
+            lead_id
+            for lead_id, _lane in twin(cutoff=T0, now=T0 + dt.timedelta(hours=1), limit=limit)
+        ]
         stamped = Lead.objects.filter(queued_at=T0 + dt.timedelta(hours=1))
         return claimed, sorted(stamped.values_list("id", flat=True))
 

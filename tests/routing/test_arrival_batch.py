@@ -22,11 +22,12 @@ from tests.routing.conftest import make_pool, make_rule
 _numbers = itertools.count()
 
 
-def pending_leads(source: Any, n: int) -> list[int]:
+def pending_leads(source: Any, n: int, lane: str = "live") -> list[int]:
     """N leads stored and pending, as if their own tasks had not run yet (a busy worker)."""
     numbers = [next(_numbers) for _ in range(n)]
     leads = Lead.objects.bulk_create(
-        Lead(source=source, email=f"w{i}@example.com", external_id=f"w{i}") for i in numbers
+        Lead(source=source, email=f"w{i}@example.com", external_id=f"w{i}", lane=lane)
+        for i in numbers
     )
     return [lead.pk for lead in leads]
 
@@ -60,9 +61,27 @@ def test_an_arrival_behind_a_larger_backlog_is_routed_with_the_oldest_of_the_chu
     attempt = leads_distribute_arrival(lead_id=arrived, chunk=4)
 
     assert attempt is not None and attempt.lead_id == arrived
-    routed_now = set(Lead.objects.filter(status="assigned").values_list("id", flat=True))
-    assert routed_now == {arrived, *backlog[:3]}  # itself first, then the oldest
-    assert Lead.objects.filter(status="pending").count() == 7
+    # the first chunk: itself, then the oldest three; then the backlog, chunk after chunk
+    order = list(DistributionAttempt.objects.order_by("id").values_list("lead_id", flat=True))
+    assert set(order[:4]) == {arrived, *backlog[:3]}
+    assert sorted(order) == sorted([*backlog, arrived])  # one task, every lead once
+    assert not Lead.objects.filter(status="pending").exists()
+
+
+@pytest.mark.django_db
+def test_a_live_arrival_carries_no_imported_row_and_an_imported_row_no_live_lead(web, routed):
+    imported = pending_leads(web, 6, lane="bulk")  # a CSV import's backlog, older
+    (live,) = pending_leads(web, 1)
+    (waiting_live,) = pending_leads(web, 1)
+
+    assert distribute_lead(live) == "assigned"
+    assigned = set(Lead.objects.filter(status="assigned").values_list("id", flat=True))
+    assert assigned == {live, waiting_live}  # the import's rows stay with the bulk lane
+
+    (late_live,) = pending_leads(web, 1)
+    assert distribute_lead(imported[0]) == "assigned"  # a bulk task routes bulk rows
+    pending = set(Lead.objects.filter(status="pending").values_list("id", flat=True))
+    assert pending == {late_live}
 
 
 @pytest.mark.postgres

@@ -33,11 +33,14 @@ LATER = timedelta(minutes=2)  # past the sweeper's grace period (the visibility 
 def published(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
     """Lead ids published as `distribute_lead` tasks, counted (nothing runs)."""
     counts: Counter[int] = Counter()
+    lanes: dict[int, str] = {}
+    counts.lanes = lanes  # type: ignore[attr-defined]  # the lane each was published to
     lock = threading.Lock()
 
     def spy(*args: Any, **kwargs: Any) -> None:
         with lock:
             counts[kwargs["args"][0]] += 1
+            lanes[kwargs["args"][0]] = kwargs.get("queue") or "live"
 
     monkeypatch.setattr(tasks.distribute_lead, "apply_async", spy)
     return counts
@@ -46,6 +49,17 @@ def published(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
 def make_pending(n: int) -> list[int]:
     leads = Lead.objects.bulk_create(Lead(email=f"p{i}@example.com") for i in range(n))
     return [lead.pk for lead in leads]
+
+
+@pytest.mark.django_db
+def test_the_sweeper_requeues_each_lead_into_its_own_lane(published):
+    live = Lead.objects.create(email="live@example.com")
+    imported = Lead.objects.create(email="row@example.com", lane="bulk")
+
+    with time_machine.travel(timezone.now() + LATER):
+        assert requeue_pending() == 2
+
+    assert published.lanes == {live.pk: "live", imported.pk: "bulk"}  # type: ignore[attr-defined]
 
 
 @pytest.mark.postgres
