@@ -56,7 +56,8 @@ def _hopper_search(q: str) -> Q:
     """Every word of Q matches one of the lead's name, e-mail, phone or postcode."""
     found = Q()
     for word in q.split():
-        digits = "".join(ch for ch in word if ch.isdigit())
+        # a phone number as dialled at home ("06 …") or with its country code ("+31 6 …")
+        digits = "".join(ch for ch in word if ch.isdigit()).lstrip("0")
         term = (
             Q(first_name__icontains=word)
             | Q(last_name__icontains=word)
