@@ -130,9 +130,7 @@ def set_availability(request: HttpRequest, payload: AvailabilityIn) -> dict[str,
     """`{"available": false}`: away — no lead is offered, assigned or pulled to the agent,
     and their open offers go to the next in line; `true`: available again."""
     agent = _agent(request)
-    profile, handed_back = agent_work.agent_set_available(
-        agent=agent, available=payload.available
-    )
+    profile, handed_back = agent_work.agent_set_available(agent=agent, available=payload.available)
     agent.agent = profile
     return _me(agent, offers_handed_back=handed_back)
 

@@ -53,9 +53,7 @@ def arrive(source: Any, **fields: Any) -> Lead:
     return lead
 
 
-def test_an_offer_appears_without_a_reload_and_its_countdown_runs(
-    live_server, page, fast_polls
-):
+def test_an_offer_appears_without_a_reload_and_its_countdown_runs(live_server, page, fast_polls):
     from playwright.sync_api import expect
 
     source = SourceFactory(slug="live-web")

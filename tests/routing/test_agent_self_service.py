@@ -35,9 +35,7 @@ def visible(response) -> str:
 # --- "Agents cannot set themselves away / available; only the admin can." ----------------
 
 
-def test_an_agent_sets_themself_away_on_the_agent_page_and_gets_no_offer(
-    agents, post, web, client
-):
+def test_an_agent_sets_themself_away_on_the_agent_page_and_gets_no_offer(agents, post, web, client):
     a, b = agents(2)
     make_rule(pool=make_pool([a, b]), sources=[web], strategy="broadcast")
     client.force_login(a)
@@ -70,9 +68,7 @@ def test_going_away_hands_the_open_offers_to_the_next_in_line(agents, post, web,
     assert Offer.objects.get(lead=lead, status="open").agent == b
 
 
-def test_the_agent_api_reads_and_sets_availability_and_the_schema_shows_it(
-    agents, post, web, api
-):
+def test_the_agent_api_reads_and_sets_availability_and_the_schema_shows_it(agents, post, web, api):
     a, b = agents(2, timezone="Europe/Amsterdam")
     make_rule(pool=make_pool([a, b]), sources=[web], strategy="broadcast")
 
@@ -245,9 +241,7 @@ def test_an_agent_page_says_why_and_until_when_a_lead_it_was_offered_is_held(
 # --- "The inbox's "open" link of a lead claimed by someone else is a 404" ------------------
 
 
-def test_the_inbox_open_link_of_a_lead_claimed_by_someone_else_says_so(
-    agents, post, web, client
-):
+def test_the_inbox_open_link_of_a_lead_claimed_by_someone_else_says_so(agents, post, web, client):
     a, b = agents(2)
     make_rule(pool=make_pool([a, b]), sources=[web], strategy="broadcast")
     lead = post(first_name="Olga", phone="+31 6 1234 5678")
