@@ -9,6 +9,8 @@ from distribution import views
 app_name = "agent"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("live/offers", views.offers_live, name="offers_live"),
+    path("availability", views.set_availability, name="availability"),
     path("leads/<int:lead_id>/", views.lead_detail, name="lead"),
     path("leads/<int:lead_id>/activity", views.log_activity, name="log_activity"),
     path("leads/<int:lead_id>/status", views.set_status, name="set_status"),
@@ -20,4 +22,5 @@ urlpatterns = [
     path("hopper/<int:lead_id>/claim", views.hopper_claim, name="hopper_claim"),
     path("inbox/", views.inbox, name="inbox"),
     path("inbox/read", views.inbox_read, name="inbox_read"),
+    path("inbox/live", views.inbox_live, name="inbox_live"),
 ]

@@ -59,6 +59,10 @@ class LeadOut(Schema):
     owner: str | None = Field(None, description="The owning agent's e-mail")
     rule: str | None = Field(None, description="The rule that routed the lead")
     outbound: list[OutboundOut]
+    held_until: datetime | None = Field(
+        None, description="A held lead: when it is distributed (the rule's next opening)"
+    )
+    held_reason: str | None = Field(None, description="A held lead: why it waits")
     created_at: datetime
     external_id: str | None = None
     source: str | None = None

@@ -89,6 +89,10 @@ class FiltersField(forms.JSONField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(required=False, **kwargs)
 
+    def prepare_value(self, value: Any) -> Any:
+        # no filters given: an empty box, not the JSON "null"
+        return "" if value is None else super().prepare_value(value)
+
     def clean(self, value: Any) -> list[Any]:
         from distribution.engine.types import Filter
 
@@ -421,7 +425,17 @@ class SimulateForm(forms.Form):
     batch_size = forms.IntegerField(min_value=1, required=False)
     cap_day = forms.IntegerField(min_value=0, required=False)
     cap_week = forms.IntegerField(min_value=0, required=False)
-    filters = FiltersField()
+    filters = FiltersField(help_text='Empty: as they are. [{"field": "city", "op": "eq", ...}]')
+
+    def clean_claim_timeout(self) -> str:
+        from distribution.configuration.base import parse_duration
+
+        value = (self.cleaned_data.get("claim_timeout") or "").strip()
+        if value and parse_duration(value) is None:
+            raise forms.ValidationError(
+                'Not a duration: write a number and s, m, h or d, e.g. "15m".'
+            )
+        return value
 
 
 # --- offers, assignments, notices, automations ------------------------------------------------

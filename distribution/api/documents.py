@@ -14,12 +14,16 @@ from leads.selectors import new_lead_answer
 
 
 # a lead just stored was routed by no rule and sold to no contract
-@new_lead_answer({"rule": None, "outbound": []})
+@new_lead_answer({"rule": None, "outbound": [], "held_until": None, "held_reason": None})
 def lead_document_part(lead: Lead) -> dict[str, Any]:
-    """The rule that routed the lead and its outbound (sold) copies."""
+    """The rule that routed the lead, its outbound (sold) copies, and for a held lead until
+    when and why it waits (null otherwise)."""
+    hold = selectors.lead_hold(lead)
     return {
         "rule": selectors.rule_name_for_lead(lead),
         "outbound": selectors.outbound_for_lead(lead),
+        "held_until": hold["until"] if hold else None,
+        "held_reason": hold["reason"] if hold else None,
     }
 
 

@@ -1,4 +1,5 @@
-"""Agent API (DESIGN §7): offers, claims (button or PIN), pull, hopper.
+"""Agent API (DESIGN §7): offers, claims (button or PIN), pull, hopper; the agent's own
+profile and availability (`/me`).
 
 Auth: an agent bearer token or a signed-in agent's session. A lost race or an expired offer
 answers 409 (`already_claimed` / `offer_expired`), a lead the agent may not take 403,
@@ -19,7 +20,7 @@ from accounts.auth import AgentSessionAuth, AgentTokenAuth
 from accounts.models import User
 from distribution.errors import NotAllowed
 from distribution.selectors import routing as selectors
-from distribution.services import claims
+from distribution.services import agent_work, claims
 from leads.selectors import lead_document
 
 router = Router(tags=["agents"])
@@ -62,6 +63,23 @@ class ClaimedOut(Schema):
     phone: str = ""
 
 
+class MeOut(Schema):
+    email: str | None = None
+    name: str
+    timezone: str = Field(description="Times on the agent pages are shown in this zone")
+    available: bool = Field(description="False while away: no lead is offered or assigned")
+
+
+class AvailabilityIn(Schema):
+    available: bool = Field(description="true: available; false: away")
+
+
+class AvailabilityOut(MeOut):
+    offers_handed_back: int = Field(
+        0, description="Open offers declined by going away (they went to the next in line)"
+    )
+
+
 class ErrorOut(Schema):
     detail: str
     code: str
@@ -83,6 +101,38 @@ def _agent(request: HttpRequest) -> User:
         if reason is not None:
             raise NotAllowed("CSRF verification failed.", code="csrf_failed")
     return user
+
+
+def _me(user: User, **extra: Any) -> dict[str, Any]:
+    profile = user.agent
+    return {
+        "email": user.email,
+        "name": user.name,
+        "timezone": profile.timezone,
+        "available": profile.available,
+        **extra,
+    }
+
+
+@router.get("/me", auth=AGENT_AUTH, response={200: MeOut, **ERRORS}, summary="Me")
+def me(request: HttpRequest) -> dict[str, Any]:
+    """The signed-in agent: e-mail, name, time zone and whether available or away."""
+    return _me(_agent(request))
+
+
+@router.post(
+    "/me/availability",
+    auth=AGENT_AUTH,
+    response={200: AvailabilityOut, **ERRORS, 422: ErrorOut},
+    summary="Set me available or away",
+)
+def set_availability(request: HttpRequest, payload: AvailabilityIn) -> dict[str, Any]:
+    """`{"available": false}`: away — no lead is offered, assigned or pulled to the agent,
+    and their open offers go to the next in line; `true`: available again."""
+    agent = _agent(request)
+    profile, handed_back = agent_work.agent_set_available(agent=agent, available=payload.available)
+    agent.agent = profile
+    return _me(agent, offers_handed_back=handed_back)
 
 
 @router.get(
@@ -152,8 +202,10 @@ def pull(request: HttpRequest) -> Any:
     response={200: list[HopperLeadOut], 401: ErrorOut},
     summary="Leads in my hoppers",
 )
-def hopper(request: HttpRequest) -> list[dict[str, Any]]:
-    """Leads waiting in the hoppers the agent belongs to, oldest first."""
+def hopper(request: HttpRequest, q: str = "", after: int | None = None) -> list[dict[str, Any]]:
+    """Leads waiting in the hoppers the agent belongs to, oldest first, up to 200: `q`
+    searches name, e-mail, phone and postcode; `after` (the last id of the previous
+    answer) lists the next ones."""
     return [
         {
             "id": lead.pk,
@@ -167,7 +219,7 @@ def hopper(request: HttpRequest) -> list[dict[str, Any]]:
             "campaign": lead.campaign.slug if lead.campaign else None,
             "rule": lead.rule.name if lead.rule else None,
         }
-        for lead in selectors.hopper_leads_for_agent(agent=_agent(request))
+        for lead in selectors.hopper_leads_for_agent(agent=_agent(request), q=q, after=after)
     ]
 
 

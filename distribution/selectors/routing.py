@@ -15,6 +15,7 @@ from distribution.models import Notice, Offer, PoolMember, Rule, Strategy
 from leads.models import Lead, LeadStatus
 
 HOPPER_LIMIT = 200
+HOPPER_PAGE = 50  # leads per hopper page (the agent page; the API lists HOPPER_LIMIT)
 
 
 def rule_name_for_lead(lead: Lead) -> str | None:
@@ -51,24 +52,51 @@ def _hopper_memberships(agent: User) -> dict[int, PoolMember]:
     return {m.pool_id: m for m in rows}
 
 
-def hopper_leads_for_agent(*, agent: User, limit: int = HOPPER_LIMIT) -> list[Lead]:
-    """Leads waiting in the hopper rules the agent belongs to and whose member filters the
-    lead passes, oldest first."""
+def _hopper_search(q: str) -> Q:
+    """Every word of Q matches one of the lead's name, e-mail, phone or postcode."""
+    found = Q()
+    for word in q.split():
+        # a phone number as dialled at home ("06 …") or with its country code ("+31 6 …")
+        digits = "".join(ch for ch in word if ch.isdigit()).lstrip("0")
+        term = (
+            Q(first_name__icontains=word)
+            | Q(last_name__icontains=word)
+            | Q(email__icontains=word)
+            | Q(phone__icontains=word)
+            | Q(postcode__icontains=word)
+        )
+        if len(digits) >= 3:
+            term |= Q(phone_normalized__contains=digits)
+        found &= term
+    return found
+
+
+def hopper_page_for_agent(
+    *, agent: User, q: str = "", after: int | None = None, size: int = HOPPER_PAGE
+) -> tuple[list[Lead], int | None]:
+    """One page of the leads waiting in the hopper rules the agent belongs to and whose
+    member filters the lead passes, oldest first; Q searches name, e-mail, phone and
+    postcode. Keyset pages: AFTER is the last lead id of the previous page; answers the
+    page and the id to continue after (None on the last page)."""
     memberships = _hopper_memberships(agent)
     if not memberships:
-        return []
-    leads = (
-        Lead.objects.filter(
-            status=LeadStatus.WAITING,
-            rule__strategy=Strategy.HOPPER,
-            rule__enabled=True,
-            rule__pool_id__in=list(memberships),
-        )
-        .select_related("source", "campaign", "rule")
-        .order_by("created_at", "id")
+        return [], None
+    leads = Lead.objects.filter(
+        status=LeadStatus.WAITING,
+        rule__strategy=Strategy.HOPPER,
+        rule__enabled=True,
+        rule__pool_id__in=list(memberships),
     )
-    out = []
-    for lead in leads[: limit * 2]:
+    q = (q or "").strip()[:100]
+    if q:
+        leads = leads.filter(_hopper_search(q))
+    if after is not None:
+        anchor = Lead.objects.filter(pk=after).values_list("created_at", flat=True).first()
+        if anchor is not None:
+            leads = leads.filter(Q(created_at__gt=anchor) | Q(created_at=anchor, id__gt=after))
+    leads = leads.select_related("source", "campaign", "rule").order_by("created_at", "id")
+    out: list[Lead] = []
+    for lead in leads.iterator(chunk_size=max(2 * size, 100)):
         pool_id = lead.rule.pool_id if lead.rule else None
         member = memberships.get(pool_id) if pool_id is not None else None
         if member is None:
@@ -76,9 +104,19 @@ def hopper_leads_for_agent(*, agent: User, limit: int = HOPPER_LIMIT) -> list[Le
         if member.filters and not match_filters(filters_of(member.filters), lead_snapshot(lead))[0]:
             continue
         out.append(lead)
-        if len(out) >= limit:
+        if len(out) > size:
             break
-    return out
+    if len(out) > size:
+        return out[:size], out[size - 1].pk
+    return out, None
+
+
+def hopper_leads_for_agent(
+    *, agent: User, limit: int = HOPPER_LIMIT, q: str = "", after: int | None = None
+) -> list[Lead]:
+    """Leads waiting in the agent's hoppers, oldest first (the API's list: LIMIT of them,
+    searched by Q, after the lead id AFTER)."""
+    return hopper_page_for_agent(agent=agent, q=q, after=after, size=limit)[0]
 
 
 def agent_can_pull(*, agent: User) -> bool:
@@ -121,6 +159,45 @@ def lead_for_agent(*, agent: User, lead_id: int) -> tuple[Lead | None, Offer | N
     ):
         return lead, None
     return None, None
+
+
+def lead_hold(lead: Lead) -> dict[str, Any] | None:
+    """Why and until when a held lead waits: `{"until": datetime, "reason": str}`, or None
+    when the lead is not held. Leads are held only after hours (the router's `hold`
+    outcome: the rule's schedule is closed and its after-hours policy is `hold`)."""
+    if lead.status != LeadStatus.HELD:
+        return None
+    rule = lead.rule if lead.rule_id else None
+    if rule is None:
+        reason = "after hours: waiting for the opening hours"
+    else:
+        schedule = rule.schedule if rule.schedule_id else None
+        reason = f"after hours: rule {rule.name!r} is closed"
+        if schedule is not None:
+            reason += f" (schedule {schedule.name!r})"
+    return {"until": lead.held_until, "reason": reason}
+
+
+def lead_gone_for_agent(*, agent: User, lead_id: int) -> dict[str, Any] | None:
+    """What became of a lead the agent was offered or told about (a notice) but may no
+    longer open: `{"lead_id", "state": claimed_by_other|held|moved_on, "hold"}`; None when
+    the agent never had anything to do with it (the page stays a 404)."""
+    known = (
+        Offer.objects.filter(lead_id=lead_id, agent=agent).exists()
+        or Notice.objects.filter(lead_id=lead_id, agent=agent).exists()
+    )
+    if not known:
+        return None
+    lead = Lead.objects.select_related("rule", "rule__schedule").filter(pk=lead_id).first()
+    if lead is None:
+        return None
+    if lead.owner_id is not None and lead.owner_id != agent.pk:
+        state = "claimed_by_other"
+    elif lead.status == LeadStatus.HELD:
+        state = "held"
+    else:
+        state = "moved_on"
+    return {"lead_id": lead.pk, "state": state, "hold": lead_hold(lead)}
 
 
 def notices_for_agent(*, agent: User, limit: int = 50) -> list[Notice]:

@@ -48,6 +48,8 @@ def _changed_rule(rule: RuleSnapshot, changes: dict[str, Any], now: datetime) ->
             values["pool_id"] = pool.pk
         elif key in ("claim_timeout",):
             values[key] = parse_duration(value)
+            if values[key] is None:
+                raise ValueError(f'{key}: {value!r} is not a duration (e.g. "15m")')
         elif key in ("batch_size", "max_rounds", "pull_allotment", "priority"):
             values[key] = int(value)
         elif key == "filters":
