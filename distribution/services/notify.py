@@ -10,9 +10,9 @@ Nothing here may make a distribution or a claim fail: every send is caught and l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -103,10 +103,8 @@ def _values(extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(extra)
     for key, value in extra.items():
         if key.endswith("_at") and isinstance(value, str) and value:
-            try:
+            with contextlib.suppress(ValueError):
                 out[key] = datetime.fromisoformat(value)
-            except ValueError:
-                pass
     return out
 
 
@@ -432,11 +430,11 @@ def webhook_send(
             status = int(response.status)
     except urllib.error.HTTPError as exc:  # an answer, not 2xx
         status = int(exc.code)
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         error = f"timeout after {WEBHOOK_TIMEOUT:g} s" + (f": {exc}" if str(exc) else "")
     except urllib.error.URLError as exc:
         reason = exc.reason
-        timed_out = isinstance(reason, TimeoutError | socket.timeout)
+        timed_out = isinstance(reason, TimeoutError)
         error = f"timeout after {WEBHOOK_TIMEOUT:g} s" if timed_out else f"{reason}"
     except Exception as exc:  # connection reset, refused, bad URL …
         error = f"{type(exc).__name__}: {exc}"
@@ -448,9 +446,7 @@ def webhook_send(
     else:
         outcome = WebhookAttempt.Outcome.FAILED if final else WebhookAttempt.Outcome.RETRYING
     if outcome != WebhookAttempt.Outcome.DELIVERED:
-        logger.warning(
-            "webhook %s attempt %d: %s (%s)", target, attempt, status or error, outcome
-        )
+        logger.warning("webhook %s attempt %d: %s (%s)", target, attempt, status or error, outcome)
     lead_id = (payload.get("lead") or {}).get("id")
     try:
         if lead_id is not None:

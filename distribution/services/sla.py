@@ -62,7 +62,10 @@ def leads_reassign_missed_sla(*, now: datetime | None = None, limit: int = 200) 
                     "lead_taken_back",
                     loser,
                     lead.pk,
-                    {"reason": "no contact attempt was logged in time", "taken_at": now.isoformat()},
+                    {
+                        "reason": "no contact attempt was logged in time",
+                        "taken_at": now.isoformat(),
+                    },
                 )
             )
             router.writes.events.append(
