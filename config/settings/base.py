@@ -108,6 +108,11 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Leadrouter <leads@leadro
 
 # --- outbound webhook (telephony / ring-all integration point) ---------------------------
 NOTIFY_WEBHOOK_URL = env("NOTIFY_WEBHOOK_URL", default="")
+# Signs every POST (header Leadrouter-Signature, docs/webhooks.md); empty: sent unsigned.
+NOTIFY_WEBHOOK_SECRET = env("NOTIFY_WEBHOOK_SECRET", default="")
+
+# --- the site's own address (links in e-mails) -----------------------------------------
+SITE_URL = env("SITE_URL", default="http://localhost:8000")
 
 # --- Celery -----------------------------------------------------------------------------
 # The default broker needs no server: kombu's filesystem transport in var/broker. Its

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from distribution.admin.marketplace import lead_marketplace_actions
+from distribution.admin.notify import WebhookAttemptInline
 from distribution.admin.routing import DistributionAttemptInline, OfferInline
 from leads.admin import LeadAdmin as BaseLeadAdmin
 from leads.models import Lead
@@ -17,5 +18,10 @@ from leads.models import Lead
 
 @admin.register(Lead)
 class LeadAdmin(BaseLeadAdmin):
-    inlines = [*BaseLeadAdmin.inlines, OfferInline, DistributionAttemptInline]
+    inlines = [
+        *BaseLeadAdmin.inlines,
+        OfferInline,
+        DistributionAttemptInline,
+        WebhookAttemptInline,
+    ]
     actions = [*lead_marketplace_actions]  # leads' base has none of its own

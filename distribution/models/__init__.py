@@ -17,6 +17,7 @@ from .marketplace import (
     Workflow,
     WorkflowMode,
 )
+from .notify import WebhookAttempt
 from .routing import (
     AfterHours,
     Assignment,
@@ -58,6 +59,7 @@ __all__ = [
     "SelectionMode",
     "SelectionRule",
     "Strategy",
+    "WebhookAttempt",
     "WindowStatus",
     "Workflow",
     "WorkflowMode",

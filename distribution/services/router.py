@@ -45,7 +45,7 @@ from distribution.loaders.routing import (
 )
 from distribution.models import Assignment, Automation, DistributionAttempt, Rule, Strategy
 from distribution.services.history import outcome_code, store_candidates, trial_lines
-from distribution.services.notify import Email, tcpa_allows
+from distribution.services.notify import Email, tcpa_check
 from distribution.services.writes import (
     Writes,
     new_activity,
@@ -480,16 +480,26 @@ class Router:
     ) -> None:
         """Push a broadcast to the telephony webhook, within TCPA hours when asked."""
         fallback = rule.schedule.timezone if rule.schedule else timezone.get_default_timezone_name()
-        if rule.tcpa and not tcpa_allows(
-            attributes=lead.attributes or {}, fallback_tz=fallback, now=self.now
-        ):
+        tcpa = (
+            tcpa_check(
+                attributes=lead.attributes or {},
+                phone=lead.phone,
+                country=lead.country,
+                fallback_tz=fallback,
+                now=self.now,
+            )
+            if rule.tcpa
+            else None
+        )
+        if tcpa is not None and not tcpa.allowed:
             self.writes.events.append(
                 LeadEvent(
                     lead=lead,
                     kind=LeadEvent.Kind.NOTE,
                     created_at=self.now,
                     message="Ring-all webhook not sent: outside TCPA calling hours (08:00–21:00 "
-                    "lead-local)",
+                    f"lead-local in {tcpa.describe()})",
+                    data={"zones": list(tcpa.where.zones), "zone_source": tcpa.where.source},
                 )
             )
             return

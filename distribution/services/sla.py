@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from distribution.loaders.routing import locked_leads, offered_members
 from distribution.models import Assignment, Notice
+from distribution.services.notify import Email
 from distribution.services.router import Router, Trigger
 from leads.models import Activity, Lead, LeadEvent, LeadStatus
 
@@ -54,6 +55,17 @@ def leads_reassign_missed_sla(*, now: datetime | None = None, limit: int = 200) 
                     lead=lead,
                     created_at=now,
                     message=f"Lead #{lead.pk} was taken back: no contact attempt in time.",
+                )
+            )
+            router.writes.emails.append(
+                Email(
+                    "lead_taken_back",
+                    loser,
+                    lead.pk,
+                    {
+                        "reason": "no contact attempt was logged in time",
+                        "taken_at": now.isoformat(),
+                    },
                 )
             )
             router.writes.events.append(

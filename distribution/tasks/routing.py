@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from distribution.services import claims, distribute, notify, rules, sla
 
@@ -43,19 +43,31 @@ def distribute_leads(lead_ids: list[int], trigger: str) -> dict[str, int]:
     return distribute.leads_distribute_chunk(lead_ids=lead_ids, trigger=trigger)
 
 
-@shared_task(name="distribution.send_emails")
-def send_emails(payloads: list[dict[str, Any]]) -> int:
+@shared_task(name="distribution.send_emails", bind=True, max_retries=notify.EMAIL_RETRIES)
+def send_emails(self: Task, payloads: list[dict[str, Any]]) -> int:
     """Render and send the e-mails of one transaction (assigned, offered, claimed, …) over
-    one SMTP connection."""
-    return notify.emails_send(payloads)
+    one SMTP connection; those an SMTP failure left unsent are retried with backoff."""
+    result = notify.emails_send(payloads)
+    if result.unsent:
+        retries = self.request.retries
+        if retries < notify.EMAIL_RETRIES:
+            raise self.retry(
+                args=[result.unsent],
+                countdown=notify.backoff(retries, first=notify.EMAIL_RETRY_AFTER),
+                argsrepr=f"[<{len(result.unsent)} e-mail(s)>]",
+            )
+        notify.emails_failed(result.unsent, error=result.error)
+    return result.sent
 
 
-@shared_task(
-    name="distribution.send_webhook",
-    autoretry_for=(ConnectionError,),
-    retry_backoff=True,
-    max_retries=3,
-)
-def send_webhook(payload: dict[str, Any]) -> bool:
-    """POST one event to NOTIFY_WEBHOOK_URL (failures are logged, never block a claim)."""
-    return notify.webhook_post(payload)
+@shared_task(name="distribution.send_webhook", bind=True, max_retries=notify.WEBHOOK_RETRIES)
+def send_webhook(self: Task, payload: dict[str, Any]) -> bool:
+    """POST one event to NOTIFY_WEBHOOK_URL, signed; retried with backoff on 5xx, 408, 429,
+    timeouts and connection errors (each attempt logged; failures never block a claim)."""
+    retries = self.request.retries
+    sent = notify.webhook_send(
+        payload=payload, attempt=retries + 1, final=retries >= notify.WEBHOOK_RETRIES
+    )
+    if sent.retry:
+        raise self.retry(countdown=notify.backoff(retries, first=notify.WEBHOOK_RETRY_AFTER))
+    return sent.outcome == "delivered"

@@ -68,6 +68,7 @@ def test_one_lead_admin_with_distributions_inlines_and_actions():
         "LeadEventInline",
         "OfferInline",
         "DistributionAttemptInline",
+        "WebhookAttemptInline",
     ]
     actions = [getattr(a, "__name__", a) for a in type(registered).actions or []]
     assert actions == ["lead_distribute_action", "lead_cherry_pick_action"]

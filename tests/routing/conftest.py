@@ -82,3 +82,12 @@ def post(django_capture_on_commit_callbacks: Any, web: Any) -> Iterator[Callable
         return lead
 
     yield _post
+
+
+@pytest.fixture
+def eager_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eager tasks that really run their retries in process: with task_eager_propagates
+    (the test settings) Celery raises a task's Retry instead of running it again."""
+    from config.celery import app
+
+    monkeypatch.setitem(app.conf, "task_eager_propagates", False)

@@ -1,5 +1,6 @@
 """E-mails go in batches: every e-mail one transaction queues goes out in one task over one
-SMTP connection (one `send_messages` call); a rolled-back part sends nothing."""
+SMTP connection (one backend opened; its messages sent one after the other, so that a
+failure leaves the rest to retry); a rolled-back part sends nothing."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ N = 12
 
 
 class Spy:
-    """Counts the send_emails tasks queued and the SMTP `send_messages` calls made."""
+    """Counts the send_emails tasks queued and the messages sent over each e-mail connection
+    (backend instance)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tasks: list[int] = []  # e-mails per task
-        self.sends: list[int] = []  # messages per send_messages call
+        self.connections: dict[int, int] = {}  # messages per connection, in order of use
+        self.backends: list[EmailBackend] = []
         queue, send = send_emails.apply_async, EmailBackend.send_messages
 
         def apply_async(args: Any = None, **options: Any) -> Any:
@@ -33,11 +36,19 @@ class Spy:
             return queue(args=args, **options)
 
         def send_messages(backend: EmailBackend, messages: Any) -> int:
-            self.sends.append(len(messages))
+            key = id(backend)
+            if key not in self.connections:
+                self.backends.append(backend)  # kept alive: an id is never reused here
+            self.connections[key] = self.connections.get(key, 0) + len(messages)
             return send(backend, messages)
 
         monkeypatch.setattr(send_emails, "apply_async", apply_async)
         monkeypatch.setattr(EmailBackend, "send_messages", send_messages)
+
+    @property
+    def sends(self) -> list[int]:
+        """Messages sent per connection."""
+        return list(self.connections.values())
 
 
 @pytest.fixture

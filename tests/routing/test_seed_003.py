@@ -15,6 +15,7 @@ import time_machine
 from distribution.errors import AlreadyClaimed
 from distribution.models import DistributionAttempt, Offer
 from distribution.services.claims import leads_assign_manually, offer_claim, offers_expire
+from distribution.services.notify import WEBHOOK_RETRIES
 from tests.factories import AgentFactory, SourceFactory
 from tests.routing.conftest import make_pool, make_rule, make_schedule
 
@@ -217,10 +218,48 @@ def test_ring_all_pushes_the_webhook_within_tcpa_hours_only(agents, post, web, w
     assert {a["email"] for a in webhook[0]["agents"]} == {a.email for a in team}
 
 
-def test_a_failing_webhook_never_blocks_the_offer(agents, post, web, settings):
-    settings.NOTIFY_WEBHOOK_URL = "http://127.0.0.1:9/nothing-listens-here"
-    make_rule(pool=make_pool(agents(2)), sources=[web], strategy="broadcast")
-    assert post().status == "offered"
+class _Broken(BaseHTTPRequestHandler):
+    """A telephony endpoint that is down: every POST is counted and answered 500."""
+
+    received: list[dict] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def broken_webhook(settings):
+    _Broken.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Broken)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.NOTIFY_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/ring"
+    yield _Broken.received
+    server.shutdown()
+    server.server_close()
+
+
+# The webhook must really be tried (and retried) while the offer stands: a build that never
+# sends it, or lets its failure undo the offer, fails here.
+def test_a_failing_webhook_never_blocks_the_offer(agents, post, web, broken_webhook, eager_retries):
+    team = agents(2)
+    make_rule(pool=make_pool(team), sources=[web], strategy="broadcast")
+    lead = post()
+    assert lead.status == "offered"
+    assert set(lead.offers.filter(status="open").values_list("agent", flat=True)) == {
+        a.pk for a in team
+    }
+    assert [w["lead"]["id"] for w in broken_webhook] == [lead.pk] * (1 + WEBHOOK_RETRIES)
+    assert list(
+        lead.webhook_attempts.order_by("attempt").values_list("status_code", "outcome")
+    ) == [(500, "retrying")] * WEBHOOK_RETRIES + [(500, "failed")]
 
 
 # "the user must select an Initial Status and Initial Activity for the application to be in
