@@ -221,7 +221,8 @@ class RuleForm(forms.ModelForm):
             # does not fit gets Rule.clean's message rather than "not a valid choice"
             status = self.initial.get("initial_status") or self.instance.initial_status
             allowed = INITIAL_ACTIVITIES.get(status, ())
-            activity.choices = [("", "---------")] + [(k, labels[k]) for k in allowed]
+            choices = [("", "---------")] + [(k, labels[k]) for k in allowed]
+            activity.choices = choices  # type: ignore[attr-defined]  # a ChoiceField
 
 
 @admin.register(Rule)
