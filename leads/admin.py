@@ -8,11 +8,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
+from config.errors import DomainError
+from leads import services
 from leads.models import (
     Activity,
     Campaign,
@@ -92,6 +99,42 @@ class LeadEventInline(admin.TabularInline):
         return False
 
 
+class DuplicateInline(admin.TabularInline):
+    """The original's duplicates, each linked, with its merge / unlink page."""
+
+    model = Lead
+    fk_name = "duplicate_of"
+    extra = 0
+    can_delete = False
+    verbose_name = "duplicate"
+    verbose_name_plural = "duplicates of this lead"
+    fields = ("duplicate", "created_at", "status", "email", "phone", "owner", "manage")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Lead]:
+        return super().get_queryset(request).select_related("owner")
+
+    @admin.display(description="lead")
+    def duplicate(self, obj: Lead) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:leads_lead_change", args=[obj.pk]), str(obj)
+        )
+
+    @admin.display(description="")
+    def manage(self, obj: Lead) -> str:
+        if obj.status == LeadStatus.MERGED:
+            return "merged"
+        return format_html(
+            '<a href="{}">merge into this lead</a> · <a href="{}">unlink</a>',
+            reverse("admin:leads_lead_merge", args=[obj.pk]),
+            reverse("admin:leads_lead_unlink", args=[obj.pk]),
+        )
+
+
 class LeadAdmin(admin.ModelAdmin):
     """The lead admin's base: fields, filters, the activities and the timeline.
 
@@ -121,8 +164,9 @@ class LeadAdmin(admin.ModelAdmin):
         "external_id",
         "company_name",
     )
-    autocomplete_fields = ("owner", "duplicate_of")
+    autocomplete_fields = ("owner",)
     readonly_fields = (
+        "duplicate_of",  # linked at ingestion; merged or unlinked by the actions (recorded)
         "created_at",
         "updated_at",
         "status_changed_at",
@@ -134,7 +178,9 @@ class LeadAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False  # no COUNT(*) over 100k rows on every page
     list_per_page = 50
-    inlines = [ActivityInline, LeadEventInline]
+    inlines = [DuplicateInline, ActivityInline, LeadEventInline]
+    actions = ["merge_duplicates", "unlink_duplicates"]
+    change_form_template = "admin/leads/lead/change_form.html"
     fieldsets = (
         (None, {"fields": ("status", "owner", "distribution_state", "exception_reason", "pin")}),
         (
@@ -184,6 +230,81 @@ class LeadAdmin(admin.ModelAdmin):
     @admin.display(description="name", ordering="last_name")
     def full_name(self, obj: Lead) -> str:
         return obj.full_name or "—"
+
+    # --- duplicates: merge into the original, unlink ----------------------------------------
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("<int:lead_id>/merge/", view(self.merge_view), name="leads_lead_merge"),
+            path("<int:lead_id>/unlink/", view(self.unlink_view), name="leads_lead_unlink"),
+            *super().get_urls(),
+        ]
+
+    def _duplicate_view(self, request: HttpRequest, lead_id: int, *, merge: bool) -> HttpResponse:
+        """Confirm (GET) and do (POST) a merge or an unlink of one duplicate."""
+        lead = get_object_or_404(Lead.objects.select_related("duplicate_of"), pk=lead_id)
+        if not self.has_change_permission(request, lead):
+            raise PermissionDenied
+        if request.method == "POST":
+            action = services.lead_merge_duplicate if merge else services.lead_unlink_duplicate
+            try:
+                done = action(lead_id=lead.pk, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.detail, messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:leads_lead_change", args=[lead.pk]))
+            self.message_user(
+                request,
+                f"Lead #{lead.pk} merged into lead #{done.pk}."
+                if merge
+                else f"Lead #{lead.pk} unlinked: it is an independent lead now.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:leads_lead_change", args=[done.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": ("Merge" if merge else "Unlink") + f" lead #{lead.pk}",
+            "opts": self.model._meta,
+            "lead": lead,
+            "original": lead.duplicate_of,
+            "merge": merge,
+            "activities": lead.activities.count(),
+            "events": lead.events.count(),
+        }
+        return TemplateResponse(request, "admin/leads/lead/duplicate_confirm.html", context)
+
+    def merge_view(self, request: HttpRequest, lead_id: int) -> HttpResponse:
+        return self._duplicate_view(request, lead_id, merge=True)
+
+    def unlink_view(self, request: HttpRequest, lead_id: int) -> HttpResponse:
+        return self._duplicate_view(request, lead_id, merge=False)
+
+    def _each_duplicate(
+        self, request: HttpRequest, queryset: QuerySet[Lead], action: Any, verb: str
+    ) -> None:
+        done, refused = 0, []
+        for lead_id in queryset.values_list("pk", flat=True):
+            try:
+                action(lead_id=lead_id, actor=request.user)
+                done += 1
+            except DomainError as exc:
+                refused.append(exc.detail)
+        self.message_user(
+            request, f"{verb} {done} duplicate{'' if done == 1 else 's'}.", messages.SUCCESS
+        )
+        for detail in refused[:10]:
+            self.message_user(request, detail, messages.WARNING)
+
+    @admin.action(
+        description="Merge the selected duplicates into their originals", permissions=["change"]
+    )
+    def merge_duplicates(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        self._each_duplicate(request, queryset, services.lead_merge_duplicate, "Merged")
+
+    @admin.action(
+        description="Unlink the selected duplicates from their originals", permissions=["change"]
+    )
+    def unlink_duplicates(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        self._each_duplicate(request, queryset, services.lead_unlink_duplicate, "Unlinked")
 
 
 @admin.register(Activity)

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from leads.models import Lead, LeadEvent, LeadStatus
 
-CLOSED_STATUSES = (LeadStatus.CONVERTED, LeadStatus.LOST)
+# a new lead is not linked to these (nor to a duplicate): the original must be open
+CLOSED_STATUSES = (LeadStatus.CONVERTED, LeadStatus.LOST, LeadStatus.MERGED)
 
 
 def lead_insert(lead: Lead, *, created_message: str) -> bool:

@@ -60,6 +60,7 @@ class LeadStatus(models.TextChoices):
     CONVERTED = "converted", "Converted"
     LOST = "lost", "Lost"
     DISTRIBUTED = "distributed", "Distributed (sold)"
+    MERGED = "merged", "Merged into its original (closed)"
 
 
 S = LeadStatus
@@ -79,7 +80,18 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     **{s: (_SALES | _ROUTING) - {s, S.PROSPECT.value} for s in _SALES},
     # a sold lead can still be handed to an agent or re-queued by a manager
     S.DISTRIBUTED.value: _ROUTING | _SALES - {S.DISTRIBUTED.value},
+    # a duplicate merged into its original is closed for good (leads.services.lead_merge)
+    S.MERGED.value: frozenset(),
 }
+# a duplicate may be merged from any status but these: offered (agents hold open offers of
+# it), sold (buyers have it), or merged already
+MERGEABLE_STATUSES = frozenset(ALLOWED_TRANSITIONS) - {
+    S.OFFERED.value,
+    S.DISTRIBUTED.value,
+    S.MERGED.value,
+}
+for _status in MERGEABLE_STATUSES:
+    ALLOWED_TRANSITIONS[_status] = ALLOWED_TRANSITIONS[_status] | {S.MERGED.value}
 OWNED_STATUSES = _SALES
 OPEN_STATUSES = frozenset(s.value for s in (S.ASSIGNED, S.WORKING, S.CONTACTED, S.QUALIFIED))
 
@@ -351,6 +363,8 @@ class LeadEvent(models.Model):
         ASSIGNED = "assigned", "Assigned"
         EXPIRED = "expired", "Offer expired"
         DISTRIBUTED = "distributed", "Distributed to contracts"
+        MERGED = "merged", "Duplicate merged"
+        UNLINKED = "unlinked", "Duplicate unlinked"
         NOTE = "note", "Note"
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")

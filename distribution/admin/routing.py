@@ -4,6 +4,7 @@ history on each lead."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -33,10 +34,11 @@ from distribution.models import (
     ScheduleInterval,
     Strategy,
 )
+from distribution.models.routing import INITIAL_ACTIVITIES
 from distribution.selectors import routing as selectors
 from distribution.services import claims, rules, schedules
 from distribution.services.simulate import rule_simulate_shown
-from leads.models import Lead
+from leads.models import Activity, Lead
 
 
 def _plural(n: int, word: str) -> str:
@@ -189,6 +191,11 @@ RULE_FIELDSETS: Any = (
 
 
 class RuleForm(forms.ModelForm):
+    """The rule form. The initial activity's choices follow the initial status (seed 003):
+    the page lists the chosen status's activities (static/js/rule_initial_activity.js
+    re-lists them when the status changes, from the map in the select's
+    `data-activities-by-status`), and Rule.clean refuses a pair that does not fit."""
+
     filters = FiltersField(
         initial=list,
         help_text='Lead filters: [{"field": "company_size", "op": "gte", "value": 50}]',
@@ -197,6 +204,29 @@ class RuleForm(forms.ModelForm):
     class Meta:
         model = Rule
         fields = flatten_fieldsets(RULE_FIELDSETS)
+
+    class Media:
+        js = ("js/rule_initial_activity.js",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        activity = self.fields.get("initial_activity")
+        if activity is None:
+            return
+        labels = dict(Activity.Kind.choices)
+        by_status = {
+            status: [[kind, str(labels[kind])] for kind in kinds]
+            for status, kinds in INITIAL_ACTIVITIES.items()
+        }
+        activity.widget.attrs["data-activities-by-status"] = json.dumps(by_status)
+        activity.help_text = "The activity logged on assignment; the list follows the status."
+        if not self.is_bound:
+            # listed for the status shown; a bound form keeps every kind, so a pair that
+            # does not fit gets Rule.clean's message rather than "not a valid choice"
+            status = self.initial.get("initial_status") or self.instance.initial_status
+            allowed = INITIAL_ACTIVITIES.get(status, ())
+            choices = [("", "---------")] + [(k, labels[k]) for k in allowed]
+            activity.choices = choices  # type: ignore[attr-defined]  # a ChoiceField
 
 
 @admin.register(Rule)

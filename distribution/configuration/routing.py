@@ -25,6 +25,7 @@ from distribution.models import (
     ScheduleInterval,
     Strategy,
 )
+from distribution.models.routing import initial_pair_errors
 from leads.models import Activity, Campaign, Source
 
 from .base import (
@@ -446,6 +447,13 @@ class RulesSection(Section):
             for key in ("claim_timeout", "contact_sla"):
                 if values[key] is not None and values[key].total_seconds() <= 0:
                     ctx.error(f"{path}.{key}", "must be positive")
+            if not activity or activity in Activity.Kind.values:
+                # an assigning strategy needs both; the activity follows the status
+                pair = initial_pair_errors(
+                    values["strategy"] or "", values["initial_status"], activity
+                )
+                for key, message in pair.items():
+                    ctx.error(f"{path}.{key}", message)
             tiers = self._tiers(ctx, item.get("tiers"), f"{path}.tiers")
             if not name or ctx.errors:
                 return

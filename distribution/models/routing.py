@@ -171,6 +171,68 @@ class InitialStatus(models.TextChoices):
     QUALIFIED = "qualified", "Qualified"
 
 
+# Seed 003: "the list of initial activities will reflect the status selection" — the
+# activities a lead may start with in each initial status (the first is the usual one).
+INITIAL_ACTIVITIES: dict[str, tuple[str, ...]] = {
+    InitialStatus.ASSIGNED: (Activity.Kind.NEW_LEAD, Activity.Kind.NOTE),
+    InitialStatus.WORKING: (
+        Activity.Kind.NEW_LEAD,
+        Activity.Kind.CALL_ATTEMPT,
+        Activity.Kind.EMAIL,
+        Activity.Kind.NOTE,
+    ),
+    InitialStatus.CONTACTED: (
+        Activity.Kind.CONTACT_MADE,
+        Activity.Kind.EMAIL,
+        Activity.Kind.MEETING,
+        Activity.Kind.NOTE,
+    ),
+    InitialStatus.QUALIFIED: (
+        Activity.Kind.QUALIFIED,
+        Activity.Kind.MEETING,
+        Activity.Kind.NOTE,
+    ),
+}
+# Strategies whose leads end with an agent through the rule (assigned now, or offered /
+# pulled / picked from the hopper and assigned on the claim), so the lead takes the rule's
+# initial status and activity: a rule of these must set both. `none` never assigns;
+# `manual` leaves it to a manager (the pair, when set, still applies then).
+ASSIGNING_STRATEGIES = frozenset(
+    {
+        Strategy.ROUND_ROBIN,
+        Strategy.BROADCAST,
+        Strategy.DIRECT,
+        Strategy.LOAD_BALANCED,
+        Strategy.WEIGHTED,
+        Strategy.PERFORMANCE,
+        Strategy.PULL,
+        Strategy.HOPPER,
+    }
+)
+
+
+def initial_pair_errors(strategy: str, status: str, activity: str) -> dict[str, str]:
+    """What is wrong with a rule's initial status and activity, by field (empty: nothing).
+    One check for the admin form (Rule.clean) and config files."""
+    strategy, status, activity = str(strategy), str(status), str(activity)  # enums: values
+    allowed = INITIAL_ACTIVITIES.get(status)
+    if allowed is None:
+        return {"initial_status": f"{status!r} is not one of {', '.join(InitialStatus.values)}"}
+    if not activity:
+        if strategy in ASSIGNING_STRATEGIES:
+            return {
+                "initial_activity": f"required for strategy {strategy!r}: one of "
+                f"{', '.join(allowed)} (for initial status {status!r})"
+            }
+        return {}
+    if activity not in allowed:
+        return {
+            "initial_activity": f"{activity!r} does not follow initial status {status!r}: "
+            f"one of {', '.join(allowed)}"
+        }
+    return {}
+
+
 class Rule(CapFields):
     """Which leads (sources, campaign, filters) go how (strategy) to whom (pool), and when."""
 
@@ -259,8 +321,13 @@ class Rule(CapFields):
             Strategy.PULL,
             Strategy.HOPPER,
         }
+        errors = initial_pair_errors(
+            self.strategy, self.initial_status or "", self.initial_activity or ""
+        )
         if needs_pool and self.pool_id is None:
-            raise ValidationError({"pool": "This strategy distributes to a pool; choose one."})
+            errors["pool"] = "This strategy distributes to a pool; choose one."
+        if errors:
+            raise ValidationError(errors)
 
 
 class PerformanceTier(models.Model):

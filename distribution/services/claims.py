@@ -32,7 +32,7 @@ from distribution.models import DistributionAttempt, Notice, Offer, Rule, Strate
 from distribution.services.distribute import leads_next_round
 from distribution.services.notify import Email
 from distribution.services.router import Method, Router
-from leads.models import Lead, LeadEvent, LeadStatus
+from leads.models import OWNED_STATUSES, DistributionState, Lead, LeadEvent, LeadStatus
 
 Trigger = DistributionAttempt.Trigger
 PULL_LOOKAHEAD = 200  # waiting leads a pull considers (oldest first)
@@ -123,8 +123,16 @@ def _check_may_take(
     return rule.pool_id
 
 
-def _withdraw_others(router: Router, lead: Lead, *, keep: int | None, winner: User) -> int:
-    """Close the lead's other open offers and tell those agents it was claimed."""
+def _withdraw_others(
+    router: Router,
+    lead: Lead,
+    *,
+    keep: int | None,
+    winner: User | None,
+    by_manager: bool = False,
+) -> int:
+    """Close the lead's other open offers and tell those agents it was claimed (or, BY_MANAGER,
+    assigned by a manager)."""
     open_offers = Offer.objects.filter(lead=lead, status=Offer.Status.OPEN)
     if keep is not None:
         open_offers = open_offers.exclude(pk=keep)
@@ -140,7 +148,9 @@ def _withdraw_others(router: Router, lead: Lead, *, keep: int | None, winner: Us
                 agent=offer.agent,
                 lead=lead,
                 created_at=router.now,
-                message=f"Lead #{lead.pk} was claimed by another agent.",
+                message=f"Lead #{lead.pk} was assigned by a manager; your offer is withdrawn."
+                if by_manager
+                else f"Lead #{lead.pk} was claimed by another agent.",
             )
         )
         router.writes.emails.append(Email("offer_withdrawn", offer.agent_id, lead.pk))
@@ -150,7 +160,7 @@ def _withdraw_others(router: Router, lead: Lead, *, keep: int | None, winner: Us
             {
                 "event": "claimed",
                 "lead": {"id": lead.pk},
-                "agent": winner.email,
+                "agent": winner.email if winner is not None else None,
                 "rule": lead.rule.name,
             }
         )
@@ -425,27 +435,83 @@ def hopper_claim(*, agent: User, lead_id: int) -> Lead:
     return lead
 
 
+class Via:
+    """Where a manager assigned a lead by hand (it is named in the lead's history)."""
+
+    QUEUE = "the Lead Assignment queue"
+    LEAD_FORM = "the lead's admin form"
+    BULK = "a bulk action on the lead list"
+
+
+def _withdraw_for_manual(router: Router, lead: Lead, *, agent: User | None) -> int:
+    """Close the lead's open offers; their agents are told another agent has it."""
+    return _withdraw_others(router, lead, keep=None, winner=agent, by_manager=True)
+
+
 def leads_assign_manually(
-    *, lead_ids: Sequence[int], agent: User, actor: User | None = None
+    *,
+    lead_ids: Sequence[int],
+    agent: User | None,
+    actor: User | None = None,
+    via: str = Via.QUEUE,
 ) -> int:
-    """The Lead Assignment queue: give the chosen leads to an agent (their turn moves, so
-    round robin counts manual work too); open offers are withdrawn. Returns the count."""
+    """Assign leads by hand — the one way a manager does it (the queues, the lead form, the
+    bulk action): an assignment row, the agent's round-robin turn moved (seed 003: manual
+    assignment counts), open offers withdrawn and their agents told, any hold cleared, the
+    rule's initial status and activity for a lead entering the pipeline (an owned lead being
+    worked keeps its status), the assigned e-mail, and the history naming who did it and
+    where. AGENT None takes the leads back to the Lead Assignment queue. Leads the agent
+    owns already are left alone. Returns how many leads changed hands.
+
+    1. Lock the leads (id order), skip those already the agent's.
+    2. Withdraw their open offers (notice + e-mail to each offered agent).
+    3. Assign through the Router (or unassign), record one attempt per lead, flush.
+    """
     started = time.perf_counter()
-    if not hasattr(agent, "agent"):
+    if agent is not None and not hasattr(agent, "agent"):
         raise NotAllowed(f"{agent} has no agent profile.", code="not_agent")
+    who = actor.email if actor is not None and actor.email else "a manager"
     with transaction.atomic():
-        leads = locked_leads(list(lead_ids))
-        router = Router(trigger=Trigger.MANUAL, actor=actor)
-        router.users[agent.pk] = agent
+        leads = [
+            lead
+            for lead in locked_leads(list(lead_ids))
+            if agent is None or lead.owner_id != agent.pk
+        ]
+        if agent is None:
+            leads = [lead for lead in leads if lead.owner_id is not None]
+        merged = [lead.pk for lead in leads if lead.status == LeadStatus.MERGED]
+        if merged:
+            raise NotAllowed(
+                f"Lead #{merged[0]} was merged into its original; assign the original.",
+                code="merged",
+            )
+        # the leads' rules and owners in one query each, not one per lead
+        rules = Rule.objects.in_bulk({lead.rule_id for lead in leads if lead.rule_id})
+        owners = User.objects.in_bulk({lead.owner_id for lead in leads if lead.owner_id})
         for lead in leads:
-            _withdraw_others(router, lead, keep=None, winner=agent)
+            lead.rule = rules.get(lead.rule_id) if lead.rule_id else None
+            lead.owner = owners.get(lead.owner_id) if lead.owner_id else None
+        router = Router(trigger=Trigger.MANUAL, actor=actor)
+        if agent is not None:
+            router.users[agent.pk] = agent
+        for lead in leads:
+            withdrawn = _withdraw_for_manual(router, lead, agent=agent)
+            gone = f"; {withdrawn} open offer(s) withdrawn" if withdrawn else ""
+            if agent is None:
+                _take_back(router, lead, who=who, via=via)
+                continue
+            rule = lead.rule
+            working = lead.status in OWNED_STATUSES and lead.owner_id is not None
             router.assign(
                 lead,
                 agent_id=agent.pk,
                 rule=None,
                 method=Method.MANUAL,
-                initial_status=LeadStatus.ASSIGNED,
-                note=f"assigned to {agent.email} by {actor.email if actor else 'a manager'}",
+                # a lead being worked keeps its status; one entering the pipeline gets the
+                # initial status and activity of the rule that routed it
+                initial_status=lead.status if working else None,
+                initial_rule=rule if rule is not None and rule.strategy != Strategy.NONE else None,
+                note=f"assigned to {agent.email} by {who} from {via}",
             )
             _record(
                 router,
@@ -454,8 +520,47 @@ def leads_assign_manually(
                 agent=agent,
                 started=started,
                 rule=None,
-                reason=f"Assigned to {agent.email} from the Lead Assignment "
-                f"queue by {actor.email if actor else 'a manager'}.",
+                reason=f"Assigned to {agent.email} by {who} from {via}{gone}.",
             )
         router.flush()
     return len(leads)
+
+
+def _take_back(router: Router, lead: Lead, *, who: str, via: str) -> None:
+    """Take a lead from its owner into the Lead Assignment queue (recorded, owner told)."""
+    previous = lead.owner
+    lead.owner_id = None
+    lead.distribution_state = DistributionState.DONE
+    lead.held_until = None
+    lead.sla_due_at = None
+    lead.exception_reason = ""
+    message = f"taken back from {previous.email if previous else 'its owner'} by {who} from {via}"
+    event = lead.transition_to(LeadStatus.UNASSIGNED, by=router.actor, note=message)
+    router.writes.events.append(
+        event or LeadEvent(lead=lead, kind=LeadEvent.Kind.NOTE, actor=router.actor, message=message)
+    )
+    lead.updated_at = router.now
+    router.writes.leads[lead.pk] = lead
+    if previous is not None:
+        router.writes.notices.append(
+            Notice(
+                agent=previous,
+                lead=lead,
+                created_at=router.now,
+                message=f"Lead #{lead.pk} was taken back by {who}.",
+            )
+        )
+    router.writes.attempts.append(
+        DistributionAttempt(
+            lead=lead,
+            trigger=router.trigger,
+            rule_name="",
+            candidates=[],
+            outcome="unassigned",
+            reason=f"Taken back from {previous.email if previous else 'its owner'} by {who} "
+            f"from {via}; it waits in the Lead Assignment queue.",
+            actor=router.actor,
+            created_at=router.now,
+            duration_ms=0.0,
+        )
+    )

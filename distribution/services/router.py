@@ -529,9 +529,12 @@ class Router:
         method: str,
         note: str = "",
         initial_status: str | None = None,
+        initial_rule: Rule | None = None,
     ) -> None:
         """Give the lead to an agent: owner, initial status and activity, the received log,
-        the agent's turn, timeline, notice and e-mail (after commit)."""
+        the agent's turn, timeline, notice and e-mail (after commit). The initial status and
+        activity are RULE's, or INITIAL_RULE's when given (a manager assigning a lead that
+        a rule routed); INITIAL_STATUS, when given, wins over both."""
         stamp = self.now
         pool_id = None
         if rule is not None:
@@ -554,8 +557,9 @@ class Router:
         self.writes.turns[agent_id] = stamp
         lead.owner_id = agent_id
         lead.rule = rule if rule is not None else lead.rule
+        initial = initial_rule if initial_rule is not None else rule
         status = initial_status or (
-            rule.initial_status if rule is not None else LeadStatus.ASSIGNED
+            initial.initial_status if initial is not None else LeadStatus.ASSIGNED
         )
         email = self._contact(agent_id)[0]
         self._change(
@@ -589,14 +593,14 @@ class Router:
                 created_at=self.now,
             )
         )
-        if rule is not None and rule.initial_activity:
+        if initial is not None and initial.initial_activity and not initial_status:
             self.writes.activities.append(
                 new_activity(
                     {"lead": lead},
                     lead_id=lead.pk,
                     agent_id=agent_id,
-                    kind=rule.initial_activity,
-                    note=f"initial activity of rule {rule.name}",
+                    kind=initial.initial_activity,
+                    note=f"initial activity of rule {initial.name}",
                     created_at=self.now,
                 )
             )

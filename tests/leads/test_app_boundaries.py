@@ -64,6 +64,7 @@ def test_one_lead_admin_with_distributions_inlines_and_actions():
     assert isinstance(registered, BaseLeadAdmin)
     inlines = [inline.__name__ for inline in type(registered).inlines]
     assert inlines == [
+        "DuplicateInline",
         "ActivityInline",
         "LeadEventInline",
         "OfferInline",
@@ -71,4 +72,10 @@ def test_one_lead_admin_with_distributions_inlines_and_actions():
         "WebhookAttemptInline",
     ]
     actions = [getattr(a, "__name__", a) for a in type(registered).actions or []]
-    assert actions == ["lead_distribute_action", "lead_cherry_pick_action"]
+    assert actions == [
+        "merge_duplicates",
+        "unlink_duplicates",
+        "assign_to_agent",
+        "lead_distribute_action",
+        "lead_cherry_pick_action",
+    ]

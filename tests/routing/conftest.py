@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from distribution.models import Pool, PoolMember, Rule, Schedule, ScheduleInterval
+from distribution.models import Pool, PoolMember, Rule, Schedule, ScheduleInterval, Strategy
+from distribution.models.routing import ASSIGNING_STRATEGIES, INITIAL_ACTIVITIES
 from leads.models import Lead
 from leads.services import lead_ingest
 from tests.factories import AgentFactory, SourceFactory
@@ -28,6 +29,11 @@ def make_rule(
 ) -> Rule:
     fields.setdefault("enabled", True)
     fields.setdefault("priority", 10)
+    if fields.get("strategy", Strategy.ROUND_ROBIN) in ASSIGNING_STRATEGIES:
+        # as the admin form and config files require: an assigning rule names both
+        fields.setdefault(
+            "initial_activity", INITIAL_ACTIVITIES[fields.get("initial_status", "assigned")][0]
+        )
     rule = Rule.objects.create(name=name, pool=pool, **fields)
     rule.sources.set(sources)
     return rule

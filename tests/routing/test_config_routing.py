@@ -170,7 +170,15 @@ def test_enabling_a_rule_by_config_distributes_its_waiting_leads(
     assert lead.status == "unassigned"
     cfg = {
         "pools": [{"name": "p", "members": [{"agent": a.email}]}],
-        "rules": [{"name": "r", "enabled": True, "sources": ["web"], "pool": "p"}],
+        "rules": [
+            {
+                "name": "r",
+                "enabled": True,
+                "sources": ["web"],
+                "pool": "p",
+                "initial_activity": "new_lead",
+            }
+        ],
     }
     with django_capture_on_commit_callbacks(execute=True):
         config_apply(cfg)
@@ -185,7 +193,15 @@ def test_dry_run_of_an_enabling_rule_distributes_nothing(
     lead = post()
     cfg = {
         "pools": [{"name": "p", "members": [{"agent": a.email}]}],
-        "rules": [{"name": "r", "enabled": True, "sources": ["web"], "pool": "p"}],
+        "rules": [
+            {
+                "name": "r",
+                "enabled": True,
+                "sources": ["web"],
+                "pool": "p",
+                "initial_activity": "new_lead",
+            }
+        ],
     }
     with django_capture_on_commit_callbacks(execute=True):
         config_apply(cfg, dry_run=True)
