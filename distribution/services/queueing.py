@@ -128,7 +128,12 @@ def _gate() -> Any | None:
 
 
 def _gate_key(lane: str) -> str:
-    return f"leadrouter:arrival-queued:{lane}"
+    """Under the broker's key prefix, if any: brokers sharing a Redis db keep their gates
+    apart as they keep their queues."""
+    from config.celery import app
+
+    prefix = (app.conf.broker_transport_options or {}).get("global_keyprefix", "")
+    return f"{prefix}leadrouter:arrival-queued:{lane}"
 
 
 def arrival_gate_enter(lane: str) -> bool | None:
