@@ -18,6 +18,7 @@ from .marketplace import (
     WorkflowMode,
 )
 from .routing import (
+    METRICS_WINDOW,
     AfterHours,
     Assignment,
     Automation,
@@ -25,6 +26,7 @@ from .routing import (
     InitialStatus,
     Notice,
     Offer,
+    Organisation,
     PerformanceTier,
     Pool,
     PoolMember,
@@ -35,6 +37,7 @@ from .routing import (
 )
 
 __all__ = [
+    "METRICS_WINDOW",
     "OPEN_WINDOW_STATUSES",
     "AfterHours",
     "Assignment",
@@ -46,6 +49,7 @@ __all__ = [
     "MarketVersion",
     "Notice",
     "Offer",
+    "Organisation",
     "OutboundLead",
     "OutboundMethod",
     "PerformanceTier",

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from distribution.engine.filters import match_filters
-from distribution.loaders.routing import filters_of, lead_snapshot
+from distribution.loaders.routing import filters_of, lead_snapshots
 from distribution.models import Notice, Offer, PoolMember, Rule, Strategy
 from leads.models import Lead, LeadStatus
 
@@ -68,12 +68,15 @@ def hopper_leads_for_agent(*, agent: User, limit: int = HOPPER_LIMIT) -> list[Le
         .order_by("created_at", "id")
     )
     out = []
-    for lead in leads[: limit * 2]:
+    page = list(leads[: limit * 2])
+    # with the owner and action count when a member filter names them (1 query each)
+    snaps = lead_snapshots(page, [f for m in memberships.values() for f in filters_of(m.filters)])
+    for lead in page:
         pool_id = lead.rule.pool_id if lead.rule else None
         member = memberships.get(pool_id) if pool_id is not None else None
         if member is None:
             continue
-        if member.filters and not match_filters(filters_of(member.filters), lead_snapshot(lead))[0]:
+        if member.filters and not match_filters(filters_of(member.filters), snaps[lead.pk])[0]:
             continue
         out.append(lead)
         if len(out) >= limit:

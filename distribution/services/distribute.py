@@ -83,6 +83,7 @@ def leads_distribute_arrival(
         leads.sort(key=lambda lead: (lead.created_at, lead.pk))
         router = Router(trigger=trigger, automations=True)
         router.attach_originals(leads)
+        router.prepare(leads)
         attempts = router.run([router.plan_new(lead) for lead in leads])
         router.flush()
     return next((a for a in attempts if a.lead_id == lead_id), None)
@@ -112,6 +113,7 @@ def leads_distribute_batch(
             return []
         router = Router(trigger=trigger, book=book, automations=True)
         router.attach_originals(leads)
+        router.prepare(leads)
         attempts = router.run([router.plan_new(lead) for lead in leads])
         router.flush()
     return attempts
@@ -152,6 +154,7 @@ def leads_next_round(
     broadcast batch, or the fallback after max_rounds (engine.next_round)."""
     router = router or Router(trigger=trigger)
     history = offered_members([lead.pk for lead in leads])
+    router.prepare(leads)
     jobs = []
     for lead in leads:
         rule = router.book.snapshot(lead.rule_id)
@@ -181,6 +184,7 @@ def leads_release_held(*, now: datetime | None = None, limit: int = 500) -> int:
             return 0
         router = Router(now=now, trigger=Trigger.SCHEDULE, automations=False)
         history = offered_members([lead.pk for lead in leads])
+        router.prepare(leads)
         jobs = []
         for lead in leads:
             rule = router.book.snapshot(lead.rule_id)
