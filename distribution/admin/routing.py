@@ -168,7 +168,6 @@ class OrganisationAdmin(admin.ModelAdmin):
     their own inherit (seed 003's Organization Details)."""
 
     fields = ("name", "business_hours", "after_hours", "ring_all_after_hours")
-    autocomplete_fields = ("business_hours",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return super().has_add_permission(request) and not Organisation.objects.exists()

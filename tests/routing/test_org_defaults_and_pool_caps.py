@@ -13,7 +13,7 @@ import pytest
 import time_machine
 
 from distribution.configuration import config_apply, config_export, load_text
-from distribution.models import Assignment, DistributionAttempt, Organisation, Pool, Rule
+from distribution.models import Assignment, DistributionAttempt, Pool, Rule
 from distribution.services.automations import lead_run_automations
 from distribution.services.queueing import leads_distribute_pending
 from leads.models import Activity, Lead
@@ -109,6 +109,8 @@ def test_a_rule_keeps_its_own_schedule_and_policy_over_the_organisations(agents,
     make_rule(pool=make_pool([a]), sources=[web], schedule=always)
     with time_machine.travel(SUNDAY_10, tick=False):
         assert post().owner == a  # the rule's 24/7 schedule, not the office hours
+    from distribution.models import Organisation
+
     org = Organisation.objects.get()
     org.after_hours = "unassigned"
     org.save()
@@ -152,6 +154,8 @@ def test_the_organisation_is_edited_in_the_admin(client):
         },
     )
     assert response.status_code == 302, response.content[:2000]
+    from distribution.models import Organisation
+
     assert Organisation.objects.get().business_hours == hours
 
 

@@ -24,7 +24,6 @@ from distribution.engine.types import (
     Caps,
     LeadSnapshot,
     MemberSnapshot,
-    PoolUsage,
     ReceivedCounts,
     RuleSnapshot,
 )
@@ -115,6 +114,8 @@ def _member(i: int) -> MemberSnapshot:
     seed=st.integers(min_value=0, max_value=10**6),
 )
 def test_the_engine_assigns_no_more_than_the_pool_has_left(caps, start, leads, seed):
+    from distribution.engine.types import PoolUsage
+
     pool_caps = Caps(*caps)
     counts = ReceivedCounts(*start)
     rule = RuleSnapshot(id=1, name="r", strategy="round_robin", pool_id=1)
