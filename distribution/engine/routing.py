@@ -497,7 +497,7 @@ def decide(
     if rule.strategy in PUSH_STRATEGIES and schedule is not None and not is_open(schedule, now):
         hours = _hours_named(rule)
         if not has_open_time(schedule):
-            return ctx.decision("exception", SCHEDULE_NEVER_OPEN, f"{hours} have no open hours")
+            return ctx.decision("exception", SCHEDULE_NEVER_OPEN, f"no open hours in {hours}")
         opening = to_utc(next_open(schedule, now))
         policy = (
             "the organisation's after-hours policy"
