@@ -26,6 +26,7 @@ from distribution.models import (
     Holiday,
     Notice,
     Offer,
+    Organisation,
     PerformanceTier,
     Pool,
     PoolMember,
@@ -36,7 +37,7 @@ from distribution.models import (
 )
 from distribution.models.routing import INITIAL_ACTIVITIES
 from distribution.selectors import routing as selectors
-from distribution.services import claims, rules, schedules
+from distribution.services import claims, organisation, rules, schedules
 from distribution.services.simulate import rule_simulate_shown
 from leads.models import Activity, Lead
 
@@ -141,9 +142,20 @@ class PoolMemberInline(admin.TabularInline):
 
 @admin.register(Pool)
 class PoolAdmin(admin.ModelAdmin):
-    list_display = ("name", "member_count", "description")
+    list_display = ("name", "member_count", "description", "cap_day", "cap_week", "cap_month")
     search_fields = ("name",)
     inlines = [PoolMemberInline]
+    fieldsets = (
+        (None, {"fields": ("name", "description")}),
+        (
+            "Caps (the whole pool, beside each member's caps)",
+            {
+                "fields": (("cap_hour", "cap_day", "cap_week", "cap_month"),),
+                "description": "Maximum leads the pool as a whole receives per calendar "
+                "hour, day, week and month, in the rule's time zone; blank = no cap.",
+            },
+        ),
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Pool]:
         return super().get_queryset(request).annotate(n_members=Count("members"))
@@ -151,6 +163,30 @@ class PoolAdmin(admin.ModelAdmin):
     @admin.display(description="members", ordering="n_members")
     def member_count(self, obj: Any) -> int:
         return int(obj.n_members)
+
+
+# --- organisation -----------------------------------------------------------------------------
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(admin.ModelAdmin):
+    """The one organisation row: business hours and after-hours policy that rules without
+    their own inherit (seed 003's Organization Details)."""
+
+    fields = ("name", "business_hours", "after_hours", "ring_all_after_hours")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not Organisation.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # one row: the list is its change page (created with the defaults on first visit)
+        org = organisation.organisation_get()
+        return HttpResponseRedirect(
+            reverse("admin:distribution_organisation_change", args=[org.pk])
+        )
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -178,6 +214,7 @@ RULE_FIELDSETS: Any = (
                 "default_agent",
                 "pull_allotment",
                 "sticky_owner",
+                "metrics_window",
             )
         },
     ),
@@ -268,11 +305,16 @@ class RuleAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Rule, form: Any, change: bool) -> None:
         was_enabled = bool(change and Rule.objects.filter(pk=obj.pk, enabled=True).exists())
         super().save_model(request, obj, form, change)
-        if obj.enabled and not was_enabled:
-            rules.rule_queue_waiting_leads(rule_id=obj.pk)
+        # enabling it, or saving the filters of an enabled rule, distributes its backlog
+        if rules.rule_saved(rule_id=obj.pk, was_enabled=was_enabled, changed=form.changed_data):
             self.message_user(
                 request,
-                "Rule enabled: the waiting leads it matches are being distributed now.",
+                (
+                    "Filters saved: the waiting leads the rule now matches are being "
+                    "distributed now."
+                    if was_enabled
+                    else "Rule enabled: the waiting leads it matches are being distributed now."
+                ),
                 messages.INFO,
             )
 

@@ -16,6 +16,9 @@ from distribution.engine.routing import rule_order
 from distribution.engine.types import RuleSnapshot, ScheduleSnapshot
 from distribution.loaders.routing import (
     agent_snapshot,
+    extra_fields_of,
+    filters_of,
+    organisation_load,
     rule_snapshot,
     rules_queryset,
     schedule_snapshot,
@@ -36,6 +39,9 @@ class RoutingConfig:
     # rules' schedules when built; agents' added as pools are loaded (schedules_fill), which
     # is safe because they are read after the fingerprint: a change in between changes it
     schedules: dict[int, ScheduleSnapshot]
+    # the filter fields beside the lead row (owner, action_count) that rules or automations
+    # name: a batch reads them for its leads only when this is not empty
+    extra_fields: frozenset[str] = frozenset()
 
     def snapshot(self, rule_id: int) -> RuleSnapshot | None:
         """The rule's snapshot, without its default agent (checks of members only)."""
@@ -57,12 +63,20 @@ def _config_build(now: datetime, key: tuple[str, int, str]) -> RoutingConfig:
             "priority", "name"
         )
     )
+    # rules without a schedule or after-hours policy of their own inherit the organisation's
+    organisation = organisation_load(schedules, now)
+    snapshots = tuple(
+        rule_snapshot(r, now, schedules=schedules, organisation=organisation) for r in rules
+    )
     return RoutingConfig(
         key=key,
         rules=rules,
-        snapshots=tuple(rule_snapshot(r, now, schedules=schedules) for r in rules),
+        snapshots=snapshots,
         automations=automations,
         schedules=schedules,
+        extra_fields=extra_fields_of(
+            *(s.filters for s in snapshots), *(filters_of(a.filters) for a in automations)
+        ),
     )
 
 
@@ -90,6 +104,7 @@ class RuleBook:
     automations: list[Automation] = field(default_factory=list)
     schedules: dict[int, ScheduleSnapshot] = field(default_factory=dict)
     users: dict[int, User] = field(default_factory=dict)  # default agents, automation targets
+    extra_fields: frozenset[str] = frozenset()  # RoutingConfig.extra_fields
     _index: dict[int, RuleSnapshot] = field(default_factory=dict, repr=False)
     _indexed: list[RuleSnapshot] | None = field(default=None, repr=False)
     _ordered: list[RuleSnapshot] = field(default_factory=list, repr=False)
@@ -142,4 +157,5 @@ def rulebook_load(now: datetime, *, automations: bool = False) -> RuleBook:
         automations=list(config.automations) if automations else [],
         schedules=config.schedules,
         users=users,
+        extra_fields=config.extra_fields,
     )

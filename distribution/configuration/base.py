@@ -370,6 +370,8 @@ class Section(abc.ABC):
     key: ClassVar[str]
     natural_key: ClassVar[str]
     fields: ClassVar[tuple[str, ...]]
+    # a mapping, not a list, in the file (one item: the organisation's defaults)
+    single: ClassVar[bool] = False
 
     @abc.abstractmethod
     def apply(self, items: list[Any], ctx: Ctx) -> None:
@@ -430,6 +432,9 @@ def config_apply(data: dict[str, Any], *, dry_run: bool = False, prune: bool = F
     for key, value in data.items():
         if key not in known:
             ctx.error(key, f"unknown section (known: {', '.join(known)})")
+        elif known[key].single:
+            if value is not None and not isinstance(value, dict):
+                ctx.error(key, "must be a mapping")
         elif not isinstance(value, list):
             ctx.error(key, "must be a list")
     if ctx.errors:
@@ -439,6 +444,8 @@ def config_apply(data: dict[str, Any], *, dry_run: bool = False, prune: bool = F
             if section.key not in data:
                 continue
             items = data[section.key] or []
+            if section.single:
+                items = [items] if items else []
             section.apply(items, ctx)
             if prune and not ctx.errors:
                 named = {i.get(section.natural_key) for i in items if isinstance(i, dict)}
@@ -459,7 +466,12 @@ def config_export(*, fmt: str = "yaml", only: Iterable[str] | None = None) -> st
     data: dict[str, Any] = {}
     for section in _load_sections():
         if wanted is None or section.key in wanted:
-            data[section.key] = section.export()
+            rows = section.export()
+            if section.single:  # a mapping; nothing set yet: left out
+                if rows:
+                    data[section.key] = rows[0]
+                continue
+            data[section.key] = rows
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)

@@ -17,6 +17,7 @@ from distribution.models import (
     Automation,
     Holiday,
     InitialStatus,
+    Organisation,
     PerformanceTier,
     Pool,
     PoolMember,
@@ -25,7 +26,7 @@ from distribution.models import (
     ScheduleInterval,
     Strategy,
 )
-from distribution.models.routing import initial_pair_errors
+from distribution.models.routing import METRICS_WINDOW, initial_pair_errors
 from leads.models import Activity, Campaign, Source
 
 from .base import (
@@ -207,6 +208,64 @@ class SchedulesSection(Section):
             ctx.report.count(self.key, "removed", s.name)
 
 
+# --- organisation -------------------------------------------------------------------------
+
+
+@register
+class OrganisationSection(Section):
+    """`organisation: {name, business_hours: <schedule>, after_hours, ring_all_after_hours}`:
+    the one set of defaults rules without their own schedule / after-hours policy inherit."""
+
+    key = "organisation"
+    natural_key = "name"
+    fields = ("name", "business_hours", "after_hours", "ring_all_after_hours")
+    single = True
+
+    def apply(self, items: list[Any], ctx: Ctx) -> None:
+        def one(item: dict[str, Any], path: str) -> None:
+            values = {
+                "name": str(item.get("name") or "Organisation"),
+                "business_hours": ctx.ref(
+                    Schedule,
+                    "name",
+                    item.get("business_hours"),
+                    f"{path}.business_hours",
+                    "schedule",
+                ),
+                "after_hours": ctx.as_choice(
+                    item.get("after_hours"),
+                    f"{path}.after_hours",
+                    AfterHours.values,
+                    AfterHours.HOLD,
+                ),
+                "ring_all_after_hours": ctx.as_choice(
+                    item.get("ring_all_after_hours"),
+                    f"{path}.ring_all_after_hours",
+                    AfterHours.values,
+                    AfterHours.UNASSIGNED,
+                ),
+            }
+            if ctx.errors:
+                return
+            org, created, changed = save_by_key(Organisation, {"pk": 1}, values)
+            ctx.report.count_saved(self.key, org.name, created=created, changed=changed)
+
+        each_item(ctx, "organisation", items, self.fields, one)
+
+    def export(self) -> list[dict[str, Any]]:
+        org = Organisation.objects.select_related("business_hours").filter(pk=1).first()
+        if org is None:
+            return []
+        return [
+            {
+                "name": org.name,
+                "business_hours": org.business_hours.name if org.business_hours else None,
+                "after_hours": org.after_hours,
+                "ring_all_after_hours": org.ring_all_after_hours,
+            }
+        ]
+
+
 # --- pools --------------------------------------------------------------------------------
 
 
@@ -227,7 +286,7 @@ def _member_row(m: PoolMember) -> tuple[Any, ...]:
 class PoolsSection(Section):
     key = "pools"
     natural_key = "name"
-    fields = ("name", "description", "members")
+    fields = ("name", "description", "caps", "members")
     member_fields = ("agent", "weight", "active", "caps", "filters")
 
     def apply(self, items: list[Any], ctx: Ctx) -> None:
@@ -265,9 +324,11 @@ class PoolsSection(Section):
                         "position": i,
                     }
                 )
+            # the whole pool's caps, beside each member's (seed 002's "Max Leads … to a group")
+            pool_caps = parse_caps(ctx, item.get("caps"), f"{path}.caps")
             if not name or ctx.errors:
                 return
-            values = {"description": str(item.get("description") or "")}
+            values = {"description": str(item.get("description") or ""), **pool_caps}
             pool, created, changed = save_by_key(Pool, {"name": name}, values)
             current = list(pool.members.order_by("position", "id"))
             same = [(_member_row(m), m.position) for m in current] == [
@@ -316,6 +377,8 @@ class PoolsSection(Section):
             item: dict[str, Any] = {"name": pool.name}
             if pool.description:
                 item["description"] = pool.description
+            if export_caps(pool):
+                item["caps"] = export_caps(pool)
             item["members"] = members
             rows.append(item)
         return rows
@@ -358,6 +421,7 @@ class RulesSection(Section):
         "catch_up",
         "require_agent_hours",
         "tiers",
+        "metrics_window",
     )
 
     def _tiers(self, ctx: Ctx, value: Any, path: str) -> list[tuple[str, str, float, float]]:
@@ -418,11 +482,9 @@ class RulesSection(Section):
                 "schedule": ctx.ref(
                     Schedule, "name", item.get("schedule"), f"{path}.schedule", "schedule"
                 ),
+                # missing = the organisation's policy (its ring-all one for broadcast rules)
                 "after_hours": ctx.as_choice(
-                    item.get("after_hours"),
-                    f"{path}.after_hours",
-                    AfterHours.values,
-                    AfterHours.HOLD,
+                    item.get("after_hours"), f"{path}.after_hours", AfterHours.values, ""
                 ),
                 "default_agent": _agent(ctx, item.get("default_agent"), f"{path}.default_agent"),
                 **parse_caps(ctx, item.get("caps"), f"{path}.caps"),
@@ -443,8 +505,12 @@ class RulesSection(Section):
                 "require_agent_hours": ctx.as_bool(
                     item.get("require_agent_hours"), f"{path}.require_agent_hours", True
                 ),
+                "metrics_window": ctx.as_duration(
+                    item.get("metrics_window"), f"{path}.metrics_window"
+                )
+                or METRICS_WINDOW,
             }
-            for key in ("claim_timeout", "contact_sla"):
+            for key in ("claim_timeout", "contact_sla", "metrics_window"):
                 if values[key] is not None and values[key].total_seconds() <= 0:
                     ctx.error(f"{path}.{key}", "must be positive")
             if not activity or activity in Activity.Kind.values:
@@ -475,12 +541,16 @@ class RulesSection(Section):
                     for i, (m, o, th, mu) in enumerate(tiers)
                 )
                 changed.append("tiers")
-            if rule.enabled and (created or "enabled" in changed) and not ctx.report.dry_run:
-                # enabling distributes every waiting lead the rule matches (seed 002), after
-                # the whole file has committed
-                from distribution.services.rules import rule_queue_waiting_leads
+            if not ctx.report.dry_run:
+                # enabling, or saving the filters of an enabled rule, distributes every
+                # waiting lead the rule matches (seed 002), after the whole file committed
+                from distribution.services.rules import rule_saved
 
-                rule_queue_waiting_leads(rule_id=rule.pk)
+                rule_saved(
+                    rule_id=rule.pk,
+                    was_enabled=not created and "enabled" not in changed,
+                    changed=changed,
+                )
             ctx.report.count_saved(self.key, str(name), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
@@ -506,7 +576,7 @@ class RulesSection(Section):
                 "max_rounds": r.max_rounds,
                 "batch_size": r.batch_size,
                 "schedule": r.schedule.name if r.schedule else None,
-                "after_hours": r.after_hours,
+                "after_hours": r.after_hours or None,
                 "default_agent": r.default_agent.email if r.default_agent else None,
                 "caps": export_caps(r),
                 "pull_allotment": r.pull_allotment,
@@ -517,6 +587,7 @@ class RulesSection(Section):
                 "contact_sla": format_duration(r.contact_sla),
                 "catch_up": r.catch_up,
                 "require_agent_hours": r.require_agent_hours,
+                "metrics_window": format_duration(r.metrics_window),
                 "tiers": [
                     {
                         "metric": t.metric,

@@ -10,7 +10,14 @@ from django.db import connection
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Cast
 
-from distribution.models import Automation, Holiday, Rule, Schedule, ScheduleInterval
+from distribution.models import (
+    Automation,
+    Holiday,
+    Organisation,
+    Rule,
+    Schedule,
+    ScheduleInterval,
+)
 from distribution.models import PerformanceTier as TierRow
 from leads.models import Campaign, Source
 
@@ -26,6 +33,7 @@ CONFIG_MODELS: tuple[type[Any], ...] = (
     Automation,
     Source,
     Campaign,
+    Organisation,  # business hours and after-hours policy that rules inherit
 )
 
 

@@ -23,6 +23,7 @@ from distribution.engine.types import (
     ScheduleSnapshot,
 )
 from distribution.loaders.routing import (
+    PoolKey,
     PoolState,
     PoolWanted,
     agent_metrics,
@@ -30,7 +31,7 @@ from distribution.loaders.routing import (
     pool_state_load,
     schedules_fill,
 )
-from distribution.models import Assignment, PoolMember
+from distribution.models import Assignment, Pool, PoolMember
 from leads.models import OPEN_STATUSES, Lead
 
 
@@ -41,10 +42,11 @@ def _json_value(value: object) -> object:
 
 def pools_load(
     wanted: Sequence[PoolWanted], *, now: datetime, schedules: dict[int, ScheduleSnapshot]
-) -> dict[tuple[int, str], PoolState]:
-    """Several locked pools at once, keyed (pool id, cap time zone): members with their
-    agents and window counts, and open leads where asked. The agents' schedules join the
-    cached configuration's SCHEDULES.
+) -> dict[PoolKey, PoolState]:
+    """Several locked pools at once, keyed `PoolWanted.key` (pool id, cap time zone, metrics
+    window): members with their agents and window counts, open leads where asked, and the
+    pool's own caps with its window counts. The agents' schedules join the cached
+    configuration's SCHEDULES.
 
     On PostgreSQL 1 query for every pool (+2 for metrics): a fixed SQL text returning plain
     columns, since building the ORM query and three model rows per member cost more than the
@@ -57,15 +59,16 @@ def pools_load(
 
 def _portable(
     wanted: Sequence[PoolWanted], *, now: datetime, schedules: dict[int, ScheduleSnapshot]
-) -> dict[tuple[int, str], PoolState]:
+) -> dict[PoolKey, PoolState]:
     return {
-        (w.pool_id, w.timezone): pool_state_load(
+        w.key: pool_state_load(
             pool_id=w.pool_id,
             timezone=w.timezone,
             now=now,
             with_open_leads=w.with_open_leads,
             with_metrics=w.with_metrics,
             schedules=schedules,
+            metrics_window=w.metrics_window,
         )
         for w in wanted
     }
@@ -73,11 +76,12 @@ def _portable(
 
 def _pg(
     wanted: Sequence[PoolWanted], *, now: datetime, schedules: dict[int, ScheduleSnapshot]
-) -> dict[tuple[int, str], PoolState]:
+) -> dict[PoolKey, PoolState]:
     if not wanted:
         return {}
     qn = connection.ops.quote_name
     member, user = qn(PoolMember._meta.db_table), qn(User._meta.db_table)
+    pool = qn(Pool._meta.db_table)
     profile, given, lead = (
         qn(AgentProfile._meta.db_table),
         qn(Assignment._meta.db_table),
@@ -94,14 +98,30 @@ def _pg(
         if with_open_leads
         else "0 "
     )
+    # the pool's own caps, and its window counts once per wanted pool (materialised: not
+    # once per member row), counted only when it has a cap (a one-time filter otherwise)
+    capped = " OR ".join(f"po.cap_{p} IS NOT NULL" for p in PERIODS)
     sql = (
+        "WITH w AS MATERIALIZED (SELECT * FROM unnest(%s::integer[], %s::bigint[], "
+        "%s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], "
+        "%s::timestamptz[], %s::boolean[]) "
+        "AS w(k, pool_id, hour, day, week, month, earliest, open)), "
+        "pc AS MATERIALIZED (SELECT w.k, po.cap_hour, po.cap_day, po.cap_week, po.cap_month, "
+        "c.hour, c.day, c.week, c.month "
+        f"FROM w JOIN {pool} po ON po.id = w.pool_id "
+        "CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE a.created_at >= w.hour) AS hour, "
+        "count(*) FILTER (WHERE a.created_at >= w.day) AS day, "
+        "count(*) FILTER (WHERE a.created_at >= w.week) AS week, "
+        "count(*) FILTER (WHERE a.created_at >= w.month) AS month "
+        f"FROM {given} a WHERE ({capped}) AND a.pool_id = w.pool_id "
+        "AND a.created_at >= w.earliest) c) "
         "SELECT w.k, m.id, m.agent_id, m.position, m.weight, m.active, m.filters, m.cap_hour, "
         "m.cap_day, m.cap_week, m.cap_month, u.email, u.is_active, p.id, p.active, "
         "p.available, p.last_turn_at, p.schedule_id, p.phone, c.hour, c.day, c.week, c.month, "
         + owned
-        + "FROM unnest(%s::integer[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], "
-        "%s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::boolean[]) "
-        "AS w(k, pool_id, hour, day, week, month, earliest, open) "
+        + ", pc.cap_hour, pc.cap_day, pc.cap_week, pc.cap_month, pc.hour, pc.day, pc.week, "
+        "pc.month "
+        "FROM w JOIN pc ON pc.k = w.k "
         f"JOIN {member} m ON m.pool_id = w.pool_id "
         f"JOIN {user} u ON u.id = m.agent_id "
         f"LEFT JOIN {profile} p ON p.user_id = m.agent_id "
@@ -113,14 +133,15 @@ def _pg(
         "AND a.created_at >= w.earliest) c "
         "ORDER BY w.k, m.position, m.id"
     )
-    params: list[Any] = [[str(s) for s in OPEN_STATUSES]] if with_open_leads else []
-    params += [
+    params: list[Any] = [
         list(range(len(wanted))),
         [w.pool_id for w in wanted],
         *([s[p] for s in starts] for p in PERIODS),
         [min(s.values()) for s in starts],
         [w.with_open_leads for w in wanted],
     ]
+    if with_open_leads:
+        params.append([str(s) for s in OPEN_STATUSES])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -128,17 +149,27 @@ def _pg(
     per_pool: list[list[tuple[Any, ...]]] = [[] for _ in wanted]
     for row in rows:
         per_pool[row[0]].append(row)
-    out: dict[tuple[int, str], PoolState] = {}
+    out: dict[PoolKey, PoolState] = {}
     for w, pool_rows in zip(wanted, per_pool, strict=True):
         agent_ids = [r[2] for r in pool_rows]
-        metrics = agent_metrics(agent_ids, now) if w.with_metrics and agent_ids else {}
+        metrics = (
+            agent_metrics(agent_ids, now, w.metrics_window) if w.with_metrics and agent_ids else {}
+        )
         members = [_member_snapshot(r, metrics.get(r[2]), schedules) for r in pool_rows]
-        out[(w.pool_id, w.timezone)] = PoolState(
+        first = pool_rows[0] if pool_rows else None
+        caps = Caps(*first[24:28]) if first is not None else Caps()
+        out[w.key] = PoolState(
             pool_id=w.pool_id,
             timezone=w.timezone,
             members=members,
             index={m.agent.id: i for i, m in enumerate(members)},
             contacts={r[2]: (r[11] or "", r[18] or "") for r in pool_rows},
+            caps=caps,
+            counts=(
+                ReceivedCounts(*first[28:32])
+                if first is not None and caps.items()
+                else ReceivedCounts()
+            ),
         )
     return out
 

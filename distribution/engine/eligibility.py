@@ -3,8 +3,8 @@
 Order: ``member_inactive``, ``agent_inactive``, ``unavailable``, ``filter_mismatch`` (the
 member's own lead filters), ``outside_hours`` / ``on_holiday`` (the agent's own schedule,
 when the rule requires it), ``cap_reached`` (member caps over rule defaults, scaled by the
-rule's performance tiers), ``already_offered`` (offered this lead in an earlier round, or
-declined it).
+rule's performance tiers), ``pool_cap_reached`` (the pool as a whole received its cap in
+a window), ``already_offered`` (offered this lead in an earlier round, or declined it).
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ from distribution.engine.types import (
     MEMBER_INACTIVE,
     ON_HOLIDAY,
     OUTSIDE_HOURS,
+    POOL_CAP_REACHED,
     UNAVAILABLE,
     AgentSnapshot,
     Candidate,
     Caps,
     LeadSnapshot,
     MemberSnapshot,
+    PoolUsage,
     ReceivedCounts,
     RuleSnapshot,
     ScheduleSnapshot,
@@ -69,6 +71,17 @@ _MEMBER_INACTIVE = Verdict(MEMBER_INACTIVE, "pool membership is inactive")
 _AGENT_INACTIVE = Verdict(AGENT_INACTIVE, "agent account is inactive")
 _UNAVAILABLE = Verdict(UNAVAILABLE, "agent is away / opted out")
 _ALREADY_OFFERED = Verdict(ALREADY_OFFERED, "already offered this lead (or declined it)")
+
+
+def pool_verdict(pool: PoolUsage | None) -> Verdict | None:
+    """``pool_cap_reached`` when the pool received one of its own caps, else None."""
+    if pool is None:
+        return None
+    binding = pool.binding()
+    if binding is None:
+        return None
+    period, cap, received = binding
+    return Verdict(POOL_CAP_REACHED, f"pool {period} cap {cap} reached: {received} received")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +184,10 @@ class Checker:
         *,
         offered: frozenset[int] = frozenset(),
         counts: ReceivedCounts | None = None,
+        pool: PoolUsage | None = None,
     ) -> Verdict:
-        """Every member check, in order; the first failure is the member's reason."""
+        """Every member check, in order; the first failure is the member's reason. POOL:
+        the pool's own caps and counts (None: the pool has no caps)."""
         before = self._before_filters(member)
         if before is not None:
             return before
@@ -183,6 +198,9 @@ class Checker:
         after = self._after_filters(member, counts if counts is not None else self.counts(member))
         if after is not None:
             return after
+        full = pool_verdict(pool)
+        if full is not None:
+            return full
         if offered and member.id in offered:
             return _ALREADY_OFFERED
         return ELIGIBLE
@@ -247,12 +265,16 @@ class Checker:
         lead: LeadSnapshot,
         *,
         offered: frozenset[int] = frozenset(),
+        pool: PoolUsage | None = None,
     ) -> Eligibility:
-        """Split members into eligible ones and rejected candidates with their reasons."""
+        """Split members into eligible ones and rejected candidates with their reasons
+        (POOL: the pool's own caps and counts; when one is reached, every member otherwise
+        eligible is rejected with ``pool_cap_reached``)."""
         eligible: list[MemberSnapshot] = []
         rejected: list[Candidate] = []
         counts: dict[int, ReceivedCounts] = {}
         known = self._members
+        full = pool_verdict(pool)
         for member in members:
             checks = known.get(id(member))
             if checks is None or checks.member is not member:
@@ -267,6 +289,8 @@ class Checker:
                     continue
             if checks.after is not None:
                 rejected.append(checks.after)
+            elif full is not None:
+                rejected.append(_rejected(member, full))
             elif offered and member.id in offered:
                 rejected.append(_rejected(member, _ALREADY_OFFERED))
             else:
@@ -307,9 +331,12 @@ def check_member(
     *,
     offered: frozenset[int] = frozenset(),
     hours_at: datetime | None = None,
+    pool: PoolUsage | None = None,
 ) -> Verdict:
     """Whether one member may receive the lead now (also for claim and hopper-pick checks)."""
-    return Checker(rule, now, hours_at=hours_at).check_member(member, lead, offered=offered)
+    return Checker(rule, now, hours_at=hours_at).check_member(
+        member, lead, offered=offered, pool=pool
+    )
 
 
 def check_agent(
@@ -331,6 +358,7 @@ def evaluate_members(
     *,
     offered: frozenset[int] = frozenset(),
     hours_at: datetime | None = None,
+    pool: PoolUsage | None = None,
 ) -> Eligibility:
     """Eligibility of a whole pool for one lead."""
-    return Checker(rule, now, hours_at=hours_at).evaluate(members, lead, offered=offered)
+    return Checker(rule, now, hours_at=hours_at).evaluate(members, lead, offered=offered, pool=pool)

@@ -59,6 +59,7 @@ from distribution.engine.types import (
     LeadSnapshot,
     MemberSnapshot,
     Outcome,
+    PoolUsage,
     PullDecision,
     RuleMatch,
     RuleSnapshot,
@@ -170,6 +171,7 @@ class _Context:
     directory: Sequence[AgentSnapshot]
     rng: random.Random
     checkers: Checkers | None = None
+    pool: PoolUsage | None = None  # the pool's own caps and counts (None: no pool caps)
 
     @classmethod
     def of(
@@ -184,6 +186,7 @@ class _Context:
         directory: Sequence[AgentSnapshot],
         rng: random.Random | None,
         checkers: Checkers | None,
+        pool: PoolUsage | None = None,
     ) -> _Context:
         """One decision's context: ``now`` in UTC, the lead's own Random unless one is given."""
         rng = rng if rng is not None else _lead_rng(lead)
@@ -198,6 +201,7 @@ class _Context:
             directory,
             rng,
             checkers,
+            pool,
         )
 
     def checker(self, hours_at: datetime | None = None) -> Checker:
@@ -294,7 +298,7 @@ def _fallback(
         return ctx.decision("exception", code, f"{why}; no default agent", candidates=candidates)
     member = next((m for m in ctx.members if m.agent.id == default.id), None)
     if member is not None:
-        verdict = checker.check_member(member, ctx.lead)
+        verdict = checker.check_member(member, ctx.lead, pool=ctx.pool)
     else:
         verdict = checker.check_agent(default)
     candidate = Candidate(
@@ -362,7 +366,9 @@ def _direct(ctx: _Context, checker: Checker) -> Decision:
         named = f"user id {user_id}" if user_id is not None else f"e-mail {email!r}"
         return ctx.decision("prospect", DIRECT_UNKNOWN_TARGET, f"no agent with {named}")
     verdict = (
-        checker.check_member(member, ctx.lead) if member is not None else checker.check_agent(agent)
+        checker.check_member(member, ctx.lead, pool=ctx.pool)
+        if member is not None
+        else checker.check_agent(agent)
     )
     candidate = Candidate(
         agent_id=agent.id,
@@ -391,7 +397,7 @@ def _ranked_candidates(ranked: Sequence[MemberSnapshot], elig: Eligibility) -> l
 def _push(ctx: _Context, checker: Checker) -> Decision:
     """Rank the eligible members and assign to, or offer to, the first (or a batch)."""
     rule = ctx.rule
-    elig = checker.evaluate(ctx.members, ctx.lead, offered=ctx.offered)
+    elig = checker.evaluate(ctx.members, ctx.lead, offered=ctx.offered, pool=ctx.pool)
     if not elig.eligible:
         why = f"no eligible member ({_summary(elig.rejected)})"
         return _fallback(ctx, checker, NO_ELIGIBLE_MEMBER, why, elig.rejected)
@@ -447,6 +453,7 @@ def decide(
     directory: Sequence[AgentSnapshot] = (),
     rng: random.Random | None = None,
     checkers: Checkers | None = None,
+    pool: PoolUsage | None = None,
 ) -> Decision:
     """What ``rule`` does with ``lead`` now, given the rule's pool ``members``.
 
@@ -462,9 +469,13 @@ def decide(
     ``directory`` holds agents outside the pool that ``direct`` may name (the services
     layer loads just the ones the lead's assign_to fields refer to). ``checkers``: the
     Checkers of a batch decided at one ``now``, reused from lead to lead (same decisions).
+    ``pool``: the pool's own caps and the leads it received in their windows; a reached pool
+    cap rejects every otherwise eligible member with ``pool_cap_reached``.
+    A schedule or after-hours policy the rule inherits from the organisation
+    (``schedule_origin`` / ``after_hours_origin``) is named in the explanation.
     """
     ctx = _Context.of(
-        rule, lead, members, now, rules_tried, round_no, offered, directory, rng, checkers
+        rule, lead, members, now, rules_tried, round_no, offered, directory, rng, checkers, pool
     )
     if rule.strategy == "none":
         return ctx.decision("prospect", STRATEGY_NONE, "stored as a prospect, nobody assigned")
@@ -473,7 +484,7 @@ def decide(
             "queue_unassigned", STRATEGY_MANUAL, "sent to the Lead Assignment queue"
         )
     if rule.strategy in ("pull", "hopper"):
-        elig = ctx.checker().evaluate(members, lead)
+        elig = ctx.checker().evaluate(members, lead, pool=pool)
         waiting = [_candidate(m) for m in elig.eligible] + elig.rejected
         takers = f"{len(elig.eligible)} member(s) may take it"
         if rule.strategy == "pull":
@@ -484,29 +495,42 @@ def decide(
     hours_at = ctx.now
     schedule = rule.schedule
     if rule.strategy in PUSH_STRATEGIES and schedule is not None and not is_open(schedule, now):
+        hours = _hours_named(rule)
         if not has_open_time(schedule):
-            return ctx.decision(
-                "exception", SCHEDULE_NEVER_OPEN, "the rule's schedule has no open hours"
-            )
+            return ctx.decision("exception", SCHEDULE_NEVER_OPEN, f"no open hours in {hours}")
         opening = to_utc(next_open(schedule, now))
+        policy = (
+            "the organisation's after-hours policy"
+            if rule.after_hours_origin == "organisation"
+            else "the rule's after-hours policy"
+        )
         if rule.after_hours == "hold":
             return ctx.decision(
                 "hold",
                 AFTER_HOURS_HOLD,
-                f"closed; held until the schedule opens at {opening.isoformat()}",
+                f"closed by {hours}; held until they open at {opening.isoformat()} ({policy})",
                 hold_until=opening,
             )
         if rule.after_hours == "unassigned":
             return ctx.decision(
                 "queue_unassigned",
                 AFTER_HOURS_UNASSIGNED,
-                "arrived after hours; sent to the Lead Assignment queue",
+                f"arrived outside {hours}; sent to the Lead Assignment queue ({policy})",
             )
         hours_at = opening  # offer_now
     checker = ctx.checker(hours_at=hours_at)
     if rule.strategy == "direct":
         return _direct(ctx, checker)
     return _push(ctx, checker)
+
+
+def _hours_named(rule: RuleSnapshot) -> str:
+    """Which hours closed the rule, for the explanation: its own schedule or the
+    organisation's business hours (the loader resolved the inheritance)."""
+    name = f" {rule.schedule_name!r}" if rule.schedule_name else ""
+    if rule.schedule_origin == "organisation":
+        return f"the organisation's business hours{name}"
+    return f"the rule's schedule{name}"
 
 
 def route_lead(
@@ -517,11 +541,12 @@ def route_lead(
     *,
     directory: Sequence[AgentSnapshot] = (),
     rng: random.Random | None = None,
+    usage: Mapping[int, PoolUsage] | None = None,
 ) -> Decision:
     """Route a new lead: the first matching rule decides; no match → Lead Assignment queue.
 
     ``pools`` maps a pool id to its members (a rule without pool, or a pool missing from
-    the mapping, has no members).
+    the mapping, has no members); ``usage`` a pool id to its own caps and counts.
     """
     match = match_rule(lead, rules)
     rule = match.rule
@@ -533,7 +558,10 @@ def route_lead(
             rules_tried=match.tried,
         )
     members = pools.get(rule.pool_id, ()) if rule.pool_id is not None else ()
-    return decide(rule, lead, members, now, rules_tried=match.tried, directory=directory, rng=rng)
+    pool = usage.get(rule.pool_id) if usage is not None and rule.pool_id is not None else None
+    return decide(
+        rule, lead, members, now, rules_tried=match.tried, directory=directory, rng=rng, pool=pool
+    )
 
 
 def next_round(
@@ -548,6 +576,7 @@ def next_round(
     directory: Sequence[AgentSnapshot] = (),
     rng: random.Random | None = None,
     checkers: Checkers | None = None,
+    pool: PoolUsage | None = None,
 ) -> Decision:
     """Decide after offer round ``round_no`` ended unclaimed (expired or declined).
 
@@ -561,10 +590,10 @@ def next_round(
     if rule.max_rounds is not None and round_no >= rule.max_rounds:
         offered = offered_member_ids
         ctx = _Context.of(
-            rule, lead, members, now, rules_tried, round_no, offered, directory, rng, checkers
+            rule, lead, members, now, rules_tried, round_no, offered, directory, rng, checkers, pool
         )
         checker = ctx.checker()
-        elig = checker.evaluate(members, lead, offered=offered_member_ids)
+        elig = checker.evaluate(members, lead, offered=offered_member_ids, pool=pool)
         candidates = [_candidate(m) for m in elig.eligible] + elig.rejected
         why = f"unclaimed after {round_no} round(s) (max_rounds {rule.max_rounds})"
         return _fallback(ctx, checker, MAX_ROUNDS_REACHED, why, candidates)
@@ -579,6 +608,7 @@ def next_round(
         directory=directory,
         rng=rng,
         checkers=checkers,
+        pool=pool,
     )
 
 
@@ -600,6 +630,8 @@ def choose_pull(
     memberships: Mapping[int, MemberSnapshot],
     waiting: Sequence[tuple[RuleSnapshot, LeadSnapshot]],
     now: datetime,
+    *,
+    pools: Mapping[int, PoolUsage] | None = None,
 ) -> PullDecision:
     """The oldest waiting pull lead this agent may take, within the rule's daily allotment.
 
@@ -608,7 +640,8 @@ def choose_pull(
     1. Leads are tried oldest first (created_at, then id).
     2. A rule whose pool the agent is not in, whose schedule is closed, or which rejects the
        agent for a reason that does not depend on the lead (inactive, away, off hours, cap,
-       allotment) is skipped for all its leads.
+       the pool's own cap (``pools``: pool id → its caps and counts), allotment) is skipped
+       for all its leads.
     3. The first lead passing the member's filters is the answer.
     """
     when = to_utc(now)
@@ -629,7 +662,8 @@ def choose_pull(
             continue
         checker = checkers.setdefault(rule.id, Checker(rule, when))
         counts = checker.counts(member)
-        verdict = checker.check_member(member, lead, counts=counts)
+        usage = pools.get(rule.pool_id) if pools is not None and rule.pool_id is not None else None
+        verdict = checker.check_member(member, lead, counts=counts, pool=usage)
         allotment = rule.pull_allotment
         if verdict.eligible and allotment is not None and counts.day >= allotment:
             verdict = Verdict(ALLOTMENT_REACHED, f"daily allotment {allotment} used")

@@ -43,6 +43,10 @@ FILTER_OPS: frozenset[str] = frozenset(
     {"eq", "ne", "in", "not_in", "contains", "gt", "gte", "lt", "lte", "is_empty", "within_km"}
 )
 
+# where a rule's schedule / after-hours policy comes from: its own, or the organisation's
+ORIGINS: frozenset[str] = frozenset({"rule", "organisation"})
+DEFAULT_METRICS_WINDOW = timedelta(days=30)
+
 METRICS: frozenset[str] = frozenset(
     {
         "speed_to_contact_attempt",
@@ -85,6 +89,7 @@ FILTER_MISMATCH = "filter_mismatch"
 OUTSIDE_HOURS = "outside_hours"
 ON_HOLIDAY = "on_holiday"
 CAP_REACHED = "cap_reached"
+POOL_CAP_REACHED = "pool_cap_reached"  # the whole pool received its cap in a window
 ALREADY_OFFERED = "already_offered"
 ALLOTMENT_REACHED = "allotment_reached"  # pull only: the member's daily pull allotment is used
 NOT_MEMBER = "not_member"  # pull only: the agent is not in the rule's pool
@@ -250,6 +255,23 @@ class ReceivedCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """A pool's own caps (the whole group, every member together) and the leads it received
+    in the current windows (counted in the rule's cap zone)."""
+
+    caps: Caps
+    counts: ReceivedCounts = ReceivedCounts()
+
+    def binding(self) -> tuple[str, int, int] | None:
+        """The first exhausted pool cap as ``(period, cap, received)``, or None."""
+        for period, cap in self.caps.items():
+            received = self.counts.get(period)
+            if received >= cap:
+                return period, cap, received
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentMetrics:
     """Per-agent performance over a trailing window (see ``engine.metrics``); None = no data."""
 
@@ -403,6 +425,12 @@ class RuleSnapshot:
     require_agent_hours: bool = True  # reject members whose own schedule is closed
     timezone: str | None = None  # cap windows; default: the schedule's zone, else UTC
     weight_period: str | None = None  # weighted share window; default: shortest rule cap, else day
+    # where `schedule` and `after_hours` come from: the rule's own, or the organisation's
+    # defaults the loader resolved (the explanation names it); the schedule's name, if any
+    schedule_origin: str = "rule"
+    schedule_name: str = ""
+    after_hours_origin: str = "rule"
+    metrics_window: timedelta = DEFAULT_METRICS_WINDOW  # performance metrics' trailing window
 
     def __post_init__(self) -> None:
         _check(self.strategy in STRATEGIES, f"unknown strategy {self.strategy!r}")
@@ -423,6 +451,12 @@ class RuleSnapshot:
         )
         if self.timezone is not None:
             ZoneInfo(self.timezone)
+        _check(self.schedule_origin in ORIGINS, f"unknown schedule_origin {self.schedule_origin!r}")
+        _check(
+            self.after_hours_origin in ORIGINS,
+            f"unknown after_hours_origin {self.after_hours_origin!r}",
+        )
+        _check(self.metrics_window > timedelta(0), "metrics_window must be positive")
 
     @property
     def cap_timezone(self) -> str:

@@ -27,15 +27,25 @@ from distribution.engine.types import (
     LeadSnapshot,
     MemberSnapshot,
     PerformanceTier,
+    PoolUsage,
     ReceivedCounts,
     RuleSnapshot,
     ScheduleSnapshot,
 )
 from distribution.loaders.holidays import year_holidays
-from distribution.models import Assignment, Offer, PoolMember, Rule, Schedule
+from distribution.models import (
+    METRICS_WINDOW,
+    AfterHours,
+    Assignment,
+    Offer,
+    Organisation,
+    Pool,
+    PoolMember,
+    Rule,
+    Schedule,
+    Strategy,
+)
 from leads.models import OPEN_STATUSES, Activity, Lead
-
-METRICS_WINDOW = timedelta(days=30)  # trailing window of the performance metrics
 
 
 def schedule_snapshot(schedule: Schedule, today: date) -> ScheduleSnapshot:
@@ -92,16 +102,69 @@ def agent_snapshot(
     )
 
 
-def lead_snapshot(lead: Lead) -> LeadSnapshot:
-    """A lead's columns, attributes, source and campaign slugs (source/campaign joined)."""
+def lead_snapshot(lead: Lead, extras: Mapping[str, object] | None = None) -> LeadSnapshot:
+    """A lead's columns, attributes, source and campaign slugs (source/campaign joined);
+    EXTRAS: the filter fields read beside the row (``lead_extras_load``)."""
+    values = lead.field_values()
+    if extras:
+        values.update(extras)
     return LeadSnapshot(
         id=lead.pk,
         source=lead.source.slug if lead.source_id and lead.source else None,
         campaign=lead.campaign.slug if lead.campaign_id and lead.campaign else None,
         created_at=lead.created_at,
-        fields=lead.field_values(),
+        fields=values,
         attributes=lead.attributes if isinstance(lead.attributes, dict) else {},
     )
+
+
+# Filter fields that are not columns of the lead row: `owner` (the owner's e-mail, None
+# when unassigned — seed 002's "[User] equal to (Unassigned)" is `owner is_empty`) and
+# `action_count` (the lead's activities — "[Action Count] equal to 0"). They are read only
+# when a filter names them, for a whole batch in one query each.
+EXTRA_FIELDS: frozenset[str] = frozenset({"owner", "action_count"})
+
+
+def extra_fields_of(*filter_lists: Iterable[Filter]) -> frozenset[str]:
+    """The extra fields (EXTRA_FIELDS) that FILTER_LISTS name."""
+    return frozenset(f.field for flts in filter_lists for f in flts if f.field in EXTRA_FIELDS)
+
+
+def lead_extras_load(leads: Sequence[Lead], wanted: Iterable[str]) -> dict[int, dict[str, object]]:
+    """The WANTED extra filter fields of LEADS: lead id → values (at most 1 query each;
+    none for `owner` when no lead has one)."""
+    wanted = set(wanted) & EXTRA_FIELDS
+    out: dict[int, dict[str, object]] = {lead.pk: {} for lead in leads}
+    if not wanted or not leads:
+        return out
+    if "owner" in wanted:
+        owner_ids = {lead.owner_id for lead in leads if lead.owner_id is not None}
+        emails = (
+            dict(User.objects.filter(pk__in=owner_ids).values_list("pk", "email"))
+            if owner_ids
+            else {}
+        )
+        for lead in leads:
+            owner = emails.get(lead.owner_id) if lead.owner_id is not None else None
+            out[lead.pk]["owner"] = (owner or str(lead.owner_id)) if lead.owner_id else None
+    if "action_count" in wanted:
+        counts = dict(
+            Activity.objects.filter(lead_id__in=[lead.pk for lead in leads])
+            .values("lead_id")
+            .annotate(n=Count("id"))
+            .values_list("lead_id", "n")
+        )
+        for lead in leads:
+            out[lead.pk]["action_count"] = counts.get(lead.pk, 0)
+    return out
+
+
+def lead_snapshots(
+    leads: Sequence[Lead], filters: Iterable[Filter] = ()
+) -> dict[int, LeadSnapshot]:
+    """Snapshots of LEADS with the extra fields FILTERS need (a bounded few queries)."""
+    extras = lead_extras_load(leads, extra_fields_of(filters))
+    return {lead.pk: lead_snapshot(lead, extras.get(lead.pk)) for lead in leads}
 
 
 def filters_of(raw: object) -> tuple[Filter, ...]:
@@ -115,8 +178,38 @@ def filters_of(raw: object) -> tuple[Filter, ...]:
     )
 
 
-def caps_of(obj: Rule | PoolMember) -> Caps:
+def caps_of(obj: Rule | PoolMember | Pool) -> Caps:
     return Caps(obj.cap_hour, obj.cap_day, obj.cap_week, obj.cap_month)
+
+
+# --- the organisation's defaults ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrganisationDefaults:
+    """What rules without their own schedule / after-hours policy inherit (seed 003)."""
+
+    business_hours_id: int | None = None
+    business_hours_name: str = ""
+    after_hours: str = AfterHours.HOLD
+    ring_all_after_hours: str = AfterHours.UNASSIGNED
+
+
+def organisation_load(
+    schedules: dict[int, ScheduleSnapshot], now: datetime
+) -> OrganisationDefaults:
+    """The organisation's defaults (1 query; +3 for a business-hours schedule not in
+    SCHEDULES, which it is added to). No row yet: the defaults a new row would have."""
+    org = Organisation.objects.select_related("business_hours").filter(pk=1).first()
+    if org is None:
+        return OrganisationDefaults()
+    schedules_fill(schedules, [org.business_hours_id], now)
+    return OrganisationDefaults(
+        business_hours_id=org.business_hours_id,
+        business_hours_name=org.business_hours.name if org.business_hours else "",
+        after_hours=org.after_hours,
+        ring_all_after_hours=org.ring_all_after_hours,
+    )
 
 
 # --- rules --------------------------------------------------------------------------------
@@ -137,9 +230,28 @@ def rule_snapshot(
     *,
     schedules: Mapping[int, ScheduleSnapshot],
     default_agent: AgentSnapshot | None = None,
+    organisation: OrganisationDefaults | None = None,
 ) -> RuleSnapshot:
-    """A rule with its prefetched sources and tiers, its schedule and default agent."""
+    """A rule with its prefetched sources and tiers, its schedule and default agent.
+
+    The organisation's defaults are resolved here, so that the engine sees one schedule
+    and one policy: no schedule of its own → the organisation's business hours; no
+    after-hours policy of its own → the organisation's (its ring-all one for broadcast
+    rules: seed 003 sends a ring-all lead that arrives after hours to Unassigned).
+    """
+    org = organisation or OrganisationDefaults()
+    own = rule.schedule if rule.schedule_id else None
+    schedule_origin, schedule_name = "rule", own.name if own is not None else ""
     schedule = schedules.get(rule.schedule_id) if rule.schedule_id else None
+    if rule.schedule_id is None and org.business_hours_id is not None:
+        schedule = schedules.get(org.business_hours_id)
+        schedule_origin, schedule_name = "organisation", org.business_hours_name
+    after_hours, after_hours_origin = rule.after_hours, "rule"
+    if not after_hours:
+        after_hours_origin = "organisation"
+        after_hours = (
+            org.ring_all_after_hours if rule.strategy == Strategy.BROADCAST else org.after_hours
+        )
     return RuleSnapshot(
         id=rule.pk,
         name=rule.name,
@@ -154,7 +266,7 @@ def rule_snapshot(
         max_rounds=rule.max_rounds,
         batch_size=rule.batch_size,
         schedule=schedule,
-        after_hours=rule.after_hours,
+        after_hours=after_hours,
         default_agent=default_agent,
         caps=caps_of(rule),
         pull_allotment=rule.pull_allotment,
@@ -165,6 +277,10 @@ def rule_snapshot(
         require_agent_hours=rule.require_agent_hours,
         # without a schedule, caps count calendar windows in the site's zone
         timezone=None if schedule else settings.TIME_ZONE,
+        schedule_origin=schedule_origin,
+        schedule_name=schedule_name,
+        after_hours_origin=after_hours_origin,
+        metrics_window=rule.metrics_window or METRICS_WINDOW,
     )
 
 
@@ -191,6 +307,14 @@ class PoolState:
     members: list[MemberSnapshot]
     index: dict[int, int]  # agent id → position in `members`
     contacts: dict[int, tuple[str, str]] = field(default_factory=dict)  # agent → e-mail, phone
+    caps: Caps = field(default_factory=Caps)  # the pool's own caps (the whole group)
+    # leads the pool received in each window
+    counts: ReceivedCounts = field(default_factory=ReceivedCounts)
+
+    @property
+    def usage(self) -> PoolUsage | None:
+        """The pool's own caps and counts for the engine; None when it has no caps."""
+        return PoolUsage(self.caps, self.counts) if self.caps.items() else None
 
     def member_of(self, agent_id: int) -> MemberSnapshot | None:
         i = self.index.get(agent_id)
@@ -207,6 +331,8 @@ class PoolState:
             counts = ReceivedCounts(
                 counts.hour + 1, counts.day + 1, counts.week + 1, counts.month + 1
             )
+            c = self.counts  # the pool's own windows hold one more lead too
+            self.counts = ReceivedCounts(c.hour + 1, c.day + 1, c.week + 1, c.month + 1)
         self.members[i] = _member_after_turn(member, stamp, counts)
 
 
@@ -260,6 +386,30 @@ def received_counts(
     return {row[0]: ReceivedCounts(*row[1:]) for row in rows}
 
 
+def pool_counts(*, pool_id: int, now: datetime, tz: str) -> ReceivedCounts:
+    """Leads the whole pool received in the current hour/day/week/month, whoever received
+    them (members since removed too): 1 query."""
+    starts = window_starts(now, tz)
+    windows = {p: Count("id", filter=Q(created_at__gte=starts[p])) for p in PERIODS}
+    row = Assignment.objects.filter(
+        pool_id=pool_id, created_at__gte=min(starts.values())
+    ).aggregate(**windows)
+    return ReceivedCounts(*(int(row[p] or 0) for p in PERIODS))
+
+
+def pool_usages_load(
+    caps: Mapping[int, Caps], rules: Sequence[RuleSnapshot], now: datetime
+) -> dict[int, PoolUsage]:
+    """The capped pools' own caps with their window counts in the rules' cap zones (1
+    query per pool; the caller holds the pools' locks)."""
+    tz_of = {r.pool_id: r.cap_timezone for r in rules if r.pool_id is not None}
+    return {
+        pool_id: PoolUsage(c, pool_counts(pool_id=pool_id, now=now, tz=tz_of[pool_id]))
+        for pool_id, c in caps.items()
+        if pool_id in tz_of
+    }
+
+
 def open_lead_counts(agent_ids: Sequence[int]) -> dict[int, int]:
     """Open leads each agent owns (load balancing), in one query."""
     rows = (
@@ -301,9 +451,11 @@ def pool_state_load(
     with_open_leads: bool = False,
     with_metrics: bool = False,
     schedules: dict[int, ScheduleSnapshot] | None = None,
+    metrics_window: timedelta | None = None,
 ) -> PoolState:
     """The pool's members with agents, schedules and window counts (caps counted in
-    TIMEZONE), with the ORM.
+    TIMEZONE), the pool's own caps and counts (+2 queries when it has members, +1 more when
+    it has caps), with the ORM.
 
     With SCHEDULES (the cached configuration's): the members with their agents, then their
     window counts and open leads (3 queries, +2 for metrics); without, schedules are
@@ -329,7 +481,13 @@ def pool_state_load(
     agent_ids = [m.agent_id for m in rows]
     counts = received_counts(pool_id=pool_id, agent_ids=agent_ids, now=now, tz=tz)
     open_leads = open_lead_counts(agent_ids) if with_open_leads and agent_ids else {}
-    metrics = agent_metrics(agent_ids, now) if with_metrics and agent_ids else {}
+    window = metrics_window or METRICS_WINDOW
+    metrics = agent_metrics(agent_ids, now, window) if with_metrics and agent_ids else {}
+    pool_caps = Caps()
+    if rows:  # a pool without members decides nothing: its caps are not read
+        pool_row = Pool.objects.filter(pk=pool_id).first()
+        pool_caps = caps_of(pool_row) if pool_row is not None else Caps()
+    used = pool_counts(pool_id=pool_id, now=now, tz=tz) if pool_caps.items() else ReceivedCounts()
     members = [
         MemberSnapshot(
             id=m.pk,
@@ -355,6 +513,8 @@ def pool_state_load(
         members=members,
         index={m.agent.id: i for i, m in enumerate(members)},
         contacts={m.agent_id: (m.agent.email or "", profile_phone(m.agent)) for m in rows},
+        caps=pool_caps,
+        counts=used,
     )
 
 
@@ -365,12 +525,36 @@ def profile_phone(user: User) -> str:
 
 @dataclass(frozen=True)
 class PoolWanted:
-    """A pool to load for rules counting caps in TIMEZONE, with what its strategies need."""
+    """A pool to load for rules counting caps in TIMEZONE, with what its strategies need
+    (metrics over METRICS_WINDOW)."""
 
     pool_id: int
     timezone: str
     with_open_leads: bool = False
     with_metrics: bool = False
+    metrics_window: timedelta = METRICS_WINDOW
+
+    @property
+    def key(self) -> PoolKey:
+        """The loaded pool's key: pool, cap zone, and the metrics window when metrics are
+        loaded (rules with other windows see the same agents through other metrics)."""
+        return (self.pool_id, self.timezone, self.metrics_window if self.with_metrics else None)
+
+
+PoolKey = tuple[int, str, timedelta | None]
+
+
+def needs_metrics(rule: RuleSnapshot) -> bool:
+    """Whether the rule reads agents' performance metrics (strategy or tiers)."""
+    return rule.strategy == Strategy.PERFORMANCE or bool(rule.tiers)
+
+
+def pool_key(rule: RuleSnapshot) -> PoolKey | None:
+    """The key of the loaded pool a rule decides with (PoolWanted.key), None without pool."""
+    if rule.pool_id is None:
+        return None
+    window = rule.metrics_window if needs_metrics(rule) else None
+    return (rule.pool_id, rule.cap_timezone, window)
 
 
 def directory_load(leads: Iterable[LeadSnapshot], now: datetime) -> list[AgentSnapshot]:
@@ -391,26 +575,40 @@ def directory_load(leads: Iterable[LeadSnapshot], now: datetime) -> list[AgentSn
 
 
 def memberships_load(
-    *, agent_id: int, rules: Sequence[RuleSnapshot], now: datetime
+    *,
+    agent_id: int,
+    rules: Sequence[RuleSnapshot],
+    now: datetime,
+    caps_out: dict[int, Caps] | None = None,
 ) -> dict[int, MemberSnapshot]:
     """One agent's memberships of the rules' pools, with window counts: pool id → member
-    (1 query for the rows, 1 per pool for the counts)."""
+    (1 query for the rows, 1 per pool for the counts). CAPS_OUT receives the pools' own
+    caps, for the pools that have caps (read with the rows; counted by the caller under the
+    pool's lock, `pool_usages_load`)."""
     pool_ids = {r.pool_id for r in rules if r.pool_id is not None}
     if not pool_ids:
         return {}
     rows = list(
         PoolMember.objects.filter(agent_id=agent_id, pool_id__in=pool_ids)
-        .select_related("agent__agent__schedule")
+        .select_related("agent__agent__schedule", "pool")
         .prefetch_related(*_prefetch("agent__agent__schedule"))
     )
     tz_of = {r.pool_id: r.cap_timezone for r in rules if r.pool_id is not None}
-    metrics = (
-        agent_metrics([agent_id], now).get(agent_id)
-        if rows and any(r.tiers for r in rules)
-        else None
-    )
+    # the tiers' metrics window: the first tiered rule's of each pool
+    window_of: dict[int, timedelta] = {}
+    for r in rules:
+        if r.tiers and r.pool_id is not None:
+            window_of.setdefault(r.pool_id, r.metrics_window)
+    by_window: dict[timedelta, AgentMetrics | None] = {}
+    if rows:
+        for window in set(window_of.values()):
+            by_window[window] = agent_metrics([agent_id], now, window).get(agent_id)
     out: dict[int, MemberSnapshot] = {}
     for m in rows:
+        tiered = window_of.get(m.pool_id)
+        metrics = by_window.get(tiered) if tiered is not None else None
+        if caps_out is not None and caps_of(m.pool).items():
+            caps_out[m.pool_id] = caps_of(m.pool)
         counts = received_counts(
             pool_id=m.pool_id, agent_ids=[agent_id], now=now, tz=tz_of[m.pool_id]
         )

@@ -19,6 +19,7 @@ from .marketplace import (
 )
 from .notify import WebhookAttempt
 from .routing import (
+    METRICS_WINDOW,
     AfterHours,
     Assignment,
     Automation,
@@ -26,6 +27,7 @@ from .routing import (
     InitialStatus,
     Notice,
     Offer,
+    Organisation,
     PerformanceTier,
     Pool,
     PoolMember,
@@ -36,6 +38,7 @@ from .routing import (
 )
 
 __all__ = [
+    "METRICS_WINDOW",
     "OPEN_WINDOW_STATUSES",
     "AfterHours",
     "Assignment",
@@ -47,6 +50,7 @@ __all__ = [
     "MarketVersion",
     "Notice",
     "Offer",
+    "Organisation",
     "OutboundLead",
     "OutboundMethod",
     "PerformanceTier",

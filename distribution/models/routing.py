@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -85,20 +88,6 @@ class Holiday(models.Model):
         return f"{self.date} {self.name}".strip()
 
 
-class Pool(models.Model):
-    """A group of agents a rule distributes to."""
-
-    name = models.CharField(max_length=100, unique=True)
-    description = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
 class CapFields(models.Model):
     """Maximum leads per calendar hour, day, week and month (blank = no cap)."""
 
@@ -118,6 +107,21 @@ class CapFields(models.Model):
             "week": self.cap_week,
             "month": self.cap_month,
         }
+
+
+class Pool(CapFields):
+    """A group of agents a rule distributes to; its caps bound the leads the whole pool
+    receives per calendar hour, day, week and month (beside each member's own caps)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class PoolMember(CapFields):
@@ -233,6 +237,9 @@ def initial_pair_errors(strategy: str, status: str, activity: str) -> dict[str, 
     return {}
 
 
+METRICS_WINDOW = timedelta(days=30)  # a rule's default performance-metrics window
+
+
 class Rule(CapFields):
     """Which leads (sources, campaign, filters) go how (strategy) to whom (pool), and when."""
 
@@ -264,10 +271,19 @@ class Rule(CapFields):
         null=True, blank=True, help_text="Broadcast: members offered at a time (blank = all)."
     )
     schedule = models.ForeignKey(
-        Schedule, null=True, blank=True, on_delete=models.PROTECT, related_name="rules"
+        Schedule,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rules",
+        help_text="Blank = the organisation's business hours (none set: always open).",
     )
     after_hours = models.CharField(
-        max_length=12, choices=AfterHours.choices, default=AfterHours.HOLD
+        max_length=12,
+        choices=AfterHours.choices,
+        blank=True,
+        default="",
+        help_text="Blank = the organisation's after-hours policy (ring all: its own one).",
     )
     default_agent = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -301,6 +317,10 @@ class Rule(CapFields):
     require_agent_hours = models.BooleanField(
         default=True, help_text="Skip members whose own schedule is closed."
     )
+    metrics_window = models.DurationField(
+        default=METRICS_WINDOW,
+        help_text="Trailing window of the performance metrics (strategy and tiers), e.g. 30d.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -326,6 +346,8 @@ class Rule(CapFields):
         )
         if needs_pool and self.pool_id is None:
             errors["pool"] = "This strategy distributes to a pool; choose one."
+        if self.metrics_window is not None and self.metrics_window <= timedelta(0):
+            errors["metrics_window"] = "The metrics window must be positive."
         if errors:
             raise ValidationError(errors)
 
@@ -455,6 +477,8 @@ class Assignment(models.Model):
             models.Index(fields=["agent", "created_at"]),
             models.Index(fields=["pool", "agent", "created_at"]),
             models.Index(fields=["rule", "agent", "created_at"]),
+            # pool caps: a pool's leads per window, whoever received them
+            models.Index(fields=["pool", "created_at"], name="assignment_pool_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -538,3 +562,43 @@ class Automation(models.Model):
             and self.target_rule.strategy != Strategy.HOPPER
         ):
             raise ValidationError({"target_rule": "Choose a rule with the hopper strategy."})
+
+
+class Organisation(models.Model):
+    """The organisation's routing defaults (one row): business hours and after-hours policy
+    that rules without their own schedule or after-hours policy inherit (seed 003)."""
+
+    name = models.CharField(max_length=100, default="Organisation")
+    business_hours = models.ForeignKey(
+        Schedule,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Rules without a schedule distribute only inside these hours (blank = always).",
+    )
+    after_hours = models.CharField(
+        max_length=12,
+        choices=AfterHours.choices,
+        default=AfterHours.HOLD,
+        help_text="What a rule without its own policy does with a lead that arrives closed.",
+    )
+    ring_all_after_hours = models.CharField(
+        max_length=12,
+        choices=AfterHours.choices,
+        default=AfterHours.UNASSIGNED,
+        help_text="The same for ring-all (broadcast) rules: seed 003 sends them to Unassigned.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "organisation"
+        verbose_name_plural = "organisation"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="organisation_singleton")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.pk = 1  # the one row
+        super().save(*args, **kwargs)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from distribution.engine.filters import match_filters
-from distribution.loaders.routing import filters_of, lead_snapshot
+from distribution.loaders.routing import filters_of, lead_snapshots
 from distribution.models import Notice, Offer, PoolMember, Rule, Strategy
 from leads.models import Lead, LeadStatus
 
@@ -95,17 +95,26 @@ def hopper_page_for_agent(
         if anchor is not None:
             leads = leads.filter(Q(created_at__gt=anchor) | Q(created_at=anchor, id__gt=after))
     leads = leads.select_related("source", "campaign", "rule").order_by("created_at", "id")
+    # with the owner and action count when a member filter names them (1 query each a page)
+    member_filters = [f for m in memberships.values() for f in filters_of(m.filters)]
     out: list[Lead] = []
-    for lead in leads.iterator(chunk_size=max(2 * size, 100)):
-        pool_id = lead.rule.pool_id if lead.rule else None
-        member = memberships.get(pool_id) if pool_id is not None else None
-        if member is None:
-            continue
-        if member.filters and not match_filters(filters_of(member.filters), lead_snapshot(lead))[0]:
-            continue
-        out.append(lead)
-        if len(out) > size:
+    chunk, offset = max(2 * size, 100), 0
+    while len(out) <= size:
+        page = list(leads[offset : offset + chunk])
+        if not page:
             break
+        offset += chunk
+        snaps = lead_snapshots(page, member_filters)
+        for lead in page:
+            pool_id = lead.rule.pool_id if lead.rule else None
+            member = memberships.get(pool_id) if pool_id is not None else None
+            if member is None:
+                continue
+            if member.filters and not match_filters(filters_of(member.filters), snaps[lead.pk])[0]:
+                continue
+            out.append(lead)
+            if len(out) > size:
+                break
     if len(out) > size:
         return out[:size], out[size - 1].pk
     return out, None

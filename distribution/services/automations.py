@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from distribution.engine.filters import match_filters
-from distribution.loaders.routing import filters_of, lead_snapshot, locked_leads
+from distribution.loaders.routing import filters_of, lead_snapshots, locked_leads
 from distribution.models import Automation, DistributionAttempt, Offer
 from distribution.services.router import Router, Trigger
 
@@ -23,12 +23,15 @@ def lead_run_automations(
         if not leads:
             return None
         lead = leads[0]
-        snap = lead_snapshot(lead)
-        automations = (
+        automations = list(
             Automation.objects.filter(enabled=True, trigger=trigger)
             .select_related("target_user", "target_rule")
             .order_by("priority", "name")
         )
+        # with the owner and action count when a filter names them
+        snap = lead_snapshots([lead], [f for a in automations for f in filters_of(a.filters)])[
+            lead.pk
+        ]
         automation = next(
             (a for a in automations if match_filters(filters_of(a.filters), snap)[0]), None
         )

@@ -18,15 +18,17 @@ from django.utils import timezone
 
 from accounts.models import AgentProfile, User
 from distribution.caches.routing import routing_config, rulebook_load
-from distribution.db.locks import lead_claim_lock
+from distribution.db.locks import lead_claim_lock, pools_lock
 from distribution.engine import routing as engine
 from distribution.engine.eligibility import check_member
+from distribution.engine.types import Caps
 from distribution.errors import AlreadyClaimed, NotAllowed, NotFound, OfferExpired
 from distribution.loaders.routing import (
     LEAD_RELATED,
-    lead_snapshot,
+    lead_snapshots,
     locked_leads,
     memberships_load,
+    pool_usages_load,
 )
 from distribution.models import DistributionAttempt, Notice, Offer, Rule, Strategy
 from distribution.services.distribute import leads_next_round
@@ -109,12 +111,19 @@ def _check_may_take(
     snap = routing_config(now).snapshot(rule.pk)
     if snap is None:  # deleted since the lead was routed
         raise NotAllowed(f"Rule {rule.name!r} no longer exists.", code="not_member")
-    member = memberships_load(agent_id=agent.pk, rules=[snap], now=now).get(rule.pool_id)
+    caps: dict[int, Caps] = {}
+    member = memberships_load(agent_id=agent.pk, rules=[snap], now=now, caps_out=caps).get(
+        rule.pool_id
+    )
     if member is None:
         raise NotAllowed(f"You are not in the pool of rule {rule.name!r}.", code="not_member")
     if not hours:
         snap = replace(snap, require_agent_hours=False)
-    verdict = check_member(member, snap, lead_snapshot(lead), now)
+    if caps:  # the pool's own caps: claimers of the pool take turns, so they hold exactly
+        pools_lock(caps)
+    usage = pool_usages_load(caps, [snap], now).get(rule.pool_id)
+    lead_snap = lead_snapshots([lead], member.filters)[lead.pk]
+    verdict = check_member(member, snap, lead_snap, now, pool=usage)
     if not verdict.eligible:
         raise NotAllowed(
             f"You may not take this lead: {verdict.detail or verdict.reason}.",
@@ -342,8 +351,12 @@ def lead_pull(*, agent: User) -> Lead | None:
             for r in book.snapshots
             if r.enabled and r.strategy == Strategy.PULL and r.pool_id is not None
         ]
-        memberships = memberships_load(agent_id=agent.pk, rules=rules, now=now)
+        caps: dict[int, Caps] = {}
+        memberships = memberships_load(agent_id=agent.pk, rules=rules, now=now, caps_out=caps)
         rules = [r for r in rules if r.pool_id in memberships]
+        if caps:  # pools with their own caps: pullers of a pool take turns
+            pools_lock(caps)
+        usages = pool_usages_load(caps, rules, now)
         if not rules:
             return None
         by_id = {r.id: r for r in rules}
@@ -358,8 +371,10 @@ def lead_pull(*, agent: User) -> Lead | None:
                 .exclude(pk__in=passed)
                 .order_by("created_at", "id")[:PULL_LOOKAHEAD]
             )
-            pairs = [(by_id[w.rule_id], lead_snapshot(w)) for w in waiting if w.rule_id in by_id]
-            decision = engine.choose_pull(memberships, pairs, now)
+            member_filters = [f for m in memberships.values() for f in m.filters]
+            snaps = lead_snapshots(waiting, member_filters)
+            pairs = [(by_id[w.rule_id], snaps[w.pk]) for w in waiting if w.rule_id in by_id]
+            decision = engine.choose_pull(memberships, pairs, now, pools=usages)
             if decision.lead_id is None:
                 return None
             lead = (

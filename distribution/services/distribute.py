@@ -122,6 +122,7 @@ def _route_arrivals(leads: list[Lead], trigger: str) -> list[DistributionAttempt
     leads.sort(key=lambda lead: (lead.created_at, lead.pk))
     router = Router(trigger=trigger, automations=True)
     router.attach_originals(leads)
+    router.prepare(leads)
     attempts = router.run([router.plan_new(lead) for lead in leads])
     router.flush()
     return attempts
@@ -151,6 +152,7 @@ def leads_distribute_batch(
             return []
         router = Router(trigger=trigger, book=book, automations=True)
         router.attach_originals(leads)
+        router.prepare(leads)
         attempts = router.run([router.plan_new(lead) for lead in leads])
         router.flush()
     return attempts
@@ -191,6 +193,7 @@ def leads_next_round(
     broadcast batch, or the fallback after max_rounds (engine.next_round)."""
     router = router or Router(trigger=trigger)
     history = offered_members([lead.pk for lead in leads])
+    router.prepare(leads)
     jobs = []
     for lead in leads:
         rule = router.book.snapshot(lead.rule_id)
@@ -220,6 +223,7 @@ def leads_release_held(*, now: datetime | None = None, limit: int = 500) -> int:
             return 0
         router = Router(now=now, trigger=Trigger.SCHEDULE, automations=False)
         history = offered_members([lead.pk for lead in leads])
+        router.prepare(leads)
         jobs = []
         for lead in leads:
             rule = router.book.snapshot(lead.rule_id)

@@ -35,12 +35,16 @@ from distribution.engine.types import (
     RuleTrial,
 )
 from distribution.loaders.routing import (
+    PoolKey,
     PoolState,
     PoolWanted,
     agent_snapshot,
     directory_load,
+    extra_fields_of,
     filters_of,
+    lead_extras_load,
     lead_snapshot,
+    pool_key,
     profile_phone,
 )
 from distribution.models import Assignment, Automation, DistributionAttempt, Rule, Strategy
@@ -100,7 +104,9 @@ class Router:
         self._book = book
         self._book_users = False
         self._automations = automations
-        self.pools: dict[tuple[int, str], PoolState] = {}
+        self.pools: dict[PoolKey, PoolState] = {}
+        # the filter fields beside the lead row (owner, action_count) read, per lead id
+        self._extras: dict[int, dict[str, object]] = {}
         self._pools_of: dict[int, list[PoolState]] = {}  # agent id → loaded pools with them
         self.directory: list[AgentSnapshot] = []
         self.users: dict[int, User] = {}
@@ -137,9 +143,8 @@ class Router:
         return self._book
 
     def pool(self, rule: RuleSnapshot) -> PoolState | None:
-        if rule.pool_id is None:
-            return None
-        return self.pools.get((rule.pool_id, rule.cap_timezone))
+        key = pool_key(rule)
+        return self.pools.get(key) if key is not None else None
 
     def members(self, rule: RuleSnapshot) -> list[Any]:
         state = self.pool(rule)
@@ -148,25 +153,25 @@ class Router:
     def load_pools(self, rules: Iterable[RuleSnapshot]) -> None:
         """Lock every pool the rules use (id order), then load each once."""
         all_rules = list(rules)
-        # a pool is loaded once per cap time zone (its window counts depend on it)
+        # a pool is loaded once per cap time zone (its window counts depend on it) and
+        # metrics window (for the rules that read metrics)
         wanted = {
-            (r.pool_id, r.cap_timezone)
-            for r in all_rules
-            if r.pool_id is not None and (r.pool_id, r.cap_timezone) not in self.pools
+            key for r in all_rules if (key := pool_key(r)) is not None and key not in self.pools
         }
         if not wanted:
             return
         if not self.dry_run:
-            pools_lock(pool_id for pool_id, _ in wanted)
+            pools_lock(pool_id for pool_id, _, _ in wanted)
         needs = []
-        for pool_id, tz in wanted:
+        for pool_id, tz, window in wanted:
             using = [r for r in all_rules if r.pool_id == pool_id]
             needs.append(
                 PoolWanted(
                     pool_id,
                     tz,
                     with_open_leads=any(r.strategy == Strategy.LOAD_BALANCED for r in using),
-                    with_metrics=any(r.strategy == Strategy.PERFORMANCE or r.tiers for r in using),
+                    with_metrics=window is not None,
+                    metrics_window=window if window is not None else PoolWanted.metrics_window,
                 )
             )
         loaded = pools_load(needs, now=self.now, schedules=self.book.schedules)
@@ -184,8 +189,44 @@ class Router:
             self.directory += [a for a in users if a.id not in known]
 
     # --- planning ---------------------------------------------------------------------
+    def prepare(self, leads: Sequence[Lead], fields: frozenset[str] | None = None) -> None:
+        """Read the filter fields beside the lead rows (owner, action_count) that the rules
+        and automations (or FIELDS) name, for all LEADS at once (nothing when none do)."""
+        wanted = self.book.extra_fields if fields is None else fields
+        if not wanted:
+            return
+        todo = [lead for lead in leads if not wanted <= self._extras.get(lead.pk, {}).keys()]
+        if todo:
+            for lead_id, values in lead_extras_load(todo, wanted).items():
+                self._extras.setdefault(lead_id, {}).update(values)
+
+    def as_arrived(self, leads: Sequence[Lead]) -> None:
+        """A replay: the extra filter fields as on arrival (no owner, no activity yet)."""
+        for lead in leads:
+            self._extras[lead.pk] = {"owner": None, "action_count": 0}
+
     def job(self, lead: Lead, **kwargs: Any) -> Job:
-        return Job(lead=lead, snap=lead_snapshot(lead), started=time.perf_counter(), **kwargs)
+        wanted = self.book.extra_fields
+        if wanted and not wanted <= self._extras.get(lead.pk, {}).keys():
+            self.prepare([lead])  # a caller that did not prepare its leads: this one alone
+        return Job(
+            lead=lead,
+            snap=lead_snapshot(lead, self._extras.get(lead.pk)),
+            started=time.perf_counter(),
+            **kwargs,
+        )
+
+    def _prepare_members(self, jobs: Sequence[Job]) -> None:
+        """The extra filter fields the loaded pools' member filters name, read for the
+        jobs' leads if planning did not (1 query per field, none when no filter names one)."""
+        wanted = extra_fields_of(*(m.filters for s in self.pools.values() for m in s.members))
+        if not wanted:
+            return
+        todo = [j for j in jobs if not wanted <= self._extras.get(j.lead.pk, {}).keys()]
+        if todo:
+            self.prepare([j.lead for j in todo], wanted)
+            for j in todo:
+                j.snap = lead_snapshot(j.lead, self._extras.get(j.lead.pk))
 
     def plan_new(self, lead: Lead) -> Job:
         """Which rule takes a new lead: an automation, else the rule table, else nobody.
@@ -320,6 +361,7 @@ class Router:
     def run(self, jobs: Sequence[Job]) -> list[DistributionAttempt]:
         """Decide every job in order and persist; pools are locked once for all of them."""
         self.load_pools([j.rule for j in jobs if j.rule is not None and j.decision is None])
+        self._prepare_members([j for j in jobs if j.decision is None])
         self.load_directory([j for j in jobs if j.decision is None])
         attempts = []
         for job in jobs:
@@ -337,15 +379,17 @@ class Router:
             if job.after_round
             else partial(engine.decide, offered=job.offered)
         )
+        state = self.pool(rule)
         return step(
             rule,
             job.snap,
-            self.members(rule),
+            state.members if state is not None else [],
             self.now,
             rules_tried=job.tried,
             round_no=job.round_no,
             directory=self.directory,
             checkers=self.checkers,
+            pool=state.usage if state is not None else None,
         )
 
     def _change(
@@ -479,7 +523,10 @@ class Router:
         self, lead: Lead, rule: Rule, decision: Decision, agents: list[dict[str, str]]
     ) -> None:
         """Push a broadcast to the telephony webhook, within TCPA hours when asked."""
-        fallback = rule.schedule.timezone if rule.schedule else timezone.get_default_timezone_name()
+        # the rule's hours, or the organisation's business hours it inherits
+        snap = self.book.snapshot(rule.pk)
+        hours = snap.schedule if snap is not None else None
+        fallback = hours.timezone if hours is not None else timezone.get_default_timezone_name()
         tcpa = (
             tcpa_check(
                 attributes=lead.attributes or {},

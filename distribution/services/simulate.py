@@ -64,6 +64,7 @@ def _changed_rule(rule: RuleSnapshot, changes: dict[str, Any], now: datetime) ->
             )
         elif key == "after_hours":
             values["after_hours"] = str(value)
+            values["after_hours_origin"] = "rule"
         elif key == "schedule":
             schedule = (
                 Schedule.objects.prefetch_related("intervals", "holidays")
@@ -73,6 +74,7 @@ def _changed_rule(rule: RuleSnapshot, changes: dict[str, Any], now: datetime) ->
             if schedule is None:
                 raise NotFound(f"No schedule {value!r}.")
             values["schedule"] = schedule_snapshot(schedule, now.date())
+            values["schedule_origin"], values["schedule_name"] = "rule", schedule.name
         elif key == "sources":
             values["sources"] = frozenset(value)
         else:
@@ -106,6 +108,7 @@ class RunningCounts:
                     dataclasses.replace(m, received_at=(), received_counts=ReceivedCounts())
                     for m in state.members
                 ]
+                state.counts = ReceivedCounts()  # the pool's own windows too
                 ends = {p: window_end(p, now, state.timezone) for p in PERIODS}
                 self._ends[id(state)] = (state, ends)
                 continue
@@ -118,6 +121,8 @@ class RunningCounts:
                 if any(c.get(p) for p in rolled):
                     counts = ReceivedCounts(*(0 if p in rolled else c.get(p) for p in PERIODS))
                     state.members[i] = dataclasses.replace(m, received_counts=counts)
+            c = state.counts
+            state.counts = ReceivedCounts(*(0 if p in rolled else c.get(p) for p in PERIODS))
             for p in rolled:
                 ends[p] = window_end(p, now, state.timezone)
         self._next = min(
@@ -262,6 +267,7 @@ class Simulation:
             # what the Checkers keep is per member snapshot: let it go chunk by chunk
             router.checkers = ReplayCheckers(router.members)
             router.attach_originals(chunk)
+            router.as_arrived(chunk)  # owner and action count as on arrival: no query
             for lead in chunk:
                 counts.advance(router.pools.values(), lead.created_at)
                 router.now = lead.created_at

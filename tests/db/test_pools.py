@@ -27,7 +27,7 @@ def _loaded(twin: Any, wanted: list[PoolWanted]) -> dict[Any, Any]:
         states = twin(wanted, now=NOW, schedules=schedules)
         return {
             "pools": {
-                key: (s.pool_id, s.timezone, s.members, s.index, s.contacts)
+                key: (s.pool_id, s.timezone, s.members, s.index, s.contacts, s.caps, s.counts)
                 for key, s in states.items()
             },
             "schedules": schedules,
@@ -44,7 +44,9 @@ def two_pools() -> tuple[Pool, Pool]:
     a.agent.schedule, a.agent.phone, a.agent.last_turn_at = hours, "+31 6 1", NOW
     a.agent.save()
     no_profile = User.objects.create(username="bare@example.com", email="bare@example.com")
-    first, second = Pool.objects.create(name="first"), Pool.objects.create(name="second")
+    # the first pool has caps of its own (the whole pool), the second none
+    first = Pool.objects.create(name="first", cap_day=10, cap_month=40)
+    second = Pool.objects.create(name="second")
     filters = [{"field": "city", "op": "eq", "value": "Delft"}]
     PoolMember.objects.create(pool=first, agent=a, position=1, weight=2.5, cap_day=3)
     PoolMember.objects.create(pool=first, agent=b, position=0, filters=filters, active=False)
@@ -79,9 +81,14 @@ def test_pools_load_twins_load_the_same_pools(two_pools, open_leads: bool, metri
     ]
     postgresql = _loaded(pools._pg, wanted)
     assert postgresql == _loaded(pools._portable, wanted)
-    members = postgresql["pools"][(first.pk, "UTC")][2]
+    members = postgresql["pools"][wanted[0].key][2]
     assert [m.agent.email for m in members][2] == "bare@example.com"
     assert members[1].received_counts.day == 2 and postgresql["schedules"]
+    # the pool's own caps and window counts (every lead given through it, whoever got it)
+    caps, counts = postgresql["pools"][wanted[0].key][5:7]
+    assert (caps.day, caps.month, caps.hour) == (10, 40, None)
+    assert (counts.hour, counts.day, counts.month) == (1, 2, 3)
+    assert postgresql["pools"][wanted[2].key][6].month == 0  # no caps: not counted
 
 
 def test_pools_load_twins_of_nothing_load_nothing() -> None:

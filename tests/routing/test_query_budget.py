@@ -98,3 +98,46 @@ def test_a_configuration_change_by_any_writer_is_seen_by_the_next_lead(web):
     lead_distribute(lead_id=lead.pk)
     lead.refresh_from_db()
     assert lead.owner_id is None and lead.status == "unassigned"
+
+
+@pytest.mark.postgres  # the one-query pool load is PostgreSQL's
+def test_a_pool_with_caps_of_its_own_costs_no_extra_query_for_one_lead(
+    web, django_assert_max_num_queries
+):
+    """The pool's own caps and window counts come with the pool load (one statement)."""
+    pool = bulk_pool("team", 30)
+    Pool.objects.filter(pk=pool.pk).update(cap_hour=500, cap_day=1000, cap_month=9000)
+    make_rule(pool=pool, sources=[web])
+    queries_to_route_one(web, "round_robin", pool)  # loads and caches the configuration
+    lead = Lead.objects.create(source=web, email="two@example.com")
+    with django_assert_max_num_queries(WARM_ONE_LEAD_BUDGET):
+        lead_distribute(lead_id=lead.pk)
+    assert Lead.objects.get(pk=lead.pk).status == "assigned"
+
+
+def _batch_queries(web, n: int) -> int:
+    Lead.objects.bulk_create(
+        Lead(source=web, email=f"q{n}-{i}@example.com", status="pending") for i in range(n)
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        outcomes = leads_distribute_pending()
+    assert outcomes == {"assigned": n}
+    return len(ctx)
+
+
+def test_owner_and_action_count_filters_cost_a_query_each_per_batch_not_per_lead(web):
+    """The filter fields beside the lead row are read for a whole batch at once."""
+    pool = bulk_pool("team", 10)
+    rule = make_rule(pool=pool, sources=[web])
+    _batch_queries(web, 5)  # warm: the configuration is cached
+    plain_100 = _batch_queries(web, 100)
+    rule.filters = [
+        {"field": "owner", "op": "is_empty"},
+        {"field": "action_count", "op": "eq", "value": 0},
+    ]
+    rule.save()
+    _batch_queries(web, 5)
+    filtered_100 = _batch_queries(web, 100)
+    filtered_300 = _batch_queries(web, 300)
+    assert filtered_100 - plain_100 <= 1, (plain_100, filtered_100)  # the activity counts
+    assert filtered_300 == filtered_100, (filtered_100, filtered_300)  # whatever the batch size
