@@ -26,7 +26,12 @@ from distribution.models import (
     ScheduleInterval,
     Strategy,
 )
-from distribution.models.routing import METRICS_WINDOW, initial_pair_errors
+from distribution.models.routing import (
+    ASSIGNING_STRATEGIES,
+    INITIAL_ACTIVITIES,
+    METRICS_WINDOW,
+    initial_pair_errors,
+)
 from leads.models import Activity, Campaign, Source
 
 from .base import (
@@ -513,6 +518,17 @@ class RulesSection(Section):
             for key in ("claim_timeout", "contact_sla", "metrics_window"):
                 if values[key] is not None and values[key].total_seconds() <= 0:
                     ctx.error(f"{path}.{key}", "must be positive")
+            if (
+                not activity
+                and "initial_activity" not in item
+                and values["strategy"] in ASSIGNING_STRATEGIES
+                and values["initial_status"] in INITIAL_ACTIVITIES
+            ):
+                # a file that names no activity (older files, the §7 contract's own): the
+                # status's usual one — an explicit one must follow the status (decision H5)
+                activity = values["initial_activity"] = INITIAL_ACTIVITIES[
+                    values["initial_status"]
+                ][0]
             if not activity or activity in Activity.Kind.values:
                 # an assigning strategy needs both; the activity follows the status
                 pair = initial_pair_errors(

@@ -107,7 +107,13 @@ def test_a_config_file_names_the_rule_and_key_of_a_missing_or_unfitting_activity
         {"name": "prospects", "strategy": "none"},
         {"name": "ok", "pool": "p", "initial_status": "working", "initial_activity": "new_lead"},
         {"name": "hopper", "strategy": "hopper", "pool": "p", "initial_activity": "note"},
-        {"name": "missing", "strategy": "round_robin", "pool": "p", "initial_status": "working"},
+        {
+            "name": "missing",
+            "strategy": "round_robin",
+            "pool": "p",
+            "initial_status": "working",
+            "initial_activity": "",
+        },
         {"name": "unfit", "pool": "p", "initial_status": "qualified", "initial_activity": "email"},
     ]
     with pytest.raises(ConfigError) as err:
@@ -117,3 +123,20 @@ def test_a_config_file_names_the_rule_and_key_of_a_missing_or_unfitting_activity
     assert "rules[4].initial_activity: 'email' does not follow initial status 'qualified'" in text
     assert "rules[0]" not in text and "rules[1]" not in text and "rules[2]" not in text
     assert not Rule.objects.exists()  # nothing applied
+
+
+def test_a_config_file_that_names_no_activity_gets_the_statuss_usual_one(agents):
+    """Older files (and the §7 contract's own) name no initial activity: the status's usual
+    one is taken, and the export then names it (decision H5)."""
+    (a,) = agents(1)
+    config_apply(
+        {
+            "pools": [{"name": "p", "members": [{"agent": a.email}]}],
+            "rules": [
+                {"name": "plain", "pool": "p"},
+                {"name": "working", "pool": "p", "initial_status": "working"},
+            ],
+        }
+    )
+    pairs = dict(Rule.objects.values_list("name", "initial_activity"))
+    assert pairs == {"plain": "new_lead", "working": "new_lead"}
