@@ -53,7 +53,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.EmailOrUsernameBackend"]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "agent:home"
+LOGIN_REDIRECT_URL = "home"  # accounts.roles.home_url: each role to its pages
 LOGOUT_REDIRECT_URL = "login"
 
 TEMPLATES = [
