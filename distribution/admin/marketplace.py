@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path, re_path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
@@ -254,8 +254,8 @@ class DistributionWindowAdmin(admin.ModelAdmin):
                 wrap(self.edit_view),
                 name="distribution_distributionwindow_edit",
             ),
-            path(
-                "<int:window_id>/<str:verb>/",
+            re_path(  # only these verbs: the admin's own change/history/delete pages stay
+                r"^(?P<window_id>\d+)/(?P<verb>pause|resume|stop)/$",
                 wrap(self.verb_view),
                 name="distribution_distributionwindow_verb",
             ),
@@ -302,7 +302,7 @@ class DistributionWindowAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/distribution/distributionwindow/edit.html", context)
 
     @permission_required("distribution.change_distributionwindow")
-    def verb_view(self, request: HttpRequest, window_id: int, verb: str) -> HttpResponse:
+    def verb_view(self, request: HttpRequest, window_id: int | str, verb: str) -> HttpResponse:
         """POST pause / resume / stop of one window, back to the lead's page."""
         window = get_object_or_404(DistributionWindow, pk=window_id)
         actions = {
