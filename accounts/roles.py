@@ -30,14 +30,14 @@ MANAGER_APPS = ("leads", "crm", "distribution")
 # ... and these of accounts: agents' profiles, and reading users (the autocomplete of an
 # agent field needs it). Not users' passwords, groups or permissions: no add/change/delete
 # of users, nothing of auth; nothing of django_celery_beat (admins only).
-MANAGER_EXTRA = {
+MANAGER_EXTRA: dict[str, dict[str, tuple[str, ...]]] = {
     "accounts": {
         "agentprofile": ("add", "change", "view"),
         "user": ("view",),
     }
 }
 # Agents never reach the admin (not staff); the group says what their pages do.
-AGENT_PERMISSIONS = {
+AGENT_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "leads": {"lead": ("view", "change"), "activity": ("add", "view")},
     "distribution": {
         "offer": ("view", "change"),

@@ -498,7 +498,9 @@ class OutboundLeadAdmin(admin.ModelAdmin):
         }
 
     @permission_required(
-        "leads.view_lead", "distribution.view_outboundlead", change=("distribution.add_outboundlead",)
+        "leads.view_lead",
+        "distribution.view_outboundlead",
+        change=("distribution.add_outboundlead",),
     )
     def distribute_view(self, request: HttpRequest, lead_id: int) -> HttpResponse:
         """Manual distribution: pick contracts, with every contract's eligibility and the
@@ -666,7 +668,10 @@ class OutboundLeadAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Approve the selected returns (credits caps and budgets)", permissions=["change"])
+    @admin.action(
+        description="Approve the selected returns (credits caps and budgets)",
+        permissions=["change"],
+    )
     def approve_returns(self, request: HttpRequest, queryset: QuerySet[OutboundLead]) -> None:
         self._decide(request, queryset, services.outbound_return_approve, "approved")
 

@@ -242,7 +242,9 @@ class RuleAdmin(admin.ModelAdmin):
                 messages.INFO,
             )
 
-    @admin.action(description="Enable (distributes every waiting lead it matches)", permissions=["change"])
+    @admin.action(
+        description="Enable (distributes every waiting lead it matches)", permissions=["change"]
+    )
     def enable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
         outcomes = rules.rules_enable(
             rule_ids=list(queryset.values_list("pk", flat=True)),

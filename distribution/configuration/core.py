@@ -85,8 +85,8 @@ class AgentsSection(Section):
                 "username": email,
                 "display_name": str(item.get("name") or ""),
             }
-            role = self._role(item, path, ctx)
-            if role is False:
+            valid, role = self._role(item, path, ctx)
+            if not valid:
                 return
             values: dict[str, Any] = {
                 "phone": str(item.get("phone") or ""),
@@ -120,24 +120,24 @@ class AgentsSection(Section):
 
         each_item(ctx, self.key, items, self.fields, one)
 
-    def _role(self, item: dict[str, Any], path: str, ctx: Ctx) -> Role | None | bool:
-        """The person's role: `role`, or an older file's `manager` (true = admin, false =
-        agent); None when neither is given (kept as it is); False after an error."""
+    def _role(self, item: dict[str, Any], path: str, ctx: Ctx) -> tuple[bool, Role | None]:
+        """Whether the item's role is valid, and the role: `role`, or an older file's
+        `manager` (true = admin, false = agent); None when neither is given (kept)."""
         role: Role | None = None
         if item.get("role") is not None:
             try:
                 role = Role(str(item["role"]).strip().lower())
             except ValueError:
                 ctx.error(f"{path}.role", "must be one of agent, manager, admin")
-                return False
+                return False, None
         if "manager" in item:
             manager = ctx.as_bool(item["manager"], f"{path}.manager", False)
             old = Role.ADMIN if manager else Role.AGENT
             if role is not None and role is not old:
                 ctx.error(f"{path}.manager", f"says {old}, but role says {role}: give one")
-                return False
+                return False, None
             role = old
-        return role
+        return True, role
 
     def _set_schedule(self, ctx: Ctx, user: User, name: str, path: str, status: str) -> None:
         """The agent's own working hours, by schedule name ('' or null: always)."""

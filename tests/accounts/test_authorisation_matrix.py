@@ -47,8 +47,8 @@ from distribution.models import (
 from leads.models import Activity
 from tests.factories import AgentFactory, LeadFactory, SourceFactory, UserFactory
 from tests.factories.marketplace import (
-    ContractGroupFactory,
     ContractFactory,
+    ContractGroupFactory,
     DistributionWindowFactory,
     OutboundLeadFactory,
     WorkflowFactory,
@@ -101,7 +101,9 @@ def _patterns(resolver: URLResolver, prefix: str = "", ns: str = "") -> list[tup
     found = []
     for p in resolver.url_patterns:
         if isinstance(p, URLResolver):
-            found += _patterns(p, prefix + str(p.pattern), ns + (f"{p.namespace}:" if p.namespace else ""))
+            found += _patterns(
+                p, prefix + str(p.pattern), ns + (f"{p.namespace}:" if p.namespace else "")
+            )
         elif isinstance(p, URLPattern):
             name = ns + (p.name or "")
             if not p.name:
