@@ -5,19 +5,20 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
+from accounts import views as account_views
 from config.api import api
 from config.health import healthz
 from distribution.admin.dashboard import dashboard_view
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="agent:home", permanent=False)),
+    path("", account_views.home, name="home"),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", api.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", account_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("agent/", include("distribution.urls")),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
+    path("admin/login/", account_views.admin_login),  # before the admin's own
     path("admin/", admin.site.urls),
 ]

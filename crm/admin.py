@@ -131,10 +131,10 @@ class ContractAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Pause the selected contracts")
+    @admin.action(description="Pause the selected contracts", permissions=["change"])
     def pause_contracts(self, request: HttpRequest, queryset: QuerySet[Contract]) -> None:
         self._set_paused(request, queryset, True)
 
-    @admin.action(description="Resume the selected contracts")
+    @admin.action(description="Resume the selected contracts", permissions=["change"])
     def resume_contracts(self, request: HttpRequest, queryset: QuerySet[Contract]) -> None:
         self._set_paused(request, queryset, False)

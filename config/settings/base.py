@@ -53,7 +53,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.EmailOrUsernameBackend"]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "agent:home"
+LOGIN_REDIRECT_URL = "home"  # accounts.roles.home_url: each role to its pages
 # how often the agent pages fetch their offers and notices again (no reload needed)
 AGENT_POLL_SECONDS = env.float("AGENT_POLL_SECONDS", default=5.0)
 LOGOUT_REDIRECT_URL = "login"

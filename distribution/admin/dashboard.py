@@ -9,9 +9,11 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from config.health import broker_queue_depths
+from distribution.admin.adapters import permission_required
 from distribution.selectors.dashboard import dashboard_figures, dashboard_pipeline, dashboard_speed
 
 
+@permission_required("leads.view_lead")
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     try:
         days = max(1, min(int(request.GET.get("days", 14)), 90))

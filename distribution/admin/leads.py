@@ -131,3 +131,7 @@ class LeadAdmin(BaseLeadAdmin):
             "action": "assign_to_agent",
         }
         return TemplateResponse(request, "admin/distribution/lead/assign.html", context)
+
+    def has_sell_permission(self, request: HttpRequest) -> bool:
+        """The marketplace actions (distribute, cherry-pick) sell: an outbound lead is added."""
+        return request.user.has_perm("distribution.add_outboundlead")

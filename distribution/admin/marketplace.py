@@ -19,14 +19,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path, re_path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from crm.models import Contract
 from distribution import services
-from distribution.admin.adapters import run_service
+from distribution.admin.adapters import permission_required, run_service
 from distribution.configuration.base import format_duration, parse_duration
 from distribution.errors import MarketplaceError
 from distribution.models import (
@@ -254,8 +254,8 @@ class DistributionWindowAdmin(admin.ModelAdmin):
                 wrap(self.edit_view),
                 name="distribution_distributionwindow_edit",
             ),
-            path(
-                "<int:window_id>/<str:verb>/",
+            re_path(  # only these verbs: the admin's own change/history/delete pages stay
+                r"^(?P<window_id>\d+)/(?P<verb>pause|resume|stop)/$",
                 wrap(self.verb_view),
                 name="distribution_distributionwindow_verb",
             ),
@@ -267,11 +267,10 @@ class DistributionWindowAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    @permission_required("distribution.change_distributionwindow")
     def edit_view(self, request: HttpRequest, window_id: int) -> HttpResponse:
         """Change an open window's end and interval (`window_edit`)."""
         window = get_object_or_404(DistributionWindow.objects.select_related("lead"), pk=window_id)
-        if not self.has_change_permission(request, window):
-            return HttpResponseRedirect(reverse("admin:index"))
         initial = {
             "ends_at": timezone.localtime(window.ends_at),
             "every": format_duration(window.every),
@@ -302,7 +301,8 @@ class DistributionWindowAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/distribution/distributionwindow/edit.html", context)
 
-    def verb_view(self, request: HttpRequest, window_id: int, verb: str) -> HttpResponse:
+    @permission_required("distribution.change_distributionwindow")
+    def verb_view(self, request: HttpRequest, window_id: int | str, verb: str) -> HttpResponse:
         """POST pause / resume / stop of one window, back to the lead's page."""
         window = get_object_or_404(DistributionWindow, pk=window_id)
         actions = {
@@ -310,15 +310,12 @@ class DistributionWindowAdmin(admin.ModelAdmin):
             "resume": (services.window_resume, "Window resumed."),
             "stop": (services.window_stop, "Window stopped."),
         }
-        if (
-            request.method == "POST"
-            and verb in actions
-            and self.has_change_permission(request, window)
-        ):
+        if request.method == "POST" and verb in actions:
             service, text = actions[verb]
             run_service(request, lambda: service(window_id=window.pk, actor=request.user), text)
         return HttpResponseRedirect(request.POST.get("next") or distribute_url(window.lead_id))
 
+    @permission_required("leads.view_lead", "distribution.add_distributionwindow")
     def add_view_for_lead(self, request: HttpRequest, lead_id: int) -> HttpResponse:
         """Give a lead outside a window a new auto-distribution window (`window_open`)."""
         lead = get_object_or_404(Lead.objects.select_related("campaign"), pk=lead_id)
@@ -375,15 +372,15 @@ class DistributionWindowAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Pause the selected windows")
+    @admin.action(description="Pause the selected windows", permissions=["change"])
     def pause_windows(self, request: HttpRequest, queryset: QuerySet[DistributionWindow]) -> None:
         self._each(request, queryset, services.window_pause, "paused")
 
-    @admin.action(description="Resume the selected windows")
+    @admin.action(description="Resume the selected windows", permissions=["change"])
     def resume_windows(self, request: HttpRequest, queryset: QuerySet[DistributionWindow]) -> None:
         self._each(request, queryset, services.window_resume, "resumed")
 
-    @admin.action(description="Stop the selected windows")
+    @admin.action(description="Stop the selected windows", permissions=["change"])
     def stop_windows(self, request: HttpRequest, queryset: QuerySet[DistributionWindow]) -> None:
         self._each(request, queryset, services.window_stop, "stopped")
 
@@ -500,11 +497,16 @@ class OutboundLeadAdmin(admin.ModelAdmin):
             **extra,
         }
 
+    @permission_required(
+        "leads.view_lead",
+        "distribution.view_outboundlead",
+        change=("distribution.add_outboundlead",),
+    )
     def distribute_view(self, request: HttpRequest, lead_id: int) -> HttpResponse:
         """Manual distribution: pick contracts, with every contract's eligibility and the
         lead's distribution history (attempts by users and by the system)."""
         lead = get_object_or_404(Lead.objects.select_related("campaign", "source"), pk=lead_id)
-        if request.method == "POST" and self.has_view_permission(request):
+        if request.method == "POST":
             ids = [int(i) for i in request.POST.getlist("contracts") if i.isdigit()]
             try:
                 attempt = services.lead_distribute_manually(
@@ -534,6 +536,7 @@ class OutboundLeadAdmin(admin.ModelAdmin):
             ),
         )
 
+    @permission_required("leads.view_lead", "distribution.view_outboundlead")
     def hopper_view(self, request: HttpRequest) -> HttpResponse:
         """The cherry-pick hopper: recent inbound leads a manager may hand to a contract."""
         search = request.GET.get("q", "").strip()
@@ -561,6 +564,7 @@ class OutboundLeadAdmin(admin.ModelAdmin):
             ),
         )
 
+    @permission_required("leads.view_lead", "distribution.add_outboundlead")
     def cherry_pick_view(self, request: HttpRequest, lead_id: int) -> HttpResponse:
         """Hand one lead to a chosen contract (method cherry_pick)."""
         lead = get_object_or_404(Lead.objects.select_related("campaign"), pk=lead_id)
@@ -592,6 +596,7 @@ class OutboundLeadAdmin(admin.ModelAdmin):
             ),
         )
 
+    @permission_required("distribution.change_outboundlead")
     def return_view(self, request: HttpRequest, outbound_id: int) -> HttpResponse:
         """Record a buyer's return of an outbound lead, with its reason."""
         outbound = get_object_or_404(
@@ -616,6 +621,7 @@ class OutboundLeadAdmin(admin.ModelAdmin):
             self._context(request, f"Return {outbound}", outbound=outbound, form=form),
         )
 
+    @permission_required("distribution.view_outboundlead")
     def turnover_view(self, request: HttpRequest) -> HttpResponse:
         """Turnover per contract: sold, returned (approved), net; cherry-picks apart."""
         try:
@@ -662,11 +668,14 @@ class OutboundLeadAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Approve the selected returns (credits caps and budgets)")
+    @admin.action(
+        description="Approve the selected returns (credits caps and budgets)",
+        permissions=["change"],
+    )
     def approve_returns(self, request: HttpRequest, queryset: QuerySet[OutboundLead]) -> None:
         self._decide(request, queryset, services.outbound_return_approve, "approved")
 
-    @admin.action(description="Deny the selected returns")
+    @admin.action(description="Deny the selected returns", permissions=["change"])
     def deny_returns(self, request: HttpRequest, queryset: QuerySet[OutboundLead]) -> None:
         self._decide(request, queryset, services.outbound_return_deny, "denied")
 
@@ -689,7 +698,7 @@ def _open_for_one_lead(
     return HttpResponseRedirect(url(ids[0]))
 
 
-@admin.action(description="Distribute to contracts (marketplace)…")
+@admin.action(description="Distribute to contracts (marketplace)…", permissions=["sell"])
 def lead_distribute_action(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Lead]
 ) -> HttpResponse | None:
@@ -697,7 +706,7 @@ def lead_distribute_action(
     return _open_for_one_lead(modeladmin, request, queryset, "distribute", distribute_url)
 
 
-@admin.action(description="Cherry-pick for a contract…")
+@admin.action(description="Cherry-pick for a contract…", permissions=["sell"])
 def lead_cherry_pick_action(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Lead]
 ) -> HttpResponse | None:

@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from distribution.admin.adapters import run_service
+from distribution.admin.adapters import permission_required, run_service
 from distribution.errors import DistributionError
 from distribution.models import (
     Assignment,
@@ -76,7 +76,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     def interval_count(self, obj: Any) -> int:
         return int(obj.n_intervals)
 
-    @admin.action(description="Fill holidays from the schedule's country")
+    @admin.action(description="Fill holidays from the schedule's country", permissions=["change"])
     def fill_holidays(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         added = sum(schedules.schedule_fill_holidays(schedule_id=s.pk) for s in queryset)
         self.message_user(request, f"Added {_plural(added, 'holiday')}.", messages.SUCCESS)
@@ -318,7 +318,9 @@ class RuleAdmin(admin.ModelAdmin):
                 messages.INFO,
             )
 
-    @admin.action(description="Enable (distributes every waiting lead it matches)")
+    @admin.action(
+        description="Enable (distributes every waiting lead it matches)", permissions=["change"]
+    )
     def enable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
         outcomes = rules.rules_enable(
             rule_ids=list(queryset.values_list("pk", flat=True)),
@@ -338,7 +340,7 @@ class RuleAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Disable")
+    @admin.action(description="Disable", permissions=["change"])
     def disable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
         n = rules.rules_disable(rule_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Disabled {_plural(n, 'rule')}.", messages.SUCCESS)
@@ -372,8 +374,6 @@ class RuleAdmin(admin.ModelAdmin):
         show_reason: bool = False,
     ) -> HttpResponse:
         """A lead queue: check leads, choose an agent, "Save assignment" (or re-distribute)."""
-        if not self.has_change_permission(request):
-            return HttpResponse(status=403)
         if request.method == "POST":
             ids = [int(i) for i in request.POST.getlist("lead") if i.isdigit()]
             if not ids:
@@ -418,6 +418,7 @@ class RuleAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/distribution/queue.html", context)
 
+    @permission_required("leads.view_lead", change=("leads.change_lead",))
     def assignment_queue_view(self, request: HttpRequest) -> HttpResponse:
         return self._queue(
             request,
@@ -427,6 +428,7 @@ class RuleAdmin(admin.ModelAdmin):
             show_reason=True,
         )
 
+    @permission_required("leads.view_lead", change=("leads.change_lead",))
     def exception_queue_view(self, request: HttpRequest) -> HttpResponse:
         return self._queue(
             request,
@@ -436,6 +438,7 @@ class RuleAdmin(admin.ModelAdmin):
             show_reason=True,
         )
 
+    @permission_required("leads.view_lead", change=("leads.change_lead",))
     def hopper_view(self, request: HttpRequest) -> HttpResponse:
         return self._queue(
             request,
@@ -444,6 +447,7 @@ class RuleAdmin(admin.ModelAdmin):
             url_name="distribution_hopper",
         )
 
+    @permission_required("distribution.view_rule")
     def simulate_view(self, request: HttpRequest) -> HttpResponse:
         """Simulate a rule, optionally changed, over the last N days: nothing is written."""
         form = SimulateForm(request.GET or None)

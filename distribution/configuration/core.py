@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email, validate_slug
 
 from accounts.models import AgentProfile, User
+from accounts.roles import Role, config_role
+from accounts.services import user_set_role
 from accounts.tokens import hash_token
 from leads.models import Campaign, Source
 
@@ -46,6 +48,7 @@ class AgentsSection(Section):
         "token",
         "token_sha256",
         "password",
+        "role",
         "manager",
         "schedule",
     )
@@ -82,9 +85,9 @@ class AgentsSection(Section):
                 "username": email,
                 "display_name": str(item.get("name") or ""),
             }
-            if "manager" in item:
-                manager = ctx.as_bool(item["manager"], f"{path}.manager", False)
-                user_values.update(is_staff=manager, is_superuser=manager)
+            valid, role = self._role(item, path, ctx)
+            if not valid:
+                return
             values: dict[str, Any] = {
                 "phone": str(item.get("phone") or ""),
                 "timezone": tz,
@@ -94,6 +97,8 @@ class AgentsSection(Section):
             if digest:
                 values["api_token_hash"] = digest
             user, created, changed = save_by_key(User, {"email": email}, user_values)
+            if role is not None or created:
+                changed += user_set_role(user=user, role=role or Role.AGENT)
             if item.get("password") and not user.check_password(str(item["password"])):
                 user.set_password(str(item["password"]))
                 user.save(update_fields=["password"])
@@ -114,6 +119,25 @@ class AgentsSection(Section):
                 ctx.later.append(lambda: self._set_schedule(ctx, user, wanted, path, status))
 
         each_item(ctx, self.key, items, self.fields, one)
+
+    def _role(self, item: dict[str, Any], path: str, ctx: Ctx) -> tuple[bool, Role | None]:
+        """Whether the item's role is valid, and the role: `role`, or an older file's
+        `manager` (true = admin, false = agent); None when neither is given (kept)."""
+        role: Role | None = None
+        if item.get("role") is not None:
+            try:
+                role = Role(str(item["role"]).strip().lower())
+            except ValueError:
+                ctx.error(f"{path}.role", "must be one of agent, manager, admin")
+                return False, None
+        if "manager" in item:
+            manager = ctx.as_bool(item["manager"], f"{path}.manager", False)
+            old = Role.ADMIN if manager else Role.AGENT
+            if role is not None and role is not old:
+                ctx.error(f"{path}.manager", f"says {old}, but role says {role}: give one")
+                return False, None
+            role = old
+        return True, role
 
     def _set_schedule(self, ctx: Ctx, user: User, name: str, path: str, status: str) -> None:
         """The agent's own working hours, by schedule name ('' or null: always)."""
@@ -146,8 +170,7 @@ class AgentsSection(Section):
             }
             if p.schedule is not None:
                 row["schedule"] = p.schedule.name
-            if p.user.is_staff:
-                row["manager"] = True
+            row["role"] = str(config_role(p.user))
             if p.api_token_hash:
                 row["token_sha256"] = p.api_token_hash
             rows.append(row)

@@ -105,9 +105,7 @@ def test_a_manager_signs_in_to_the_admin_and_sees_the_leads(live_server, page):
     LeadFactory(first_name="Mara", last_name="Mulder", unassigned=True)
 
     page.goto(f"{live_server.url}/admin/")
-    page.get_by_label("Username").fill("morgan@example.com")
-    page.get_by_label("Password").fill("pw")
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, "morgan@example.com", "pw")  # the one login page, back to the admin
 
     page.locator("#leads-lead").get_by_role("link", name="Leads").click()
 
@@ -128,9 +126,7 @@ def test_a_manager_sees_the_speed_to_lead_chart_drawn_on_the_dashboard(live_serv
         )
 
     page.goto(f"{live_server.url}/admin/dashboard/")
-    page.get_by_label("Username").fill("morgan@example.com")
-    page.get_by_label("Password").fill("pw")
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, "morgan@example.com", "pw")
 
     expect(page.locator("#speed-to-lead")).to_contain_text("Speed to lead")
     expect(page.locator("#speed-to-lead table")).to_contain_text("6.0")  # p50 of 3 s and 9 s
@@ -147,3 +143,35 @@ def test_a_manager_sees_the_speed_to_lead_chart_drawn_on_the_dashboard(live_serv
         }"""
     )
     assert drawn.json_value() is True
+
+
+def test_staff_without_permissions_are_refused_on_the_cherry_pick_screen(live_server, page):
+    """Signed in to the admin, a staff user without the permission to sell sees a refusal
+    on the cherry-pick screen, and no lead is sold; a manager gets the form."""
+    from django.contrib.auth.models import Group
+    from playwright.sync_api import expect
+
+    from distribution.models import OutboundLead
+    from tests.factories.marketplace import ContractFactory, MarketplaceLeadFactory
+
+    contract = ContractFactory(name="Phone deal")
+    lead = MarketplaceLeadFactory(campaign=contract.campaign, first_name="Zelda")
+    UserFactory(email="viewer@example.com", is_staff=True)
+    manager = UserFactory(email="morgan@example.com", is_staff=True)
+    manager.groups.add(Group.objects.get(name="Managers"))
+    url = f"{live_server.url}/admin/distribution/outboundlead/cherry-pick/{lead.pk}/"
+
+    page.goto(url)
+    sign_in(page, "viewer@example.com", "pw")
+
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("distribution.add_outboundlead")
+    expect(page.get_by_role("button", name="Cherry-pick")).to_have_count(0)
+    assert not OutboundLead.objects.exists()
+
+    page.get_by_role("link", name="Sign in as someone else").click()
+    sign_in(page, "morgan@example.com", "pw")
+    assert page.url.endswith("/admin/")  # a manager lands on the admin home
+    expect(page.get_by_role("link", name="Lead Assignment queue")).to_be_visible()
+    page.goto(url)
+    expect(page.get_by_role("heading", name=f"Cherry-pick lead {lead}")).to_be_visible()

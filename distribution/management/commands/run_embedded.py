@@ -24,7 +24,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 DEMO_LOGINS = [
-    ("manager (admin)", "manager@demo.leadrouter.local", "demo-manager"),
+    ("admin", "admin@demo.leadrouter.local", "demo-admin"),
+    ("manager", "manager@demo.leadrouter.local", "demo-manager"),
     ("agent", "ava@demo.leadrouter.local", "demo-agent"),
     ("agent", "ben@demo.leadrouter.local", "demo-agent"),
 ]
