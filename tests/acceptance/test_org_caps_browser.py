@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from distribution.models import Pool
-from tests.acceptance.test_pages_browser import browser, page  # noqa: F401 - fixtures
+from tests.acceptance.test_pages_browser import browser, page, sign_in  # noqa: F401 - fixtures
 from tests.factories import UserFactory
 from tests.routing.conftest import make_schedule
 
@@ -14,11 +14,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _admin_sign_in(live_server, page) -> None:  # noqa: F811 - the page fixture
-    UserFactory(email="morgan@example.com", is_staff=True, is_superuser=True)
+    """A manager (the Managers group, not a superuser) signs in on the one login page."""
+    from django.contrib.auth.models import Group
+
+    manager = UserFactory(email="morgan@example.com", is_staff=True)
+    manager.groups.add(Group.objects.get(name="Managers"))
     page.goto(f"{live_server.url}/admin/")
-    page.get_by_label("Username").fill("morgan@example.com")
-    page.get_by_label("Password").fill("pw")
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, "morgan@example.com", "pw")
 
 
 def test_a_manager_sets_the_organisations_business_hours_and_a_pools_caps(

@@ -39,10 +39,12 @@ from distribution.models import (
     DistributionAttempt,
     Notice,
     Offer,
+    Organisation,
     Pool,
     PoolMember,
     Rule,
     Schedule,
+    WebhookAttempt,
 )
 from leads.models import Activity
 from tests.factories import AgentFactory, LeadFactory, SourceFactory, UserFactory
@@ -262,7 +264,11 @@ def world(db: None) -> dict[str, Any]:
     Notice.objects.create(agent=agent, lead=lead, message="assigned")
     Assignment.objects.create(lead=lead, agent=agent, method="manual")
     DistributionAttempt.objects.create(lead=lead, trigger="arrival", outcome="assigned")
+    WebhookAttempt.objects.create(
+        lead=lead, event="offer", url="http://127.0.0.1:9/ring", attempt=1, outcome="failed"
+    )
     schedule = Schedule.objects.create(name="hours", timezone="UTC")
+    Organisation.objects.update_or_create(pk=1, defaults={"business_hours": schedule})
     pool = Pool.objects.create(name="pool")
     PoolMember.objects.create(pool=pool, agent=agent)
     Rule.objects.create(name="rule", pool=pool, schedule=schedule, priority=1)
