@@ -33,6 +33,7 @@ from distribution.models import (
     ScheduleInterval,
     Strategy,
 )
+from distribution.selectors import history
 from distribution.selectors import routing as selectors
 from distribution.services import claims, rules, schedules
 from distribution.services.simulate import rule_simulate_shown
@@ -510,6 +511,26 @@ class AutomationAdmin(admin.ModelAdmin):
 # --- distribution history on the lead ---------------------------------------------------------
 
 
+def candidate_rows_html(rows: list[dict[str, Any]]) -> str:
+    """Candidate lines (agents or contracts) as a table: who, rank, reason and detail."""
+    return format_html(
+        "<table><tr><th>candidate</th><th>rank</th><th>reason</th></tr>{}</table>",
+        format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+            (
+                (
+                    c.get("agent") or c.get("contract") or "",
+                    c.get("rank") or "—",
+                    c.get("reason") or ("eligible" if "agent" in c else "chosen"),
+                    c.get("detail") or c.get("note") or "",
+                )
+                for c in rows
+            ),
+        ),
+    )
+
+
 class DistributionAttemptInline(admin.TabularInline):
     """The lead's distribution history, readable: rules tried, candidates, outcome."""
 
@@ -562,21 +583,17 @@ class DistributionAttemptInline(admin.TabularInline):
         rows = [c for c in obj.candidates or [] if isinstance(c, dict)]
         if not rows:
             return "—"
+        head = candidate_rows_html(rows)
+        total = history.attempt_candidate_count(obj)
+        if total <= len(rows) and "v" not in (obj.all_candidates or {}):
+            return head
+        # every candidate is kept: "why not me?" for the 11th (or 500th) agent
         return format_html(
-            "<table><tr><th>agent</th><th>rank</th><th>reason</th></tr>{}</table>",
-            format_html_join(
-                "",
-                "<tr><td>{}</td><td>{}</td><td>{} {}</td></tr>",
-                (
-                    (
-                        c.get("agent", ""),
-                        c.get("rank") or "—",
-                        c.get("reason") or "eligible",
-                        c.get("detail") or "",
-                    )
-                    for c in rows
-                ),
-            ),
+            '{}<details class="every-candidate"><summary>Every candidate ({}): why not me?'
+            "</summary>{}</details>",
+            head,
+            total,
+            candidate_rows_html(history.attempt_candidates(obj)),
         )
 
     @admin.display(description="ms")

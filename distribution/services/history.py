@@ -1,5 +1,12 @@
 """The distribution history's lines: rules tried and candidates as stored on an attempt
-(with their JSON text, cached), and the attempt's outcome code.
+(with their JSON text, cached), every candidate in its compact form, and the attempt's
+outcome code.
+
+An attempt keeps its first ranked and rejected candidates as readable lines (`candidates`,
+what the lead's page lists first) and EVERY candidate with its reason in `all_candidates`,
+columnar: one array per column (agent ids, member ids, ranks, reason codes as indices into
+the attempt's own code list), details only where there is one. Agents' e-mails are not
+stored there (the ids are); `selectors.history` decodes it lazily, for display.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from distribution.db.bulk import EncodedJSON
+from distribution.db.bulk import EncodedJSON, EncodedJSONObject
 from distribution.engine.types import Candidate, Decision, RuleTrial
 
 STORED_CANDIDATES = 10  # ranked and rejected lines kept per attempt; the rest are counted
@@ -91,6 +98,54 @@ def store_candidates(decision: Decision) -> tuple[EncodedJSON, str]:
             + ")"
         )
     return _encoded(lines, texts), note
+
+
+COMPACT_VERSION = 1  # the layout of `all_candidates` (selectors.history reads it)
+
+
+def compact_candidates(decision: Decision) -> EncodedJSONObject:
+    """Every candidate of DECISION, ranked and rejected, with its reason: the columnar
+    document stored as `DistributionAttempt.all_candidates` (with its JSON text). The default
+    agent's check, when it was tried and is not a candidate already, comes last, its index
+    under "default"."""
+    agents: list[int] = []
+    members: list[int | None] = []
+    ranks: list[int | None] = []
+    reasons: list[int] = []
+    details: dict[str, str] = {}
+    codes: dict[str, int] = {}
+    candidates = decision.candidates
+    default = decision.default_candidate
+    if default is not None and default not in candidates:
+        candidates = (*candidates, default)
+    else:
+        default = None
+    for i, c in enumerate(candidates):
+        agents.append(c.agent_id)
+        members.append(c.member_id)
+        ranks.append(c.rank)
+        reason = c.reason
+        if reason is None:
+            reasons.append(-1)
+        else:
+            code = codes.get(reason)
+            if code is None:
+                code = codes[reason] = len(codes)
+            reasons.append(code)
+        if c.detail:
+            details[str(i)] = c.detail
+    doc: dict[str, Any] = {
+        "v": COMPACT_VERSION,
+        "agent_id": agents,
+        "member_id": members,
+        "rank": ranks,
+        "reason": reasons,
+        "codes": list(codes),
+        "detail": details,
+    }
+    if default is not None:
+        doc["default"] = len(candidates) - 1
+    return EncodedJSONObject(doc, json.dumps(doc, separators=(",", ":")))
 
 
 def outcome_code(decision: Decision) -> str:
