@@ -19,19 +19,20 @@ def _agent_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     ids: list[int] = doc.get("agent_id") or []
     emails = dict(User.objects.filter(pk__in=set(ids)).values_list("pk", "email"))
     codes: list[str] = doc.get("codes") or []
-    details: dict[str, str] = doc.get("detail") or {}
+    texts: list[str] = doc.get("details") or []
     default = doc.get("default")
     rows = []
-    for i, (agent_id, member_id, rank, reason) in enumerate(
+    for i, (agent_id, member_id, rank, reason, text) in enumerate(
         zip(
             ids,
             doc.get("member_id") or [],
             doc.get("rank") or [],
             doc.get("reason") or [],
+            doc.get("detail") or [],
             strict=False,
         )
     ):
-        detail = details.get(str(i), "")
+        detail = "" if text < 0 else texts[text]
         if i == default:
             detail = "default agent" + (f": {detail}" if detail else "")
         rows.append(

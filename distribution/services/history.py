@@ -4,8 +4,8 @@ outcome code.
 
 An attempt keeps its first ranked and rejected candidates as readable lines (`candidates`,
 what the lead's page lists first) and EVERY candidate with its reason in `all_candidates`,
-columnar: one array per column (agent ids, member ids, ranks, reason codes as indices into
-the attempt's own code list), details only where there is one. Agents' e-mails are not
+columnar: one array per column (agent ids, member ids, ranks, and reason codes and details
+as indices into the attempt's own lists of the codes and texts it uses; -1: none). Agents' e-mails are not
 stored there (the ids are); `selectors.history` decodes it lazily, for display.
 """
 
@@ -112,15 +112,16 @@ def compact_candidates(decision: Decision) -> EncodedJSONObject:
     members: list[int | None] = []
     ranks: list[int | None] = []
     reasons: list[int] = []
-    details: dict[str, str] = {}
+    details: list[int] = []
     codes: dict[str, int] = {}
+    texts: dict[str, int] = {}
     candidates = decision.candidates
     default = decision.default_candidate
     if default is not None and default not in candidates:
         candidates = (*candidates, default)
     else:
         default = None
-    for i, c in enumerate(candidates):
+    for c in candidates:
         agents.append(c.agent_id)
         members.append(c.member_id)
         ranks.append(c.rank)
@@ -132,8 +133,14 @@ def compact_candidates(decision: Decision) -> EncodedJSONObject:
             if code is None:
                 code = codes[reason] = len(codes)
             reasons.append(code)
-        if c.detail:
-            details[str(i)] = c.detail
+        detail = c.detail
+        if not detail:
+            details.append(-1)
+        else:
+            text = texts.get(detail)
+            if text is None:
+                text = texts[detail] = len(texts)
+            details.append(text)
     doc: dict[str, Any] = {
         "v": COMPACT_VERSION,
         "agent_id": agents,
@@ -142,6 +149,7 @@ def compact_candidates(decision: Decision) -> EncodedJSONObject:
         "reason": reasons,
         "codes": list(codes),
         "detail": details,
+        "details": list(texts),
     }
     if default is not None:
         doc["default"] = len(candidates) - 1
