@@ -36,7 +36,7 @@ from distribution.models import (
 from distribution.selectors import history
 from distribution.selectors import routing as selectors
 from distribution.services import claims, rules, schedules
-from distribution.services.simulate import rule_simulate_shown
+from distribution.services.simulate import rule_simulate_edited, rule_simulate_shown
 from leads.models import Lead
 
 
@@ -219,6 +219,7 @@ class RuleAdmin(admin.ModelAdmin):
     inlines = [PerformanceTierInline]
     actions = ["enable_rules", "disable_rules"]
     change_list_template = "admin/distribution/rule/change_list.html"
+    change_form_template = "admin/distribution/rule/change_form.html"  # + Simulate button
     fieldsets = RULE_FIELDSETS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
@@ -284,6 +285,11 @@ class RuleAdmin(admin.ModelAdmin):
             ),
             path("queues/hopper/", view(self.hopper_view), name="distribution_hopper"),
             path("simulate/", view(self.simulate_view), name="distribution_simulate"),
+            path(
+                "<int:object_id>/simulate/",
+                view(self.simulate_edited_view),
+                name="distribution_rule_simulate",
+            ),
             *super().get_urls(),
         ]
 
@@ -401,6 +407,44 @@ class RuleAdmin(admin.ModelAdmin):
             "form": form,
             "result": result,
             "error": error,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/distribution/simulate.html", context)
+
+    def simulate_edited_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The rule page's "Simulate" button: the change form as posted (the rule as edited,
+        NOT saved) replayed over the last days; nothing is written, the rule stays as it
+        is (the page opens beside the form, whose edits are kept)."""
+        rule = Rule.objects.filter(pk=object_id).first()
+        if rule is None or not self.has_view_permission(request, rule):
+            return HttpResponse(status=404 if rule is None else 403)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:distribution_rule_change", args=[rule.pk]))
+        form = self.get_form(request, rule, change=True)(request.POST, request.FILES, instance=rule)
+        try:
+            days = min(max(int(request.POST.get("simulate_days") or 7), 1), 90)
+        except ValueError:
+            days = 7
+        result, error, form_errors = None, "", None
+        if form.is_valid():
+            edited = form.save(commit=False)  # the instance holds the edits; nothing saved
+            sources = [s.slug for s in form.cleaned_data.get("sources") or []]
+            try:
+                result = rule_simulate_edited(
+                    rule=edited, sources=sources, shown=SIMULATE_SHOWN, days=days
+                )
+            except (DistributionError, ValueError) as exc:
+                error = str(exc)
+        else:
+            form_errors = form.errors
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Simulate {rule.name} as edited (not saved)",
+            "edited": rule,
+            "days": days,
+            "result": result,
+            "error": error,
+            "form_errors": form_errors,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/distribution/simulate.html", context)

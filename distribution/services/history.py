@@ -5,8 +5,8 @@ outcome code.
 An attempt keeps its first ranked and rejected candidates as readable lines (`candidates`,
 what the lead's page lists first) and EVERY candidate with its reason in `all_candidates`,
 columnar: one array per column (agent ids, member ids, ranks, and reason codes and details
-as indices into the attempt's own lists of the codes and texts it uses; -1: none). Agents' e-mails are not
-stored there (the ids are); `selectors.history` decodes it lazily, for display.
+as indices into the attempt's own lists of the codes and texts it uses; -1: none). Agents'
+e-mails are not stored there (the ids are); `selectors.history` decodes it lazily.
 """
 
 from __future__ import annotations

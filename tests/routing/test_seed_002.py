@@ -179,8 +179,8 @@ def test_simulate_shows_who_would_get_what_and_writes_nothing(agents, post, web)
     assert [d["lead"] for d in result["decisions"]] == [lead.pk for lead in leads]
     assert result["decisions"][2]["status"] == "exception"
     assert result["totals"] == {
-        a.email: {"would_receive": 1, "cap": 1},
-        b.email: {"would_receive": 1, "cap": 1},
+        a.email: {"would_receive": 1, "cap": 1, "received": 0},  # did receive: none
+        b.email: {"would_receive": 1, "cap": 1, "received": 0},
     }
     assert {m: m.objects.count() for m in counts} == counts
     assert set(Lead.objects.values_list("status", flat=True)) == {"unassigned"}
@@ -207,7 +207,13 @@ def test_simulate_command_prints_the_design_json_shape(agents, post, web, capsys
     lead = post()
     call_command("simulate", "--rule", rule.name, "--days", "1", "--json")
     doc = json.loads(capsys.readouterr().out)
-    assert doc == {
+    design = ("lead", "rule", "owner", "status", "candidates")  # DESIGN §7, exactly
+    assert {
+        "decisions": [{k: d[k] for k in design} for d in doc["decisions"]],
+        "totals": {
+            e: {k: t[k] for k in ("would_receive", "cap")} for e, t in doc["totals"].items()
+        },
+    } == {
         "decisions": [
             {
                 "lead": lead.pk,
@@ -219,6 +225,10 @@ def test_simulate_command_prints_the_design_json_shape(agents, post, web, capsys
         ],
         "totals": {a.email: {"would_receive": 1, "cap": None}},
     }
+    # added keys (issue 11): what happened (the disabled rule left it unassigned)
+    assert doc["decisions"][0]["actual"] == {"owner": None, "status": "unassigned", "rule": None}
+    assert doc["decisions"][0]["differs"] is True
+    assert doc["totals"][a.email]["received"] == 0 and doc["differing"] == 1
 
 
 # "Distribution programs will not run until they are enabled." + "As soon as a distribution
