@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -124,7 +124,10 @@ class RunningCounts:
     the windows would hold), one more per lead given (`PoolState.record_turn`, as in live
     routing), and a period back to zero when the replay's clock enters its next window."""
 
-    def __init__(self) -> None:
+    def __init__(self, turns: dict[int, datetime] | None = None) -> None:
+        # TURNS: each agent's last turn as it was when the replay starts (a replay compared
+        # with what happened starts from the turns of then, not of now)
+        self._turns = turns
         self._ends: dict[int, tuple[PoolState, dict[str, datetime]]] = {}  # by id(state)
         self._next: datetime | None = None  # the earliest window end of every pool
 
@@ -135,8 +138,16 @@ class RunningCounts:
         for state in pools:
             known = self._ends.get(id(state))
             if known is None or known[0] is not state:
+                turns = self._turns
                 state.members[:] = [
-                    dataclasses.replace(m, received_at=(), received_counts=ReceivedCounts())
+                    dataclasses.replace(
+                        m,
+                        agent=m.agent
+                        if turns is None
+                        else dataclasses.replace(m.agent, last_turn_at=turns.get(m.agent.id)),
+                        received_at=(),
+                        received_counts=ReceivedCounts(),
+                    )
                     for m in state.members
                 ]
                 ends = {p: window_end(p, now, state.timezone) for p in PERIODS}
@@ -244,7 +255,8 @@ class Simulation:
        every rule's pool once, through a dry-run Router: no lock, no write, nothing sent.
     2. For each lead of the last DAYS days (LIMIT at most), oldest first, at its arrival
        time: the Router plans it (automation, rule table, sticky owner), decides and
-       applies the decision in memory — turns move and counts grow as live routing's do.
+       applies the decision in memory — turns move and counts grow as live routing's do,
+       from the turns of the replay's start (each agent's last assignment before it).
     3. A lead offered to one agent alone is claimed by that agent, as the replay assumes.
     4. With RULE_NAME, every lead is replayed (the others' turns and caps count), but only
        the leads that rule takes are reported.
@@ -293,8 +305,15 @@ class Simulation:
             dry_run=True,
         )
         self.router.load_pools(book.snapshots)
-        self.leads = Lead.objects.filter(
-            created_at__gte=now - timedelta(days=days), created_at__lte=now
+        start = now - timedelta(days=days)
+        self.leads = Lead.objects.filter(created_at__gte=start, created_at__lte=now)
+        # every pooled agent's last turn before the replay (its last assignment then)
+        agent_ids = {m.agent.id for state in self.router.pools.values() for m in state.members}
+        self.turns_at_start: dict[int, datetime] = dict(
+            Assignment.objects.filter(agent_id__in=agent_ids, created_at__lt=start)
+            .values("agent_id")
+            .annotate(last=Max("created_at"))
+            .values_list("agent_id", "last")
         )
         self.limit = limit
         self.received: Counter[str] = Counter()
@@ -313,7 +332,7 @@ class Simulation:
     def decisions(self) -> Iterator[dict[str, Any]]:
         """Replay the leads; one decision (a dict) per lead reported, as it is made."""
         router, target = self.router, self.target
-        counts = RunningCounts()
+        counts = RunningCounts(self.turns_at_start)
         owners: dict[int, int | None] = {}  # replayed lead → its owner in the replay
         claim = Assignment.Method.CLAIM
         for chunk in replay_chunks(self.leads, limit=self.limit):
