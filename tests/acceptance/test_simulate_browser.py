@@ -42,9 +42,8 @@ def test_a_manager_simulates_the_unsaved_rule_from_its_page(live_server, page):
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("button", name="Simulate")).to_be_visible()
 
-    # edit the form without saving: a filter no recent lead matches
-    edited = '[{"field": "city", "op": "eq", "value": "Nowhere"}]'
-    page.locator("#id_filters").fill(edited)
+    # edit the form without saving: the Lead Assignment queue instead of round robin
+    page.locator("#id_strategy").select_option("manual")
     with page.context.expect_page() as opened:
         page.get_by_role("button", name="Simulate").click()
     result = opened.value
@@ -56,8 +55,8 @@ def test_a_manager_simulates_the_unsaved_rule_from_its_page(live_server, page):
     expect(result.locator("#simulate-decisions")).to_contain_text("≠ differs")
 
     # the rule page still holds the edit, and nothing was saved or written
-    expect(page.locator("#id_filters")).to_have_value(edited)
-    assert Rule.objects.get(pk=rule.pk).filters == []
+    expect(page.locator("#id_strategy")).to_have_value("manual")
+    assert Rule.objects.get(pk=rule.pk).strategy == "round_robin"
     assert DistributionAttempt.objects.count() == attempts
     assert Assignment.objects.count() == assignments
     assert set(Lead.objects.values_list("owner", flat=True)) == {ava.pk}
