@@ -108,44 +108,23 @@ def compact_candidates(decision: Decision) -> EncodedJSONObject:
     document stored as `DistributionAttempt.all_candidates` (with its JSON text). The default
     agent's check, when it was tried and is not a candidate already, comes last, its index
     under "default"."""
-    agents: list[int] = []
-    members: list[int | None] = []
-    ranks: list[int | None] = []
-    reasons: list[int] = []
-    details: list[int] = []
-    codes: dict[str, int] = {}
-    texts: dict[str, int] = {}
     candidates = decision.candidates
     default = decision.default_candidate
     if default is not None and default not in candidates:
         candidates = (*candidates, default)
     else:
         default = None
-    for c in candidates:
-        agents.append(c.agent_id)
-        members.append(c.member_id)
-        ranks.append(c.rank)
-        reason = c.reason
-        if reason is None:
-            reasons.append(-1)
-        else:
-            code = codes.get(reason)
-            if code is None:
-                code = codes[reason] = len(codes)
-            reasons.append(code)
-        detail = c.detail
-        if not detail:
-            details.append(-1)
-        else:
-            text = texts.get(detail)
-            if text is None:
-                text = texts[detail] = len(texts)
-            details.append(text)
+    codes: dict[str, int] = {}
+    texts: dict[str, int] = {}
+    # comprehensions (a routed lead has some thirty candidates; this runs per lead)
+    code, text = codes.setdefault, texts.setdefault
+    reasons = [-1 if (r := c.reason) is None else code(r, len(codes)) for c in candidates]
+    details = [text(d, len(texts)) if (d := c.detail) else -1 for c in candidates]
     doc: dict[str, Any] = {
         "v": COMPACT_VERSION,
-        "agent_id": agents,
-        "member_id": members,
-        "rank": ranks,
+        "agent_id": [c.agent_id for c in candidates],
+        "member_id": [c.member_id for c in candidates],
+        "rank": [c.rank for c in candidates],
         "reason": reasons,
         "codes": list(codes),
         "detail": details,
