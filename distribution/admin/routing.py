@@ -629,7 +629,7 @@ class DistributionAttemptInline(admin.TabularInline):
             return "—"
         head = candidate_rows_html(rows)
         total = history.attempt_candidate_count(obj)
-        if total <= len(rows) and "v" not in (obj.all_candidates or {}):
+        if total <= len(rows):  # the head holds them all
             return head
         # every candidate is kept: "why not me?" for the 11th (or 500th) agent
         return format_html(
