@@ -5,6 +5,8 @@ or contract."""
 
 from __future__ import annotations
 
+import base64
+from array import array
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,22 +17,24 @@ from distribution.models import DistributionAttempt
 _NONE = float("inf")
 
 
+def unpack_columns(doc: dict[str, Any], count: int) -> list[list[int]]:
+    """The COUNT integer columns packed by `services.history.pack_columns`."""
+    values = array(str(doc.get("t") or "i"))
+    values.frombytes(base64.b64decode(doc.get("cols") or ""))
+    n = int(doc.get("n") or 0)
+    flat = values.tolist()
+    return [flat[k * n : (k + 1) * n] for k in range(count)]
+
+
 def _agent_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    ids: list[int] = doc.get("agent_id") or []
+    ids, members, ranks, reasons, details = unpack_columns(doc, 5)
     emails = dict(User.objects.filter(pk__in=set(ids)).values_list("pk", "email"))
     codes: list[str] = doc.get("codes") or []
     texts: list[str] = doc.get("details") or []
     default = doc.get("default")
     rows = []
     for i, (agent_id, member_id, rank, reason, text) in enumerate(
-        zip(
-            ids,
-            doc.get("member_id") or [],
-            doc.get("rank") or [],
-            doc.get("reason") or [],
-            doc.get("detail") or [],
-            strict=False,
-        )
+        zip(ids, members, ranks, reasons, details, strict=True)
     ):
         detail = "" if text < 0 else texts[text]
         if i == default:
@@ -39,8 +43,8 @@ def _agent_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "agent_id": agent_id,
                 "agent": emails.get(agent_id, f"agent #{agent_id}"),
-                "member_id": member_id,
-                "rank": rank,
+                "member_id": None if member_id < 0 else member_id,
+                "rank": None if rank < 0 else rank,
                 "reason": None if reason < 0 else codes[reason],
                 "detail": detail,
             }
@@ -49,7 +53,7 @@ def _agent_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _contract_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    ids: list[int] = doc.get("contract_id") or []
+    ids, reasons, ranks, rules = unpack_columns(doc, 4)
     names = {
         pk: (name, company)
         for pk, name, company in Contract.objects.filter(pk__in=set(ids)).values_list(
@@ -61,11 +65,7 @@ def _contract_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     distances: dict[str, float] = doc.get("distance_km") or {}
     notes: dict[str, str] = doc.get("note") or {}
     rows = []
-    for i, (cid, reason, rank, rule) in enumerate(
-        zip(
-            ids, doc.get("reason") or [], doc.get("rank") or [], doc.get("rule") or [], strict=False
-        )
-    ):
+    for i, (cid, reason, rank, rule) in enumerate(zip(ids, reasons, ranks, rules, strict=True)):
         name, company = names.get(cid, (f"contract #{cid}", ""))
         rows.append(
             {
@@ -114,8 +114,7 @@ def attempt_candidate_count(attempt: DistributionAttempt) -> int:
     doc = attempt.all_candidates
     if not isinstance(doc, dict) or "v" not in doc:
         return len(attempt.candidates or [])
-    column = doc.get("contract_id") if doc.get("kind") == "contracts" else doc.get("agent_id")
-    return len(column or [])
+    return int(doc.get("n") or 0)
 
 
 def why_not(attempt: DistributionAttempt, who: str) -> list[dict[str, Any]]:

@@ -4,14 +4,17 @@ outcome code.
 
 An attempt keeps its first ranked and rejected candidates as readable lines (`candidates`,
 what the lead's page lists first) and EVERY candidate with its reason in `all_candidates`,
-columnar: one array per column (agent ids, member ids, ranks, and reason codes and details
-as indices into the attempt's own lists of the codes and texts it uses; -1: none). Agents'
+columnar: integer columns (agent ids, member ids, ranks, and reason codes and details as
+indices into the attempt's own lists of the codes and texts it uses; -1: none) packed into
+one base64 string, so the database parses one string, not a number per candidate. Agents'
 e-mails are not stored there (the ids are); `selectors.history` decodes it lazily.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -100,14 +103,25 @@ def store_candidates(decision: Decision) -> tuple[EncodedJSON, str]:
     return _encoded(lines, texts), note
 
 
-COMPACT_VERSION = 1  # the layout of `all_candidates` (selectors.history reads it)
+COMPACT_VERSION = 2  # the layout of `all_candidates` (selectors.history reads it)
+_INT32 = 2**31 - 1
+
+
+def pack_columns(columns: Sequence[Sequence[int]]) -> tuple[str, str]:
+    """Integer COLUMNS of one length as (typecode, base64 of their machine integers, column
+    after column): one JSON string that the database stores without parsing a number per
+    candidate. Read back by `selectors.history.unpack_columns`."""
+    flat = [v for column in columns for v in column]
+    typecode = "i" if not flat or (min(flat) >= -_INT32 and max(flat) <= _INT32) else "q"
+    return typecode, base64.b64encode(array(typecode, flat).tobytes()).decode("ascii")
 
 
 def compact_candidates(decision: Decision) -> EncodedJSONObject:
-    """Every candidate of DECISION, ranked and rejected, with its reason: the columnar
-    document stored as `DistributionAttempt.all_candidates` (with its JSON text). The default
-    agent's check, when it was tried and is not a candidate already, comes last, its index
-    under "default"."""
+    """Every candidate of DECISION, ranked and rejected, with its reason: the compact document
+    stored as `DistributionAttempt.all_candidates` (with its JSON text): `n` candidates, five
+    packed integer columns (agent id, member id, rank, reason and detail as indices into
+    `codes` and `details`; -1: none). The default agent's check, when it was tried and is not
+    a candidate already, comes last, its index under "default"."""
     candidates = decision.candidates
     default = decision.default_candidate
     if default is not None and default not in candidates:
@@ -118,16 +132,21 @@ def compact_candidates(decision: Decision) -> EncodedJSONObject:
     texts: dict[str, int] = {}
     # comprehensions (a routed lead has some thirty candidates; this runs per lead)
     code, text = codes.setdefault, texts.setdefault
-    reasons = [-1 if (r := c.reason) is None else code(r, len(codes)) for c in candidates]
-    details = [text(d, len(texts)) if (d := c.detail) else -1 for c in candidates]
+    typecode, packed = pack_columns(
+        (
+            [c.agent_id for c in candidates],
+            [-1 if (m := c.member_id) is None else m for c in candidates],
+            [-1 if (k := c.rank) is None else k for c in candidates],
+            [-1 if (r := c.reason) is None else code(r, len(codes)) for c in candidates],
+            [text(d, len(texts)) if (d := c.detail) else -1 for c in candidates],
+        )
+    )
     doc: dict[str, Any] = {
         "v": COMPACT_VERSION,
-        "agent_id": [c.agent_id for c in candidates],
-        "member_id": [c.member_id for c in candidates],
-        "rank": [c.rank for c in candidates],
-        "reason": reasons,
+        "n": len(candidates),
+        "t": typecode,
+        "cols": packed,
         "codes": list(codes),
-        "detail": details,
         "details": list(texts),
     }
     if default is not None:
