@@ -111,9 +111,15 @@ def pack_columns(columns: Sequence[Sequence[int]]) -> tuple[str, str]:
     """Integer COLUMNS of one length as (typecode, base64 of their machine integers, column
     after column): one JSON string that the database stores without parsing a number per
     candidate. Read back by `selectors.history.unpack_columns`."""
-    flat = [v for column in columns for v in column]
-    typecode = "i" if not flat or (min(flat) >= -_INT32 and max(flat) <= _INT32) else "q"
-    return typecode, base64.b64encode(array(typecode, flat).tobytes()).decode("ascii")
+    for typecode in ("i", "q"):  # 32-bit unless some id needs more
+        packed = array(typecode)
+        try:
+            for column in columns:
+                packed.extend(column)
+        except OverflowError:
+            continue
+        return typecode, base64.b64encode(packed.tobytes()).decode("ascii")
+    raise OverflowError("a candidate column holds an integer beyond 64 bits")
 
 
 def compact_candidates(decision: Decision) -> EncodedJSONObject:
@@ -149,9 +155,16 @@ def compact_candidates(decision: Decision) -> EncodedJSONObject:
         "codes": list(codes),
         "details": list(texts),
     }
+    # the text as json.dumps writes it, made by hand: base64 and the typecode need no
+    # escaping, and the code and detail lists are few and short
+    text = (
+        f'{{"v":{COMPACT_VERSION},"n":{len(candidates)},"t":"{typecode}","cols":"{packed}",'
+        f'"codes":{json.dumps(doc["codes"])},"details":{json.dumps(doc["details"])}'
+    )
     if default is not None:
         doc["default"] = len(candidates) - 1
-    return EncodedJSONObject(doc, json.dumps(doc, separators=(",", ":")))
+        text += f',"default":{doc["default"]}'
+    return EncodedJSONObject(doc, text + "}")
 
 
 def outcome_code(decision: Decision) -> str:
