@@ -137,14 +137,14 @@ def compact_candidates(decision: Decision) -> EncodedJSONObject:
     codes: dict[str, int] = {}
     texts: dict[str, int] = {}
     # comprehensions (a routed lead has some thirty candidates; this runs per lead)
-    code, text = codes.setdefault, texts.setdefault
+    code, detail_code = codes.setdefault, texts.setdefault
     typecode, packed = pack_columns(
         (
             [c.agent_id for c in candidates],
             [-1 if (m := c.member_id) is None else m for c in candidates],
             [-1 if (k := c.rank) is None else k for c in candidates],
             [-1 if (r := c.reason) is None else code(r, len(codes)) for c in candidates],
-            [text(d, len(texts)) if (d := c.detail) else -1 for c in candidates],
+            [detail_code(d, len(texts)) if (d := c.detail) else -1 for c in candidates],
         )
     )
     doc: dict[str, Any] = {
