@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from distribution.admin.routing import candidate_rows_html
 from distribution.models import DistributionAttempt
+from distribution.selectors import history
 
 
 @admin.register(DistributionAttempt)
@@ -19,6 +21,7 @@ class DistributionAttemptAdmin(admin.ModelAdmin):
         "rule_name",
         "rules_tried",
         "candidates",
+        "every_candidate",
         "outcome",
         "reason",
         "duration_ms",
@@ -26,3 +29,8 @@ class DistributionAttemptAdmin(admin.ModelAdmin):
         "created_at",
     )
     show_full_result_count = False
+
+    @admin.display(description="every candidate")
+    def every_candidate(self, obj: DistributionAttempt) -> str:
+        """Every candidate with its reason, decoded from the compact form."""
+        return candidate_rows_html(history.attempt_candidates(obj))

@@ -36,9 +36,10 @@ from distribution.models import (
     Strategy,
 )
 from distribution.models.routing import INITIAL_ACTIVITIES
+from distribution.selectors import history
 from distribution.selectors import routing as selectors
 from distribution.services import claims, organisation, rules, schedules
-from distribution.services.simulate import rule_simulate_shown
+from distribution.services.simulate import rule_simulate_edited, rule_simulate_shown
 from leads.models import Activity, Lead
 
 
@@ -289,6 +290,7 @@ class RuleAdmin(admin.ModelAdmin):
     inlines = [PerformanceTierInline]
     actions = ["enable_rules", "disable_rules"]
     change_list_template = "admin/distribution/rule/change_list.html"
+    change_form_template = "admin/distribution/rule/change_form.html"  # + Simulate button
     fieldsets = RULE_FIELDSETS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
@@ -361,6 +363,11 @@ class RuleAdmin(admin.ModelAdmin):
             ),
             path("queues/hopper/", view(self.hopper_view), name="distribution_hopper"),
             path("simulate/", view(self.simulate_view), name="distribution_simulate"),
+            path(
+                "<int:object_id>/simulate/",
+                view(self.simulate_edited_view),
+                name="distribution_rule_simulate",
+            ),
             *super().get_urls(),
         ]
 
@@ -484,6 +491,44 @@ class RuleAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/distribution/simulate.html", context)
 
+    def simulate_edited_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The rule page's "Simulate" button: the change form as posted (the rule as edited,
+        NOT saved) replayed over the last days; nothing is written, the rule stays as it
+        is (the page opens beside the form, whose edits are kept)."""
+        rule = Rule.objects.filter(pk=object_id).first()
+        if rule is None or not self.has_view_permission(request, rule):
+            return HttpResponse(status=404 if rule is None else 403)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:distribution_rule_change", args=[rule.pk]))
+        form = self.get_form(request, rule, change=True)(request.POST, request.FILES, instance=rule)
+        try:
+            days = min(max(int(request.POST.get("simulate_days") or 7), 1), 90)
+        except ValueError:
+            days = 7
+        result, error, form_errors = None, "", None
+        if form.is_valid():
+            edited = form.save(commit=False)  # the instance holds the edits; nothing saved
+            sources = [s.slug for s in form.cleaned_data.get("sources") or []]
+            try:
+                result = rule_simulate_edited(
+                    rule=edited, sources=sources, shown=SIMULATE_SHOWN, days=days
+                )
+            except (DistributionError, ValueError) as exc:
+                error = str(exc)
+        else:
+            form_errors = form.errors
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Simulate {rule.name} as edited (not saved)",
+            "edited": rule,
+            "days": days,
+            "result": result,
+            "error": error,
+            "form_errors": form_errors,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/distribution/simulate.html", context)
+
 
 SIMULATE_SHOWN = 500  # decisions listed on the page; the totals count every replayed lead
 
@@ -600,6 +645,26 @@ class AutomationAdmin(admin.ModelAdmin):
 # --- distribution history on the lead ---------------------------------------------------------
 
 
+def candidate_rows_html(rows: list[dict[str, Any]]) -> str:
+    """Candidate lines (agents or contracts) as a table: who, rank, reason and detail."""
+    return format_html(
+        "<table><tr><th>candidate</th><th>rank</th><th>reason</th></tr>{}</table>",
+        format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+            (
+                (
+                    c.get("agent") or c.get("contract") or "",
+                    c.get("rank") or "—",
+                    c.get("reason") or ("eligible" if "agent" in c else "chosen"),
+                    c.get("detail") or c.get("note") or "",
+                )
+                for c in rows
+            ),
+        ),
+    )
+
+
 class DistributionAttemptInline(admin.TabularInline):
     """The lead's distribution history, readable: rules tried, candidates, outcome."""
 
@@ -652,21 +717,17 @@ class DistributionAttemptInline(admin.TabularInline):
         rows = [c for c in obj.candidates or [] if isinstance(c, dict)]
         if not rows:
             return "—"
+        head = candidate_rows_html(rows)
+        total = history.attempt_candidate_count(obj)
+        if total <= len(rows):  # the head holds them all
+            return head
+        # every candidate is kept: "why not me?" for the 11th (or 500th) agent
         return format_html(
-            "<table><tr><th>agent</th><th>rank</th><th>reason</th></tr>{}</table>",
-            format_html_join(
-                "",
-                "<tr><td>{}</td><td>{}</td><td>{} {}</td></tr>",
-                (
-                    (
-                        c.get("agent", ""),
-                        c.get("rank") or "—",
-                        c.get("reason") or "eligible",
-                        c.get("detail") or "",
-                    )
-                    for c in rows
-                ),
-            ),
+            '{}<details class="every-candidate"><summary>Every candidate ({}): why not me?'
+            "</summary>{}</details>",
+            head,
+            total,
+            candidate_rows_html(history.attempt_candidates(obj)),
         )
 
     @admin.display(description="ms")

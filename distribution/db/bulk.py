@@ -30,6 +30,19 @@ class EncodedJSON(list[Any]):
         self.text = text
 
 
+class EncodedJSONObject(dict[str, Any]):
+    """A dict for a JSON column together with its JSON text (as EncodedJSON for lists)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, items: dict[str, Any], text: str) -> None:
+        super().__init__(items)
+        self.text = text
+
+
+_ENCODED = (EncodedJSON, EncodedJSONObject)
+
+
 class RowsUpdate(NamedTuple):
     """FIELDS of ROWS of MODEL to write, each row found by its KEY column (default: pk)."""
 
@@ -201,7 +214,7 @@ def _copy_rows(fields: Sequence[Any], rows: Sequence[Any]) -> Iterator[Sequence[
             values = list(values)
             for i, encoder in encoders:
                 value = values[i]
-                values[i] = value.text if type(value) is EncodedJSON else encoder.encode(value)
+                values[i] = value.text if type(value) in _ENCODED else encoder.encode(value)
             for i, f in stamped:
                 values[i] = f.pre_save(row, True)
         yield values

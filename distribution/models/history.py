@@ -38,6 +38,11 @@ class DistributionAttempt(models.Model):
     candidates = models.JSONField(
         default=list, blank=True, help_text="Ranked candidates with their reason codes"
     )
+    all_candidates = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Every candidate with its reason, compact (columnar; decoded for display)",
+    )
     outcome = models.CharField(max_length=40)
     reason = models.TextField(blank=True)
     duration_ms = models.FloatField(default=0)

@@ -29,6 +29,7 @@ from distribution.models import (
     ReturnStatus,
     Workflow,
 )
+from distribution.selectors.history import LazyCandidates
 from leads.models import Lead
 
 ZERO = Decimal(0)
@@ -66,11 +67,14 @@ def outbound_list_for_lead(*, lead_id: int) -> QuerySet[OutboundLead]:
 
 def attempts_for_lead(*, lead_id: int, limit: int = 50) -> list[DistributionAttempt]:
     """The lead's distribution history, newest first (users' and the system's attempts)."""
-    return list(
+    attempts = list(
         DistributionAttempt.objects.filter(lead_id=lead_id)
         .select_related("actor")
         .order_by("-created_at", "-id")[:limit]
     )
+    for attempt in attempts:  # every candidate, decoded when the page opens it
+        attempt.every_candidate = LazyCandidates(attempt)  # type: ignore[attr-defined]
+    return attempts
 
 
 def window_open_for_lead(*, lead_id: int) -> DistributionWindow | None:

@@ -1,15 +1,25 @@
 """The distribution history's lines: rules tried and candidates as stored on an attempt
-(with their JSON text, cached), and the attempt's outcome code.
+(with their JSON text, cached), every candidate in its compact form, and the attempt's
+outcome code.
+
+An attempt keeps its first ranked and rejected candidates as readable lines (`candidates`,
+what the lead's page lists first) and EVERY candidate with its reason in `all_candidates`,
+columnar: integer columns (agent ids, member ids, ranks, and reason codes and details as
+indices into the attempt's own lists of the codes and texts it uses; -1: none) packed into
+one base64 string, so the database parses one string, not a number per candidate. Agents'
+e-mails are not stored there (the ids are); `selectors.history` decodes it lazily.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from distribution.db.bulk import EncodedJSON
+from distribution.db.bulk import EncodedJSON, EncodedJSONObject
 from distribution.engine.types import Candidate, Decision, RuleTrial
 
 STORED_CANDIDATES = 10  # ranked and rejected lines kept per attempt; the rest are counted
@@ -91,6 +101,70 @@ def store_candidates(decision: Decision) -> tuple[EncodedJSON, str]:
             + ")"
         )
     return _encoded(lines, texts), note
+
+
+COMPACT_VERSION = 2  # the layout of `all_candidates` (selectors.history reads it)
+_INT32 = 2**31 - 1
+
+
+def pack_columns(columns: Sequence[Sequence[int]]) -> tuple[str, str]:
+    """Integer COLUMNS of one length as (typecode, base64 of their machine integers, column
+    after column): one JSON string that the database stores without parsing a number per
+    candidate. Read back by `selectors.history.unpack_columns`."""
+    for typecode in ("i", "q"):  # 32-bit unless some id needs more
+        packed = array(typecode)
+        try:
+            for column in columns:
+                packed.extend(column)
+        except OverflowError:
+            continue
+        return typecode, base64.b64encode(packed.tobytes()).decode("ascii")
+    raise OverflowError("a candidate column holds an integer beyond 64 bits")
+
+
+def compact_candidates(decision: Decision) -> EncodedJSONObject:
+    """Every candidate of DECISION, ranked and rejected, with its reason: the compact document
+    stored as `DistributionAttempt.all_candidates` (with its JSON text): `n` candidates, five
+    packed integer columns (agent id, member id, rank, reason and detail as indices into
+    `codes` and `details`; -1: none). The default agent's check, when it was tried and is not
+    a candidate already, comes last, its index under "default"."""
+    candidates = decision.candidates
+    default = decision.default_candidate
+    if default is not None and default not in candidates:
+        candidates = (*candidates, default)
+    else:
+        default = None
+    codes: dict[str, int] = {}
+    texts: dict[str, int] = {}
+    # comprehensions (a routed lead has some thirty candidates; this runs per lead)
+    code, detail_code = codes.setdefault, texts.setdefault
+    typecode, packed = pack_columns(
+        (
+            [c.agent_id for c in candidates],
+            [-1 if (m := c.member_id) is None else m for c in candidates],
+            [-1 if (k := c.rank) is None else k for c in candidates],
+            [-1 if (r := c.reason) is None else code(r, len(codes)) for c in candidates],
+            [detail_code(d, len(texts)) if (d := c.detail) else -1 for c in candidates],
+        )
+    )
+    doc: dict[str, Any] = {
+        "v": COMPACT_VERSION,
+        "n": len(candidates),
+        "t": typecode,
+        "cols": packed,
+        "codes": list(codes),
+        "details": list(texts),
+    }
+    # the text as json.dumps writes it, made by hand: base64 and the typecode need no
+    # escaping, and the code and detail lists are few and short
+    text = (
+        f'{{"v":{COMPACT_VERSION},"n":{len(candidates)},"t":"{typecode}","cols":"{packed}",'
+        f'"codes":{json.dumps(doc["codes"])},"details":{json.dumps(doc["details"])}'
+    )
+    if default is not None:
+        doc["default"] = len(candidates) - 1
+        text += f',"default":{doc["default"]}'
+    return EncodedJSONObject(doc, text + "}")
 
 
 def outcome_code(decision: Decision) -> str:

@@ -48,7 +48,12 @@ from distribution.loaders.routing import (
     profile_phone,
 )
 from distribution.models import Assignment, Automation, DistributionAttempt, Rule, Strategy
-from distribution.services.history import outcome_code, store_candidates, trial_lines
+from distribution.services.history import (
+    compact_candidates,
+    outcome_code,
+    store_candidates,
+    trial_lines,
+)
 from distribution.services.notify import Email, tcpa_check
 from distribution.services.writes import (
     Writes,
@@ -460,6 +465,7 @@ class Router:
             rule_name=decision.rule_name or "",
             rules_tried=trial_lines(decision.rules_tried),
             candidates=candidates,
+            all_candidates=compact_candidates(decision),
             outcome=outcome_code(decision),
             reason=reason,
             duration_ms=(time.perf_counter() - job.started) * 1000,

@@ -14,21 +14,56 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
+from accounts.models import User
 from distribution.caches.routing import rulebook_load
 from distribution.engine.caps import window_end
 from distribution.engine.eligibility import Checker, Checkers
 from distribution.engine.types import PERIODS, Caps, MemberSnapshot, ReceivedCounts, RuleSnapshot
 from distribution.errors import NotFound
-from distribution.loaders.routing import PoolState, filters_of, schedule_snapshot
+from distribution.loaders.routing import (
+    PoolState,
+    agent_snapshot,
+    filters_of,
+    rule_snapshot,
+    schedule_snapshot,
+    schedules_fill,
+)
 from distribution.models import Assignment, DistributionAttempt, Pool, Rule, Schedule
 from distribution.services.router import Router
 from leads.models import Campaign, DistributionState, Lead, LeadStatus, Source
 
 CAP_ORDER = ("day", "week", "month", "hour")  # which cap the totals report, first set wins
 CHUNK = 2000  # leads read per query (keyset pagination: memory stays flat)
+# the statuses of a lead somebody owns (DESIGN §7): compared as one stage, "assigned"
+OWNED_STATUSES = frozenset({"assigned", "working", "contacted", "qualified", "converted", "lost"})
+
+
+def _stage(status: str, owner: str | None) -> str:
+    """What a lead's status says happened, for the comparison with the replay: given to
+    somebody ("assigned", whatever its sales status since), or the status itself."""
+    return "assigned" if owner is not None or status in OWNED_STATUSES else status
+
+
+def _edited_rule(book: Any, rule: Rule, sources: Collection[str], now: datetime) -> RuleSnapshot:
+    """The snapshot of RULE as edited and not saved (a change form's values: its
+    fields set on the instance, its SOURCES by slug), enabled; the Router reads the edited
+    instance too (initial status, sticky owner, default agent)."""
+    schedules_fill(book.schedules, [rule.schedule_id], now)
+    default = None
+    if rule.default_agent_id is not None:
+        user = User.objects.select_related("agent").filter(pk=rule.default_agent_id).first()
+        if user is not None:
+            schedules_fill(
+                book.schedules, [getattr(getattr(user, "agent", None), "schedule_id", None)], now
+            )
+            book.users[user.pk] = user
+            default = agent_snapshot(user, now, schedules=book.schedules)
+    snapshot = rule_snapshot(rule, now, schedules=book.schedules, default_agent=default)
+    book.models[rule.pk] = rule
+    return dataclasses.replace(snapshot, enabled=True, sources=frozenset(sources))
 
 
 def _changed_rule(rule: RuleSnapshot, changes: dict[str, Any], now: datetime) -> RuleSnapshot:
@@ -93,7 +128,10 @@ class RunningCounts:
     the windows would hold), one more per lead given (`PoolState.record_turn`, as in live
     routing), and a period back to zero when the replay's clock enters its next window."""
 
-    def __init__(self) -> None:
+    def __init__(self, turns: dict[int, datetime] | None = None) -> None:
+        # TURNS: each agent's last turn as it was when the replay starts (a replay compared
+        # with what happened starts from the turns of then, not of now)
+        self._turns = turns
         self._ends: dict[int, tuple[PoolState, dict[str, datetime]]] = {}  # by id(state)
         self._next: datetime | None = None  # the earliest window end of every pool
 
@@ -104,8 +142,16 @@ class RunningCounts:
         for state in pools:
             known = self._ends.get(id(state))
             if known is None or known[0] is not state:
+                turns = self._turns
                 state.members[:] = [
-                    dataclasses.replace(m, received_at=(), received_counts=ReceivedCounts())
+                    dataclasses.replace(
+                        m,
+                        agent=m.agent
+                        if turns is None
+                        else dataclasses.replace(m.agent, last_turn_at=turns.get(m.agent.id)),
+                        received_at=(),
+                        received_counts=ReceivedCounts(),
+                    )
                     for m in state.members
                 ]
                 state.counts = ReceivedCounts()  # the pool's own windows too
@@ -216,10 +262,18 @@ class Simulation:
        every rule's pool once, through a dry-run Router: no lock, no write, nothing sent.
     2. For each lead of the last DAYS days (LIMIT at most), oldest first, at its arrival
        time: the Router plans it (automation, rule table, sticky owner), decides and
-       applies the decision in memory — turns move and counts grow as live routing's do.
+       applies the decision in memory — turns move and counts grow as live routing's do,
+       from the turns of the replay's start (each agent's last assignment before it).
     3. A lead offered to one agent alone is claimed by that agent, as the replay assumes.
     4. With RULE_NAME, every lead is replayed (the others' turns and caps count), but only
        the leads that rule takes are reported.
+    5. Each decision says what really happened to the lead (`actual`: its owner, status and
+       rule now) and whether the replay `differs` from it (another owner, or another stage:
+       given to somebody, waiting, held, in a queue); the totals say how many of the
+       reported leads each agent would receive and how many it did (`received`).
+
+    EDITED (with EDITED_SOURCES): a rule as a change form holds it, unsaved, simulated in
+    place of the stored one (no CHANGES then).
     """
 
     def __init__(
@@ -230,11 +284,18 @@ class Simulation:
         changes: dict[str, Any] | None = None,
         now: datetime | None = None,
         limit: int | None = None,
+        edited: Rule | None = None,
+        edited_sources: Collection[str] = (),
     ) -> None:
         now = now or timezone.now()
         book = rulebook_load(now, automations=True)
         self.target: RuleSnapshot | None = None
-        if rule_name is not None:
+        if edited is not None:
+            target = self.target = _edited_rule(book, edited, edited_sources, now)
+            if not any(r.id == target.id for r in book.snapshots):
+                raise NotFound(f"No rule {edited.name!r}.")
+            book.snapshots = [target if r.id == target.id else r for r in book.snapshots]
+        elif rule_name is not None:
             model = Rule.objects.filter(name=rule_name).first()
             if model is None:
                 raise NotFound(f"No rule {rule_name!r}.")
@@ -251,16 +312,34 @@ class Simulation:
             dry_run=True,
         )
         self.router.load_pools(book.snapshots)
-        self.leads = Lead.objects.filter(
-            created_at__gte=now - timedelta(days=days), created_at__lte=now
+        start = now - timedelta(days=days)
+        self.leads = Lead.objects.filter(created_at__gte=start, created_at__lte=now)
+        # every pooled agent's last turn before the replay (its last assignment then)
+        agent_ids = {m.agent.id for state in self.router.pools.values() for m in state.members}
+        self.turns_at_start: dict[int, datetime] = dict(
+            Assignment.objects.filter(agent_id__in=agent_ids, created_at__lt=start)
+            .values("agent_id")
+            .annotate(last=Max("created_at"))
+            .values_list("agent_id", "last")
         )
         self.limit = limit
         self.received: Counter[str] = Counter()
+        self.actually_received: Counter[str] = Counter()
+        self.differing = 0
+        self._emails: dict[int, str] = {}
+        self._rule_names = {r.id: r.name for r in book.snapshots}
+
+    def _owner_emails(self, chunk: Sequence[Lead]) -> None:
+        """The e-mails of the chunk's actual owners (one query for the ones not known yet)."""
+        missing = {i for lead in chunk if (i := lead.owner_id) is not None} - self._emails.keys()
+        if missing:
+            rows = User.objects.filter(pk__in=missing).values_list("pk", "email")
+            self._emails.update((pk, email or "") for pk, email in rows)
 
     def decisions(self) -> Iterator[dict[str, Any]]:
         """Replay the leads; one decision (a dict) per lead reported, as it is made."""
         router, target = self.router, self.target
-        counts = RunningCounts()
+        counts = RunningCounts(self.turns_at_start)
         owners: dict[int, int | None] = {}  # replayed lead → its owner in the replay
         claim = Assignment.Method.CLAIM
         for chunk in replay_chunks(self.leads, limit=self.limit):
@@ -268,9 +347,18 @@ class Simulation:
             router.checkers = ReplayCheckers(router.members)
             router.attach_originals(chunk)
             router.as_arrived(chunk)  # owner and action count as on arrival: no query
+            self._owner_emails(chunk)
             for lead in chunk:
                 counts.advance(router.pools.values(), lead.created_at)
                 router.now = lead.created_at
+                # what really happened to it, before the replay takes it back to its arrival
+                actual_owner = self._emails.get(lead.owner_id) if lead.owner_id else None
+                actual_status = str(lead.status)
+                actual = {
+                    "owner": actual_owner,
+                    "status": actual_status,
+                    "rule": self._rule_names.get(lead.rule_id) if lead.rule_id else None,
+                }
                 _as_arrived(lead, owners)
                 job = router.plan_new(lead)
                 router.run([job])
@@ -286,36 +374,53 @@ class Simulation:
                 owners[lead.pk] = lead.owner_id
                 if target is not None and (job.rule is None or job.rule.id != target.id):
                     continue
-                if owner is not None:
-                    self.received[owner.email] += 1
+                email = owner.email if owner else None
+                if email is not None:
+                    self.received[email] += 1
+                if actual_owner is not None:
+                    self.actually_received[actual_owner] += 1
+                differs = email != actual_owner or _stage(decision.status, email) != _stage(
+                    actual_status, actual_owner
+                )
+                self.differing += differs
                 yield {
                     "lead": lead.pk,
                     "rule": decision.rule_name,
-                    "owner": owner.email if owner else None,
+                    "owner": email,
                     "status": decision.status,
                     "reason": decision.reason,
                     "candidates": [
                         {"agent": c.email, "rank": c.rank, "reason": c.reason}
                         for c in decision.candidates
                     ],
+                    "actual": actual,
+                    "differs": differs,
                 }
 
     def totals(self) -> dict[str, dict[str, int | None]]:
-        """Per agent of the reported rules' pools: leads it would receive, and its cap."""
+        """Per agent of the reported rules' pools (and every agent that would receive or did
+        receive a reported lead): leads it would receive, its cap, and how many of those
+        leads it really received (`received`)."""
         router = self.router
         totals: dict[str, dict[str, int | None]] = {}
+
+        def entry(email: str) -> dict[str, int | None]:
+            return totals.setdefault(email, {"would_receive": 0, "cap": None, "received": 0})
+
         if self.target is not None:
             shown = [self.target]
         else:
             shown = [r for r in router.book.snapshots if r.enabled]
         for rule in shown:
             for member in router.members(rule):
-                entry = totals.setdefault(member.email, {"would_receive": 0, "cap": None})
+                line = entry(member.email)
                 cap = _cap_shown(member, rule)
                 if cap is not None:
-                    entry["cap"] = cap if entry["cap"] is None else min(entry["cap"] or cap, cap)
+                    line["cap"] = cap if line["cap"] is None else min(line["cap"] or cap, cap)
         for email, n in self.received.items():
-            totals.setdefault(email, {"would_receive": 0, "cap": None})["would_receive"] = n
+            entry(email)["would_receive"] = n
+        for email, n in self.actually_received.items():
+            entry(email)["received"] = n
         return dict(sorted(totals.items()))
 
 
@@ -331,7 +436,11 @@ def rule_simulate(
     simulate document (Simulation streams it)."""
     simulation = Simulation(rule_name=rule_name, days=days, changes=changes, now=now, limit=limit)
     decisions = list(simulation.decisions())
-    return {"decisions": decisions, "totals": simulation.totals()}
+    return {
+        "decisions": decisions,
+        "totals": simulation.totals(),
+        "differing": simulation.differing,
+    }
 
 
 def rule_simulate_shown(
@@ -345,10 +454,29 @@ def rule_simulate_shown(
     SHOWN decisions (a page cannot show 100,000 rows); `replayed` counts them all and the
     totals cover them all."""
     simulation = Simulation(rule_name=rule_name, days=days, changes=changes)
+    return _shown(simulation, shown)
+
+
+def _shown(simulation: Simulation, shown: int) -> dict[str, Any]:
     decisions: list[dict[str, Any]] = []
     replayed = 0
     for decision in simulation.decisions():
         replayed += 1
         if len(decisions) < shown:
             decisions.append(decision)
-    return {"decisions": decisions, "replayed": replayed, "totals": simulation.totals()}
+    return {
+        "decisions": decisions,
+        "replayed": replayed,
+        "totals": simulation.totals(),
+        "differing": simulation.differing,
+    }
+
+
+def rule_simulate_edited(
+    *, rule: Rule, sources: Collection[str], shown: int, days: int = 7
+) -> dict[str, Any]:
+    """Replay the last DAYS days with RULE as edited on its change page and NOT saved (the
+    instance holds the form's values; SOURCES: the form's source slugs), treated as enabled;
+    as `rule_simulate_shown`, nothing is written. Its performance tiers are the stored ones."""
+    simulation = Simulation(days=days, edited=rule, edited_sources=sources)
+    return _shown(simulation, shown)

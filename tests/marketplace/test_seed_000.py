@@ -3,6 +3,7 @@ database. Each docstring quotes the sentence it checks."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -239,17 +240,42 @@ def test_qs_mode_sorts_by_quality_score_then_highest_price(workflow, contract, n
     assert sold_to(lead) == ["qs8-dear", "qs8-cheap"]
 
 
-def test_random_mode_sorts_the_contracts_randomly(workflow, contract, new_lead):
-    """Random Sorts the contracts completely random."""
+def test_random_mode_sorts_the_contracts_randomly(workflow, contract, new_lead, monkeypatch):
+    """Random Sorts the contracts completely random.
+
+    Not a rotation (round robin would also spread the leads evenly) and not the QS order:
+    with each lead's draw seeded (deterministic), over 120 leads the winner is uniform
+    (chi-square), follows the previous winner in no fixed pattern (a rotation makes 6
+    distinct (previous, next) pairs and never repeats a winner back to back) and the full
+    ranked order of the 6 contracts takes many of its 720 permutations (a rotation: 6)."""
+    import random
+    from collections import Counter
+
+    from distribution.services.marketplace import sale
+
+    seeds: dict[int, int] = {}  # lead id → its seed (the lock rounds re-draw the same)
+    monkeypatch.setattr(
+        sale, "_rng", lambda lead_id, now: random.Random(seeds.setdefault(lead_id, len(seeds)))
+    )
     workflow(rules=[("random", 1)], max_multiplication=1)
-    for n in range(6):
-        contract(name=f"c{n}", quality_score=n)
-    winners = set()
-    for _ in range(30):
+    names = [contract(name=f"c{n}", quality_score=n).name for n in range(6)]
+    winners: list[str] = []
+    orders: set[tuple[str, ...]] = set()
+    for _ in range(120):
         lead = new_lead()
         arrive(lead)
-        winners.update(sold_to(lead))
-    assert len(winners) >= 3  # not always the best QS: the order is random
+        (won,) = sold_to(lead)
+        winners.append(won)
+        lines = DistributionAttempt.objects.filter(lead=lead).latest("id").candidates
+        orders.add(tuple(c["contract"] for c in sorted(lines, key=lambda c: c["rank"])))
+    counts = Counter(winners)
+    expected = len(winners) / len(names)
+    chi2 = sum((counts[n] - expected) ** 2 / expected for n in names)
+    assert chi2 < 20.5, counts  # uniform: p > 0.001 with 5 degrees of freedom
+    pairs = Counter(itertools.pairwise(winners))
+    assert len(pairs) > 18, pairs  # many successors per winner, not one fixed next
+    assert sum(n for (x, y), n in pairs.items() if x == y) >= 5  # the same one twice in a row
+    assert len(orders) > 60  # whole orders drawn afresh, not shifted
 
 
 def test_round_robin_mode_sorts_by_last_outbound_lead_or_creation_date(

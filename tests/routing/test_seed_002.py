@@ -179,8 +179,8 @@ def test_simulate_shows_who_would_get_what_and_writes_nothing(agents, post, web)
     assert [d["lead"] for d in result["decisions"]] == [lead.pk for lead in leads]
     assert result["decisions"][2]["status"] == "exception"
     assert result["totals"] == {
-        a.email: {"would_receive": 1, "cap": 1},
-        b.email: {"would_receive": 1, "cap": 1},
+        a.email: {"would_receive": 1, "cap": 1, "received": 0},  # did receive: none
+        b.email: {"would_receive": 1, "cap": 1, "received": 0},
     }
     assert {m: m.objects.count() for m in counts} == counts
     assert set(Lead.objects.values_list("status", flat=True)) == {"unassigned"}
@@ -207,7 +207,13 @@ def test_simulate_command_prints_the_design_json_shape(agents, post, web, capsys
     lead = post()
     call_command("simulate", "--rule", rule.name, "--days", "1", "--json")
     doc = json.loads(capsys.readouterr().out)
-    assert doc == {
+    design = ("lead", "rule", "owner", "status", "candidates")  # DESIGN §7, exactly
+    assert {
+        "decisions": [{k: d[k] for k in design} for d in doc["decisions"]],
+        "totals": {
+            e: {k: t[k] for k in ("would_receive", "cap")} for e, t in doc["totals"].items()
+        },
+    } == {
         "decisions": [
             {
                 "lead": lead.pk,
@@ -219,6 +225,10 @@ def test_simulate_command_prints_the_design_json_shape(agents, post, web, capsys
         ],
         "totals": {a.email: {"would_receive": 1, "cap": None}},
     }
+    # added keys (issue 11): what happened (the disabled rule left it unassigned)
+    assert doc["decisions"][0]["actual"] == {"owner": None, "status": "unassigned", "rule": None}
+    assert doc["decisions"][0]["differs"] is True
+    assert doc["totals"][a.email]["received"] == 0 and doc["differing"] == 1
 
 
 # "Distribution programs will not run until they are enabled." + "As soon as a distribution
@@ -265,8 +275,57 @@ def test_enabling_a_rule_in_the_admin_distributes_its_waiting_leads(
 
 
 def test_a_rule_added_in_the_admin_starts_disabled(client):
+    """As a manager would: open "Add rule", look at the Enabled box, fill in a name and a
+    pool and save without touching the box — the rule is stored disabled (seed 002: enable it after
+    simulating). The box is read as the browser reads it (the <input> element's own
+    attributes, in whatever order Django writes them)."""
+    from html.parser import HTMLParser
+
     from tests.factories import UserFactory
 
+    class Inputs(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: dict[str, dict[str, str | None]] = {}
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            named = dict(attrs)
+            if tag in ("input", "select", "textarea") and named.get("name"):
+                self.found.setdefault(str(named["name"]), {**named, "tag": tag})
+
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    page = client.get("/admin/distribution/rule/add/").content.decode()
-    assert 'name="enabled"' in page and 'name="enabled" checked' not in page
+    response = client.get("/admin/distribution/rule/add/")
+    parser = Inputs()
+    parser.feed(response.content.decode())
+    box = parser.found["enabled"]
+    assert box["type"] == "checkbox"
+    assert "checked" not in box  # rendered unticked
+
+    # what the browser posts: every field as rendered, the box unticked so not sent
+    form = response.context["adminform"].form
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if isinstance(value, bool) or value is None:
+            if value:
+                data[name] = "on"
+        elif isinstance(value, list | tuple):
+            data[name] = [str(v) for v in value]
+        else:
+            data[name] = value if name == "filters" else form[name].field.widget.format_value(value)
+    assert "enabled" not in data
+    pool = make_pool([])
+    data.update(
+        {
+            "name": "fresh",
+            "pool": str(pool.pk),
+            "tiers-TOTAL_FORMS": "0",
+            "tiers-INITIAL_FORMS": "0",
+        }
+    )
+    saved = client.post("/admin/distribution/rule/add/", data)
+    assert saved.status_code == 302, (
+        saved.context["adminform"].form.errors,
+        [f.formset.errors for f in saved.context["inline_admin_formsets"]],
+    )
+    assert Rule.objects.get(name="fresh").enabled is False

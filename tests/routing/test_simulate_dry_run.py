@@ -166,8 +166,19 @@ def test_the_command_streams_the_design_json_with_a_limit(agents, web, capsys):
         call_command("simulate", "--rule", rule.name, "--days", "1", "--limit", "2", "--json")
     doc = json.loads(capsys.readouterr().out)
     assert [d["lead"] for d in doc["decisions"]] == [lead.pk for lead in leads[:2]]
-    assert set(doc["decisions"][0]) == {"lead", "rule", "owner", "status", "candidates"}
-    assert doc["totals"] == {a.email: {"would_receive": 2, "cap": None}}
+    # DESIGN §7's keys, and (issue 11, added) what happened and whether the replay differs
+    assert set(doc["decisions"][0]) == {
+        "lead",
+        "rule",
+        "owner",
+        "status",
+        "candidates",
+        "actual",
+        "differs",
+    }
+    assert doc["decisions"][0]["actual"] == {"owner": None, "status": "pending", "rule": None}
+    assert doc["decisions"][0]["differs"] is True
+    assert doc["totals"] == {a.email: {"would_receive": 2, "cap": None, "received": 0}}
 
 
 def test_a_simulation_streams_its_decisions(agents, web):

@@ -209,6 +209,36 @@ class Explanation:
             self._lines = tuple(out)
         return self._lines
 
+    def columns(self) -> dict[str, Any]:
+        """Every contract's line as columns of plain lists, in the contracts' own order:
+        `contract_id`, `reason` (an index into `codes`, whose entry "" is chosen/eligible),
+        `rank` and `rule` (-1: none), `chosen` (the chosen contract ids in selection order),
+        and, where there are some, `distance_km` and `note` by position. Built from the
+        replayed arrays, without a line object per contract."""
+        reason, rank, rule = self._replay()
+        contracts = self._contracts
+        ids = self._ids
+        if ids is None:
+            ids = np.fromiter((c.id for c in contracts), np.int64, len(contracts))
+        used, inverse = np.unique(reason, return_inverse=True)
+        codes = ["" if REASONS[int(k)] is None else str(REASONS[int(k)]) for k in used.tolist()]
+        distances = self._distances
+        positions = {int(cid): i for i, cid in enumerate(ids.tolist())} if distances else {}
+        return {
+            "contract_id": ids.tolist(),
+            "reason": inverse.astype(np.int64).reshape(-1).tolist(),
+            "codes": codes,
+            "rank": np.where(rank == _UNRANKED, -1, rank).tolist(),
+            "rule": np.where(rule == _UNRANKED, -1, rule).tolist(),
+            "chosen": [contracts[i].id for i in self._chosen],
+            "distance_km": {
+                str(positions[cid]): round(km, 3)
+                for cid, km in distances.items()
+                if cid in positions and km is not None
+            },
+            "note": {str(i): str(note) for i, note in self._notes.items()},
+        }
+
     def line_for(self, contract_id: int) -> CandidateExplanation | None:
         """The explanation line of one contract (None if it was not passed in)."""
         if self._by_id is None:

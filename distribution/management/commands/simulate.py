@@ -9,13 +9,15 @@ from distribution.errors import DistributionError
 from distribution.services.simulate import Simulation
 
 JSON_KEYS = ("lead", "rule", "owner", "status", "candidates")  # DESIGN §7
+# added to §7's shape (nothing renamed): what really happened, and whether the replay differs
+JSON_EXTRA_KEYS = ("actual", "differs")
 
 
 class Command(BaseCommand):
     help = (
         "Simulate distribution: replay the leads of the last N days through the rules "
         "(RULE optionally changed with --set, and treated as enabled) and show who would "
-        "get what and why. Nothing is written."
+        "get what and why, against what really happened. Nothing is written."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -64,23 +66,33 @@ class Command(BaseCommand):
             self.stdout.write('{"decisions": [')
             separator = ""
             for d in simulation.decisions():
-                line = json.dumps({k: d[k] for k in JSON_KEYS}, default=str)
+                line = json.dumps({k: d[k] for k in (*JSON_KEYS, *JSON_EXTRA_KEYS)}, default=str)
                 self.stdout.write(f"{separator}  {line}", ending="")
                 separator = ",\n"
             self.stdout.write("\n],")
             totals = json.dumps(simulation.totals(), indent=2, default=str)
-            self.stdout.write(f'"totals": {totals}}}')
+            self.stdout.write(f'"totals": {totals},')
+            self.stdout.write(f'"differing": {simulation.differing}}}')
             return
         n = 0
         for d in simulation.decisions():
             n += 1
+            actual = d["actual"]
             self.stdout.write(
-                f"lead {d['lead']}: {d['status']}"
+                ("≠ " if d["differs"] else "= ")
+                + f"lead {d['lead']}: {d['status']}"
                 + (f" → {d['owner']}" if d["owner"] else "")
                 + f" — {d['reason']}"
+                + f" | actually {actual['status']}"
+                + (f" → {actual['owner']}" if actual["owner"] else "")
             )
         self.stdout.write("")
         for email, t in simulation.totals().items():
             cap = "no cap" if t["cap"] is None else f"cap {t['cap']}"
-            self.stdout.write(f"{email}: would receive {t['would_receive']} ({cap})")
-        self.stdout.write(f"{n} lead(s) simulated; nothing written.")
+            self.stdout.write(
+                f"{email}: would receive {t['would_receive']}, did receive {t['received']} ({cap})"
+            )
+        self.stdout.write(
+            f"{n} lead(s) simulated, {simulation.differing} differ from what happened; "
+            "nothing written."
+        )

@@ -28,7 +28,7 @@ from distribution.models import (
     WindowStatus,
     Workflow,
 )
-from distribution.services.marketplace.history import STORED_CANDIDATES
+from distribution.services.marketplace.history import STORED_CANDIDATES, compact_offers
 from distribution.services.marketplace.state import (
     close_window,
     lock_contracts,
@@ -169,6 +169,11 @@ def workflow_allocate_batch(
                         f"turnover {turnover}; {len(blead.offers)} eligible."
                     ),
                     candidates=lines,
+                    all_candidates=compact_offers(
+                        [a.contract_id for a in sold],
+                        [o.contract_id for o in blead.offers if o.contract_id not in sold_ids],
+                        "not_selected_batch",
+                    ),
                     rules_tried=[batch_run],
                     duration_ms=elapsed,
                     created_at=now,

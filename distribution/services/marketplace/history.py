@@ -11,9 +11,11 @@ from django.utils import timezone
 
 from distribution.engine import marketplace as engine
 from distribution.models import DistributionAttempt, Workflow
+from distribution.services.history import COMPACT_VERSION, pack_columns
 from leads.models import Lead
 
-# How many candidate lines an attempt stores; the reason histogram is always complete.
+# How many readable candidate lines an attempt stores; every contract's line is kept in
+# `all_candidates` (compact) and the reason histogram is always complete.
 STORED_CANDIDATES = 100
 
 
@@ -36,6 +38,45 @@ def candidate_lines(
             }
         )
     return lines
+
+
+def _packed(columns: dict[str, Any]) -> dict[str, Any]:
+    """Explanation.columns with its four integer columns (contract id, reason, rank, rule)
+    packed into one string (`history.pack_columns`)."""
+    ints = [columns.pop(k) for k in ("contract_id", "reason", "rank", "rule")]
+    typecode, packed = pack_columns(ints)
+    return {
+        "v": COMPACT_VERSION,
+        "kind": "contracts",
+        "n": len(ints[0]),
+        "t": typecode,
+        "cols": packed,
+        **columns,
+    }
+
+
+def compact_lines(decision: engine.SelectionDecision) -> dict[str, Any]:
+    """Every contract considered, with its reason, rank and rule: the compact document
+    stored as `DistributionAttempt.all_candidates` (see Explanation.columns)."""
+    return _packed(decision.explanation.columns())
+
+
+def compact_offers(chosen: list[int], others: list[int], other_reason: str) -> dict[str, Any]:
+    """The batch allocation's lines, compact: the CHOSEN contract ids, then the OTHERS
+    (eligible offers not selected) with OTHER_REASON."""
+    ids = [*chosen, *others]
+    return _packed(
+        {
+            "contract_id": ids,
+            "reason": [0] * len(chosen) + [1] * len(others),
+            "rank": [-1] * len(ids),
+            "rule": [-1] * len(ids),
+            "codes": ["", other_reason],
+            "chosen": list(chosen),
+            "distance_km": {},
+            "note": {},
+        }
+    )
 
 
 def reason_histogram(decision: engine.SelectionDecision) -> dict[str, int]:
@@ -114,6 +155,7 @@ def attempt_record(
     started: float,
     actor: Any = None,
     candidates: list[dict[str, Any]] | None = None,
+    all_candidates: dict[str, Any] | None = None,
     rules_tried: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
 ) -> DistributionAttempt:
@@ -123,6 +165,7 @@ def attempt_record(
         outcome=outcome,
         reason=reason,
         candidates=candidates or [],
+        all_candidates=all_candidates or {},
         rules_tried=rules_tried or [],
         actor=actor if getattr(actor, "pk", None) else None,
         duration_ms=(time.perf_counter() - started) * 1000,

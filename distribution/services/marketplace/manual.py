@@ -27,6 +27,7 @@ from distribution.selectors.marketplace import window_open_for_lead, workflow_fo
 from distribution.services.marketplace.history import (
     attempt_record,
     candidate_lines,
+    compact_lines,
     describe_decision,
     reason_histogram,
     rules_tried_lines,
@@ -104,6 +105,7 @@ def lead_distribute_manually(
             started=started,
             actor=actor,
             candidates=candidate_lines(decision, rows.names),
+            all_candidates=compact_lines(decision),
             rules_tried=rules_tried_lines(decision, workflow, rows.names, histogram),
             now=now,
         )

@@ -39,6 +39,7 @@ from distribution.services.marketplace.history import (
     REASON_TEXT,
     attempt_record,
     candidate_lines,
+    compact_lines,
     describe_decision,
     reason_histogram,
     rules_tried_lines,
@@ -274,6 +275,7 @@ def sell(
                     started=started,
                     actor=actor,
                     candidates=candidate_lines(decision, rows.names),
+                    all_candidates=compact_lines(decision),
                     rules_tried=rules_tried_lines(decision, workflow, rows.names, histogram),
                     now=now,
                 )
