@@ -301,8 +301,18 @@ class RuleAdmin(admin.ModelAdmin):
         return int(getattr(obj, "waiting", 0))
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        # a rule is created disabled: simulate first, then enable (seed 002)
-        return {**super().get_changeform_initial_data(request), "enabled": False}
+        # a rule is created disabled: simulate first, then enable (seed 002); its initial
+        # activity starts as the usual one of the default status (the user may change both)
+        initial = super().get_changeform_initial_data(request)
+        status = str(
+            initial.get("initial_status") or Rule._meta.get_field("initial_status").default
+        )
+        activities = INITIAL_ACTIVITIES.get(status, ())
+        return {
+            **({"initial_activity": activities[0]} if activities else {}),
+            **initial,
+            "enabled": False,
+        }
 
     def save_model(self, request: HttpRequest, obj: Rule, form: Any, change: bool) -> None:
         was_enabled = bool(change and Rule.objects.filter(pk=obj.pk, enabled=True).exists())

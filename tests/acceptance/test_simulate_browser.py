@@ -19,9 +19,11 @@ browser, page = pages.browser, pages.page
 
 
 def test_a_manager_simulates_the_unsaved_rule_from_its_page(live_server, page):
+    from django.contrib.auth.models import Group
     from playwright.sync_api import expect
 
-    UserFactory(email="morgan@example.com", is_staff=True, is_superuser=True)
+    manager = UserFactory(email="morgan@example.com", is_staff=True)  # a manager, not an admin
+    manager.groups.add(Group.objects.get(name="Managers"))
     source = SourceFactory(slug="browser-sim")
     ava, ben = AgentFactory(email="ava@example.com"), AgentFactory(email="ben@example.com")
     rule = make_rule(pool=make_pool([ava, ben]), sources=[source])
@@ -37,9 +39,7 @@ def test_a_manager_simulates_the_unsaved_rule_from_its_page(live_server, page):
     assignments = Assignment.objects.count()
 
     page.goto(f"{live_server.url}/admin/distribution/rule/{rule.pk}/change/")
-    page.get_by_label("Username").fill("morgan@example.com")
-    page.get_by_label("Password").fill("pw")
-    page.get_by_role("button", name="Log in").click()
+    pages.sign_in(page, "morgan@example.com", "pw")
     expect(page.get_by_role("button", name="Simulate")).to_be_visible()
 
     # edit the form without saving: the Lead Assignment queue instead of round robin
