@@ -176,11 +176,11 @@ def _withdraw_others(
     return len(others)
 
 
-def _claim(*, offer_id: int, agent: User, method: str) -> Lead:
+def _claim(*, offer_id: int, lead_id: int, agent: User, method: str) -> Lead:
     """Claim one offer inside a transaction (see offer_claim)."""
     started = time.perf_counter()
     now = timezone.now()
-    lead = _lock_own_offer_lead(offer_id=offer_id, agent=agent, claim=True)
+    lead = _lock_lead(lead_id, claim=True)
     offer = Offer.objects.select_related("rule").get(pk=offer_id)
     if offer.status == Offer.Status.CLAIMED and lead.owner_id == agent.pk:
         return lead  # a repeated click: already yours
@@ -236,9 +236,32 @@ def _claim(*, offer_id: int, agent: User, method: str) -> Lead:
 def offer_claim(*, offer_id: int, agent: User, method: str = Method.CLAIM) -> Lead:
     """Claim an offer: the first valid claim wins (the lead's claim lock, then its row);
     the others get already_claimed at once, an expired one offer_expired; the other offers
-    are withdrawn and their agents told."""
+    are withdrawn and their agents told.
+
+    1. Read the offer and its lead's owner outside any transaction (1 query): an offer
+       already claimed by another, withdrawn or expired answers at once — no BEGIN, no
+       lock, no ROLLBACK (the losers of a race that come after the winner's commit).
+    2. Otherwise in a transaction: the lead's claim lock without waiting (the losers that
+       come while the winner claims), its row, then the checks against the locked rows.
+    """
+    head = (
+        Offer.objects.filter(pk=offer_id)
+        .values("lead_id", "agent_id", "status", "lead__owner_id")
+        .first()
+    )
+    if head is None:
+        raise NotFound("No such offer.")
+    if head["agent_id"] != agent.pk:
+        raise NotAllowed("This offer is not yours.", code="not_offered")
+    status, owner_id = head["status"], head["lead__owner_id"]
+    if status == Offer.Status.WITHDRAWN or (
+        status == Offer.Status.CLAIMED and owner_id != agent.pk
+    ):
+        raise AlreadyClaimed("This lead has already been claimed.")
+    if status == Offer.Status.EXPIRED:
+        raise OfferExpired("This offer has expired.")
     with transaction.atomic():
-        return _claim(offer_id=offer_id, agent=agent, method=method)
+        return _claim(offer_id=offer_id, lead_id=head["lead_id"], agent=agent, method=method)
 
 
 def offer_claim_by_pin(*, agent: User, pin: str) -> Lead:

@@ -172,3 +172,21 @@ def test_hopper_pickers_lose_at_once_and_a_second_puller_passes_the_held_lead(
     )
     assert pulled[0] == 200 and [a[0] for a in passed] == [204]  # nothing else to pull
     assert Lead.objects.get(pk=pull_lead.pk).owner_id == team[1].pk
+
+
+def test_a_claim_after_the_winner_committed_loses_in_one_query(django_assert_max_num_queries):
+    """The losers that come after the winner's commit: the offer read outside any
+    transaction says claimed — no BEGIN, no lock, no ROLLBACK (issue 10 item 3)."""
+    from distribution.services.claims import AlreadyClaimed, offer_claim
+
+    source = SourceFactory(slug="late")
+    agents = [AgentFactory() for _ in range(3)]
+    make_rule(pool=make_pool(agents), sources=[source], strategy="broadcast")
+    lead = Lead.objects.create(source=source, email="late@example.com")
+    lead_distribute(lead_id=lead.pk)
+    offers = {o.agent_id: o.pk for o in Offer.objects.filter(lead=lead)}
+    offer_claim(offer_id=offers[agents[0].pk], agent=agents[0])  # the winner
+
+    with django_assert_max_num_queries(1), pytest.raises(AlreadyClaimed):
+        offer_claim(offer_id=offers[agents[1].pk], agent=agents[1])
+    assert Lead.objects.get(pk=lead.pk).owner_id == agents[0].pk
