@@ -6,6 +6,7 @@ from __future__ import annotations
 from .history import DistributionAttempt
 from .marketplace import (
     OPEN_WINDOW_STATUSES,
+    DeliveryStatus,
     DistributionWindow,
     MarketVersion,
     OutboundLead,
@@ -43,6 +44,7 @@ __all__ = [
     "AfterHours",
     "Assignment",
     "Automation",
+    "DeliveryStatus",
     "DistributionAttempt",
     "DistributionWindow",
     "Holiday",

@@ -193,6 +193,18 @@ class ReturnStatus(models.TextChoices):
     DENIED = "denied", "Return denied"
 
 
+class DeliveryStatus(models.TextChoices):
+    """DESIGN §4 "What a rejection means": where the sale stands with the buyer. A portal
+    sale is delivered when sold; a webhook or e-mail one is pending until its first attempt
+    settles it. Rejected and failed ones were not sold (they count nowhere)."""
+
+    PENDING = "pending", "Pending delivery"
+    DELIVERED = "delivered", "Delivered"
+    REJECTED = "rejected", "Rejected by the buyer"
+    FAILED = "failed", "Delivery failed"
+    RETURNED = "returned", "Returned (approved)"
+
+
 class OutboundLead(models.Model):
     """An inbound lead delivered to one contract. Cherry-picked ones, and approved returns
     (for caps and budgets), are not counted by distribution."""
@@ -213,6 +225,12 @@ class OutboundLead(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="outbound",
+    )
+    status = models.CharField(
+        max_length=10,
+        choices=DeliveryStatus.choices,
+        default=DeliveryStatus.DELIVERED,
+        help_text="Delivery to the buyer (§4): portal sales are delivered when sold",
     )
     return_status = models.CharField(
         max_length=10, choices=ReturnStatus.choices, blank=True, default=ReturnStatus.NONE

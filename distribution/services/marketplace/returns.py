@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from distribution.errors import MarketplaceError
-from distribution.models import OutboundLead, ReturnStatus
+from distribution.models import DeliveryStatus, OutboundLead, ReturnStatus
 from distribution.services.marketplace.state import note_event
 
 
@@ -79,9 +79,11 @@ def _return_decide(
         outbound.return_decided_at = now
         outbound.return_decided_by = actor if getattr(actor, "pk", None) else None
         outbound.return_note = note[:500]
-        outbound.save(
-            update_fields=["return_status", "return_decided_at", "return_decided_by", "return_note"]
-        )
+        fields = ["return_status", "return_decided_at", "return_decided_by", "return_note"]
+        if status == ReturnStatus.APPROVED:  # the sale stands no more (§4 statuses)
+            outbound.status = DeliveryStatus.RETURNED
+            fields.append("status")
+        outbound.save(update_fields=fields)
         _return_event(outbound, actor, f"return {status}" + (f": {note[:200]}" if note else ""))
         return outbound
 
