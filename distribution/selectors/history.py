@@ -236,7 +236,7 @@ def explain_contracts(
         row["note_text"] = reason_label(row.get("note"))
         if row["chosen"]:
             sale = sales.get(row.get("contract_id"))  # type: ignore[arg-type]
-            row["price"] = sale.price if sale is not None else (info or {}).get("price")
+            row["price"] = sale.price if sale is not None else (info["price"] if info else None)
             row["delivery"] = sale.get_status_display() if sale is not None else None
         out.append(row)
     return out

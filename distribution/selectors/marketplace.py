@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from crm.models import Contract
 from distribution.engine import marketplace as engine
+from distribution.engine.marketplace.labels import reason_label
 from distribution.loaders.marketplace import (
     contract_snapshots,
     lead_snapshot,
@@ -67,7 +69,11 @@ def outbound_list_for_lead(*, lead_id: int) -> QuerySet[OutboundLead]:
 
 
 def attempts_for_lead(
-    *, lead_id: int, limit: int = 50, lead: Lead | None = None, outbound: list[OutboundLead] | None = None
+    *,
+    lead_id: int,
+    limit: int = 50,
+    lead: Lead | None = None,
+    outbound: list[OutboundLead] | None = None,
 ) -> list[DistributionAttempt]:
     """The lead's distribution history, newest first (users' and the system's attempts),
     each read like the routing one: `lines` (candidates with contract, company, reason in
@@ -96,7 +102,7 @@ def attempts_for_lead(
         attempt.rule_lines = history.rule_lines(attempt.rules_tried, lines)  # type: ignore[attr-defined]
         # every candidate, decoded when the page opens it
         attempt.every_candidate = LazyCandidates(  # type: ignore[attr-defined]
-            attempt, lambda rows, sold=sold: explain(rows, sold)
+            attempt, partial(explain, sold=sold)
         )
     return attempts
 
@@ -179,6 +185,7 @@ class ContractChoice:
     reason: str | None  # None: eligible for automatic distribution now
     hard: bool  # the reason also blocks a manual distribution
     distance_km: float | None
+    reason_text: str = ""  # the reason in words
 
 
 @dataclass
@@ -261,6 +268,12 @@ def marketplace_preview(
                 reason=code,
                 hard=code in _HARD,
                 distance_km=distance,
+                reason_text=reason_label(
+                    code,
+                    distance_km=distance,
+                    radius_km=c.radius_km,
+                    lead_located=snap.latitude is not None and snap.longitude is not None,
+                ),
             )
         )
     choices.sort(

@@ -127,3 +127,13 @@ def test_every_reason_code_has_words_and_an_unknown_one_reads_well():
     assert reason_label("out_of_service_area", distance_km=42.4, radius_km=25.0) == (
         "out of service area (42 km > 25 km radius)"
     )
+
+
+def test_the_contract_picker_gives_eligibility_in_words(sold_lead, client, manager):
+    client.force_login(manager)
+    page = client.get(distribute_url(sold_lead.pk)).content.decode()
+    picker = page[page.index("<th>eligibility</th>") : page.index("<h2>Distribution history</h2>")]
+
+    assert "<s>the company already holds this lead</s>" in picker  # Sunny has it
+    assert "out of service area (147 km &gt; 25 km radius)" in picker
+    assert "already_received" not in picker and "out_of_service_area" not in picker
