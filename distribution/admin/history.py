@@ -33,4 +33,4 @@ class DistributionAttemptAdmin(admin.ModelAdmin):
     @admin.display(description="every candidate")
     def every_candidate(self, obj: DistributionAttempt) -> str:
         """Every candidate with its reason, decoded from the compact form."""
-        return candidate_rows_html(history.attempt_candidates(obj))
+        return candidate_rows_html(history.attempt_lines(obj, history.attempt_candidates(obj)))

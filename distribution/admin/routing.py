@@ -656,7 +656,28 @@ class AutomationAdmin(admin.ModelAdmin):
 
 
 def candidate_rows_html(rows: list[dict[str, Any]]) -> str:
-    """Candidate lines (agents or contracts) as a table: who, rank, reason and detail."""
+    """Candidate lines as a table: agents (who, rank, reason and detail) or, explained by
+    `history.explain_contracts`, contracts (contract, company, rule, rank, the reason in
+    words; the chosen ones ✔ with their price and delivery status)."""
+    if history.is_contract_rows(rows):
+        return format_html(
+            "<table><tr><th>candidate</th><th>company</th><th>rule</th><th>rank</th>"
+            "<th>reason</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        c.get("contract") or f"contract #{c.get('contract_id')}",
+                        c.get("company") or "",
+                        "—" if c.get("rule") is None else c["rule"],
+                        c.get("rank") or "—",
+                        _contract_verdict(c),
+                    )
+                    for c in rows
+                ),
+            ),
+        )
     return format_html(
         "<table><tr><th>candidate</th><th>rank</th><th>reason</th></tr>{}</table>",
         format_html_join(
@@ -673,6 +694,16 @@ def candidate_rows_html(rows: list[dict[str, Any]]) -> str:
             ),
         ),
     )
+
+
+def _contract_verdict(c: dict[str, Any]) -> str:
+    note = f" ({c['note_text']})" if c.get("note_text") else ""
+    if c.get("reason") is None:
+        price = f" at {c['price']}" if c.get("price") is not None else ""
+        delivery = f" · {str(c['delivery']).lower()}" if c.get("delivery") else ""
+        return format_html("<strong>✔ chosen</strong>{}{}{}", price, delivery, note)
+    text = c.get("reason_text") or str(c.get("reason")).replace("_", " ")
+    return format_html("✘ {}{}", text, note)
 
 
 class DistributionAttemptInline(admin.TabularInline):
@@ -704,21 +735,21 @@ class DistributionAttemptInline(admin.TabularInline):
 
     @admin.display(description="rules tried")
     def rules(self, obj: DistributionAttempt) -> str:
-        rows = [r for r in obj.rules_tried or [] if isinstance(r, dict)]
-        if not rows:
+        lines = history.rule_lines(
+            obj.rules_tried or [], [c for c in obj.candidates or [] if isinstance(c, dict)]
+        )
+        if not lines:
             return "—"
         return format_html_join(
             "",
-            "<div>{} <b>{}</b>{}</div>",
+            "<div>{}<b>{}</b>{}</div>",
             (
                 (
-                    "✔" if r.get("matched") else "✘",
-                    r.get("rule", ""),
-                    format_html(": {} {}", r.get("reason") or "", r.get("detail") or "")
-                    if not r.get("matched")
-                    else "",
+                    f"{line['mark']} " if line["mark"] else "",
+                    line["rule"],
+                    f": {line['text']}" if line["text"].strip() else "",
                 )
-                for r in rows
+                for line in lines
             ),
         )
 
@@ -727,7 +758,7 @@ class DistributionAttemptInline(admin.TabularInline):
         rows = [c for c in obj.candidates or [] if isinstance(c, dict)]
         if not rows:
             return "—"
-        head = candidate_rows_html(rows)
+        head = candidate_rows_html(history.attempt_lines(obj, rows))
         total = history.attempt_candidate_count(obj)
         if total <= len(rows):  # the head holds them all
             return head
@@ -737,7 +768,7 @@ class DistributionAttemptInline(admin.TabularInline):
             "</summary>{}</details>",
             head,
             total,
-            candidate_rows_html(history.attempt_candidates(obj)),
+            candidate_rows_html(history.attempt_lines(obj, history.attempt_candidates(obj))),
         )
 
     @admin.display(description="ms")

@@ -4,9 +4,10 @@ workflows, the turnover report, the manual-distribution preview and the cherry-p
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from crm.models import Contract
 from distribution.engine import marketplace as engine
+from distribution.engine.marketplace.labels import reason_label
 from distribution.loaders.marketplace import (
     contract_snapshots,
     lead_snapshot,
@@ -29,6 +31,7 @@ from distribution.models import (
     ReturnStatus,
     Workflow,
 )
+from distribution.selectors import history
 from distribution.selectors.history import LazyCandidates
 from leads.models import Lead
 
@@ -65,16 +68,61 @@ def outbound_list_for_lead(*, lead_id: int) -> QuerySet[OutboundLead]:
     )
 
 
-def attempts_for_lead(*, lead_id: int, limit: int = 50) -> list[DistributionAttempt]:
-    """The lead's distribution history, newest first (users' and the system's attempts)."""
+def attempts_for_lead(
+    *,
+    lead_id: int,
+    limit: int = 50,
+    lead: Lead | None = None,
+    outbound: list[OutboundLead] | None = None,
+) -> list[DistributionAttempt]:
+    """The lead's distribution history, newest first (users' and the system's attempts),
+    each read like the routing one: `lines` (candidates with contract, company, reason in
+    words, the chosen ones with price and delivery status), `rule_lines` and `sales` (the
+    outbound leads it sold)."""
     attempts = list(
         DistributionAttempt.objects.filter(lead_id=lead_id)
         .select_related("actor")
         .order_by("-created_at", "-id")[:limit]
     )
-    for attempt in attempts:  # every candidate, decoded when the page opens it
-        attempt.every_candidate = LazyCandidates(attempt)  # type: ignore[attr-defined]
+    if lead is None:
+        lead = Lead.objects.filter(pk=lead_id).first()
+    if outbound is None:
+        outbound = list(outbound_list_for_lead(lead_id=lead_id))
+    sales = history.attempt_sales(attempts, outbound)
+
+    def explain(rows: list[dict[str, Any]], sold: list[OutboundLead]) -> list[dict[str, Any]]:
+        return history.explain_contracts(rows, lead=lead, outbound=sold)
+
+    for attempt in attempts:
+        sold = sales.get(attempt.pk, [])
+        rows = [c for c in attempt.candidates or [] if isinstance(c, dict)]
+        lines = explain(rows, sold) if history.is_contract_rows(rows) else rows
+        attempt.lines = lines  # type: ignore[attr-defined]
+        attempt.sales = sold  # type: ignore[attr-defined]
+        attempt.rule_lines = history.rule_lines(attempt.rules_tried, lines)  # type: ignore[attr-defined]
+        # every candidate, decoded when the page opens it
+        attempt.every_candidate = LazyCandidates(  # type: ignore[attr-defined]
+            attempt, partial(explain, sold=sold)
+        )
     return attempts
+
+
+def lead_timeline(
+    attempts: list[DistributionAttempt], outbound: list[OutboundLead]
+) -> list[dict[str, Any]]:
+    """The lead's distribution history and its outbound leads' deliveries in one timeline,
+    newest first: {"kind": "attempt", "at", "attempt"} and {"kind": "delivery", "at",
+    "outbound"}."""
+    entries: list[dict[str, Any]] = [
+        {"kind": "attempt", "at": a.created_at, "order": (a.created_at, 0, a.pk), "attempt": a}
+        for a in attempts
+    ]
+    entries += [
+        {"kind": "delivery", "at": o.created_at, "order": (o.created_at, 1, o.pk), "outbound": o}
+        for o in outbound
+    ]
+    entries.sort(key=lambda e: e["order"], reverse=True)
+    return entries
 
 
 def window_open_for_lead(*, lead_id: int) -> DistributionWindow | None:
@@ -137,6 +185,7 @@ class ContractChoice:
     reason: str | None  # None: eligible for automatic distribution now
     hard: bool  # the reason also blocks a manual distribution
     distance_km: float | None
+    reason_text: str = ""  # the reason in words
 
 
 @dataclass
@@ -153,6 +202,7 @@ class MarketplacePreview:
     window: DistributionWindow | None
     attempts: list[DistributionAttempt]
     truncated: bool
+    timeline: list[dict[str, Any]] = field(default_factory=list)
 
 
 _HARD = frozenset(
@@ -218,11 +268,19 @@ def marketplace_preview(
                 reason=code,
                 hard=code in _HARD,
                 distance_km=distance,
+                reason_text=reason_label(
+                    code,
+                    distance_km=distance,
+                    radius_km=c.radius_km,
+                    lead_located=snap.latitude is not None and snap.longitude is not None,
+                ),
             )
         )
     choices.sort(
         key=lambda ch: (ch.reason is not None, ch.hard, -ch.quality_score, -ch.price, ch.name)
     )
+    outbound = list(outbound_list_for_lead(lead_id=lead.pk))
+    attempts = attempts_for_lead(lead_id=lead.pk, lead=lead, outbound=outbound)
     return MarketplacePreview(
         lead=lead,
         workflow=workflow,
@@ -230,9 +288,10 @@ def marketplace_preview(
         auto_chosen=auto_chosen,
         auto_reason=auto_reason,
         room=engine.remaining_room(snap, wf) if workflow is not None else None,
-        outbound=list(outbound_list_for_lead(lead_id=lead.pk)),
+        outbound=outbound,
         window=window_open_for_lead(lead_id=lead.pk),
-        attempts=attempts_for_lead(lead_id=lead.pk),
+        attempts=attempts,
+        timeline=lead_timeline(attempts, outbound),
         truncated=truncated,
     )
 

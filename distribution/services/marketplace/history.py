@@ -10,6 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from distribution.engine import marketplace as engine
+from distribution.engine.marketplace.labels import reason_label
 from distribution.models import DistributionAttempt, Workflow
 from distribution.services.history import COMPACT_VERSION, pack_columns
 from leads.models import Lead
@@ -142,7 +143,7 @@ def describe_decision(
         text = REASON_TEXT.get(code, code.replace("_", " ").capitalize() + ".")
     others = {k: v for k, v in histogram.items() if k != "chosen"}
     if others:
-        text += " Others: " + ", ".join(f"{n} {k}" for k, n in others.items()) + "."
+        text += " Others: " + ", ".join(f"{n} {reason_label(k)}" for k, n in others.items()) + "."
     return text
 
 
