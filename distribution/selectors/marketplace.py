@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from crm.models import Contract
 from distribution.engine import marketplace as engine
+from distribution.loaders.geo import lead_points
 from distribution.loaders.marketplace import (
     contract_snapshots,
     lead_snapshot,
@@ -188,7 +189,7 @@ def marketplace_preview(
         now=now,
     )
     records = outbound_records(lead_ids=[lead.pk]).get(lead.pk, [])
-    snap = lead_snapshot(lead, records)
+    snap = lead_snapshot(lead, records, lead_points([lead]).get(lead.pk))
     wf = workflow_snapshot(workflow)
     auto_chosen: list[str] = []
     auto_reason: str | None = None

@@ -35,6 +35,7 @@ from distribution.models import (
     WorkflowMode,
 )
 from distribution.selectors.marketplace import workflow_for_campaign
+from distribution.services.geo import lead_points_resolve
 from distribution.services.marketplace.history import (
     REASON_TEXT,
     attempt_record,
@@ -167,7 +168,9 @@ def _select_locked(
     """
     assert lead.campaign_id is not None
     records = outbound_records(lead_ids=[lead.pk]).get(lead.pk, [])
-    lead_snap = lead_snapshot(lead, records)
+    # A lead sent without coordinates: its place's (no query when it has its own).
+    point = lead_points_resolve([lead]).get(lead.pk)
+    lead_snap = lead_snapshot(lead, records, point)
     wf = workflow_snapshot(workflow)
     index = cache.market_index(campaign_id=lead.campaign_id, now=now)
     with index.lock:
