@@ -111,6 +111,17 @@ NOTIFY_WEBHOOK_URL = env("NOTIFY_WEBHOOK_URL", default="")
 # Signs every POST (header Leadrouter-Signature, docs/webhooks.md); empty: sent unsigned.
 NOTIFY_WEBHOOK_SECRET = env("NOTIFY_WEBHOOK_SECRET", default="")
 
+# --- geocoding leads sent without coordinates (docs/decisions.md G1) ---------------------
+# A geopy geocoder name (nominatim, photon, pelias, opencage, googlev3, …); empty: off, the
+# offline postal-code table only (`manage.py load_postcodes`). GEOCODER_URL points it at a
+# self-hosted server (http://host:port). Asked by the worker that sells the lead, once per
+# place (cached in the database), never in the ingestion request.
+GEOCODER = env("GEOCODER", default="")
+GEOCODER_API_KEY = env("GEOCODER_API_KEY", default="")
+GEOCODER_URL = env("GEOCODER_URL", default="")
+GEOCODER_TIMEOUT = env.float("GEOCODER_TIMEOUT", default=5.0)
+GEOCODER_USER_AGENT = env("GEOCODER_USER_AGENT", default="leadrouter")
+
 # --- the site's own address (links in e-mails) -----------------------------------------
 SITE_URL = env("SITE_URL", default="http://localhost:8000")
 

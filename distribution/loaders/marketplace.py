@@ -75,15 +75,21 @@ def outbound_records(*, lead_ids: Iterable[int]) -> dict[int, list[engine.Outbou
 
 
 def lead_snapshot(
-    lead: Lead, records: Sequence[engine.OutboundRecord] = ()
+    lead: Lead,
+    records: Sequence[engine.OutboundRecord] = (),
+    point: tuple[float, float] | None = None,
 ) -> engine.InboundLeadSnapshot:
-    """The engine's view of an inbound lead (campaigns are compared by id)."""
+    """The engine's view of an inbound lead (campaigns are compared by id). POINT: the
+    coordinates of its place (`services.geo.lead_points_resolve`) when it has none."""
+    lat, lon = lead.latitude, lead.longitude
+    if (lat is None or lon is None) and point is not None:
+        lat, lon = point
     base = engine.InboundLeadSnapshot(
         id=lead.pk,
         campaign=str(lead.campaign_id) if lead.campaign_id else None,
         created_at=lead.created_at,
-        latitude=lead.latitude,
-        longitude=lead.longitude,
+        latitude=lat,
+        longitude=lon,
         score=lead_score(lead),
     )
     return base.with_outbound(records)

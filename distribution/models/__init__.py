@@ -3,6 +3,7 @@ outbound leads) and the history of every attempt."""
 
 from __future__ import annotations
 
+from .geo import GeoPlace, PlaceSource, PostalCode
 from .history import DistributionAttempt
 from .marketplace import (
     OPEN_WINDOW_STATUSES,
@@ -47,6 +48,7 @@ __all__ = [
     "DeliveryStatus",
     "DistributionAttempt",
     "DistributionWindow",
+    "GeoPlace",
     "Holiday",
     "InitialStatus",
     "MarketVersion",
@@ -56,8 +58,10 @@ __all__ = [
     "OutboundLead",
     "OutboundMethod",
     "PerformanceTier",
+    "PlaceSource",
     "Pool",
     "PoolMember",
+    "PostalCode",
     "ReturnStatus",
     "Rule",
     "Schedule",

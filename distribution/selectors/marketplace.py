@@ -16,6 +16,7 @@ from django.utils import timezone
 from crm.models import Contract
 from distribution.engine import marketplace as engine
 from distribution.engine.marketplace.labels import reason_label
+from distribution.loaders.geo import lead_points
 from distribution.loaders.marketplace import (
     contract_snapshots,
     lead_snapshot,
@@ -238,7 +239,7 @@ def marketplace_preview(
         now=now,
     )
     records = outbound_records(lead_ids=[lead.pk]).get(lead.pk, [])
-    snap = lead_snapshot(lead, records)
+    snap = lead_snapshot(lead, records, lead_points([lead]).get(lead.pk))
     wf = workflow_snapshot(workflow)
     auto_chosen: list[str] = []
     auto_reason: str | None = None

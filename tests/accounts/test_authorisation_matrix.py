@@ -37,11 +37,13 @@ from distribution.models import (
     Assignment,
     Automation,
     DistributionAttempt,
+    GeoPlace,
     Notice,
     Offer,
     Organisation,
     Pool,
     PoolMember,
+    PostalCode,
     Rule,
     Schedule,
     WebhookAttempt,
@@ -285,6 +287,14 @@ def world(db: None) -> dict[str, Any]:
         ends_at=now + dt.timedelta(days=1), every=dt.timedelta(hours=1), next_check_at=now
     )
     outbound = OutboundLeadFactory(contract=contract)
+    GeoPlace.objects.create(
+        key="NL|1011|amsterdam", country="NL", postcode="1011", city="amsterdam",
+        latitude=52.37, longitude=4.9, source="table", looked_up_at=now,
+    )  # fmt: skip
+    PostalCode.objects.create(
+        country="NL", postal_code="1011", postal_key="1011", place_name="Amsterdam",
+        place_key="amsterdam", latitude=52.37, longitude=4.9,
+    )  # fmt: skip
 
     clients: dict[str, Client] = {}
     for role, user in {

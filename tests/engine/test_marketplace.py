@@ -634,7 +634,7 @@ def test_later_rule_does_not_pick_a_company_an_earlier_rule_chose() -> None:
         (
             {"radius_km": 500.0, "locations": (ROTTERDAM,)},
             {"latitude": None, "longitude": None},
-            Reason.OUT_OF_SERVICE_AREA,
+            Reason.NO_COORDINATES,  # nobody knows where the lead is: not "out of area"
         ),
         ({"radius_km": 500.0}, {}, Reason.OUT_OF_SERVICE_AREA),
         ({"locations": (GRONINGEN,)}, {}, None),

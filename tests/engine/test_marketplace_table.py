@@ -213,3 +213,20 @@ def test_latitude_aware_distance_bounds_hold_the_exact_geodesic(
     approx = EARTH_MEAN_KM * theta[0]
     exact = geodesic((lat1, lon1), (lat2, lon2)).km
     assert approx * low[0] - 1e-6 <= exact <= approx * high[0] + 1e-6
+
+
+def test_a_lead_nobody_can_place_is_no_coordinates_not_out_of_area_in_both_paths() -> None:
+    """Issue 12 item 8: a contract with a service area and a lead without coordinates (its
+    place unknown) says `no_coordinates`; a contract without an area still buys it."""
+    area = contract(1, radius_km=50.0, locations=(LocationPoint(52.37, 4.90),))
+    far = contract(2, radius_km=5.0, locations=(LocationPoint(53.2, 6.5),))
+    anywhere = contract(3)
+    nowhere = lead(latitude=None, longitude=None)
+    wf = workflow(rule("qs", take=3))
+    for contracts in ([area, far, anywhere], ContractTable([area, far, anywhere])):
+        decision = select_contracts(nowhere, contracts, wf, NOW, random.Random(1))
+        assert decision.chosen_ids == (3,)
+        assert decision.explanation.line_for(1).reason is Reason.NO_COORDINATES
+        assert decision.explanation.line_for(2).reason is Reason.NO_COORDINATES
+        assert decision.explanation.reason_counts()["no_coordinates"] == 2
+        assert "out_of_service_area" not in decision.explanation.reason_counts()

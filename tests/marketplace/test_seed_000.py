@@ -539,8 +539,10 @@ def test_distribution_history_shows_attempts_by_users_and_by_the_system(
     assert all(a.duration_ms >= 0 for a in history)
 
 
-def test_lead_factory_without_coordinates_is_out_of_service_areas(workflow, contract):
-    """A lead with no coordinates is outside every contract that has a service area."""
+def test_lead_without_coordinates_or_place_says_no_coordinates(workflow, contract):
+    """A lead with no coordinates and no place to look up is not sold to a contract with a
+    service area, and the attempt says why: `no_coordinates` (issue 12 item 8), not "out of
+    service area"."""
     workflow(rules=[("qs", 2)])
     area = contract(name="area", radius_km=50)
     LocationFactory(company=area.company)
@@ -550,8 +552,9 @@ def test_lead_factory_without_coordinates_is_out_of_service_areas(workflow, cont
     assert sold_to(lead) == ["nationwide"]
     # explained, and counted in the attempt's summary
     lines = {c["contract"]: c for c in attempt.candidates}
-    assert lines["area"]["reason"] == "out_of_service_area"
-    assert attempt.rules_tried[-1]["summary"]["out_of_service_area"] == 1
+    assert lines["area"]["reason"] == "no_coordinates"
+    assert attempt.rules_tried[-1]["summary"]["no_coordinates"] == 1
+    assert "out_of_service_area" not in attempt.rules_tried[-1]["summary"]
     assert Lead.objects.get(pk=lead.pk).status == "distributed"
 
 

@@ -239,7 +239,7 @@ def check_contract(c: ContractSnapshot, ctx: LeadContext) -> Reason | None:
         return Reason.OUTSIDE_DELIVERY_HOURS
     if c.radius_km is not None:
         if not ctx.has_point:
-            return Reason.OUT_OF_SERVICE_AREA
+            return Reason.NO_COORDINATES
         lat, lon = ctx.lat, ctx.lon
         for lat_min, lat_max, lon_min, lon_max in c.area_boxes:
             if lat_min <= lat <= lat_max and lon_min <= lon <= lon_max:

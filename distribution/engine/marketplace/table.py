@@ -216,8 +216,11 @@ class ContractTable:
             ).astype(np.int16)
             pending = (codes == 0) & ~np.isnan(self.radius)
             if pending.any():
-                inside = self._within(ctx, pending) if ctx.has_point else np.zeros(n, bool)
-                codes[pending & ~inside] = CODE[Reason.OUT_OF_SERVICE_AREA]
+                if ctx.has_point:
+                    inside = self._within(ctx, pending)
+                    codes[pending & ~inside] = CODE[Reason.OUT_OF_SERVICE_AREA]
+                else:  # nobody knows where the lead is: not "out of area"
+                    codes[pending] = CODE[Reason.NO_COORDINATES]
         mask = codes == 0
         return Screened(
             ctx,

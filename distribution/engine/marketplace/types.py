@@ -63,6 +63,9 @@ class Reason(StrEnum):
     SCORE_TOO_LOW = "score_too_low"
     OUTSIDE_DELIVERY_HOURS = "outside_delivery_hours"
     OUT_OF_SERVICE_AREA = "out_of_service_area"
+    # The contract has a service area and nobody knows where the lead is (no coordinates,
+    # and neither the postal-code table nor the geocoder knows its place).
+    NO_COORDINATES = "no_coordinates"
     # An eligible contract was not chosen.
     COMPANY_ALREADY_SELECTED = "company_already_selected"
     MULTIPLICATION_REACHED = "multiplication_reached"

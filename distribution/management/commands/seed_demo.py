@@ -13,10 +13,15 @@ from tqdm import tqdm
 
 from distribution.configuration import ConfigError, config_apply, load_text
 from distribution.services import leads_distribute_pending
+from distribution.services.geo import postal_codes_load
 from leads.models import Campaign, Lead, Source
 from leads.services import lead_ingest
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "demo" / "demo.yaml"
+# The demo cities' postal codes in GeoNames' format (what `manage.py load_postcodes` reads):
+# the solar leads are posted with a postcode and city only, the way sellers send them, and
+# are placed from this table offline.
+DEMO_POSTCODES = DEMO_CONFIG.parent / "postcodes.txt"
 FIRST = [
     "Sophie",
     "Daan",
@@ -116,6 +121,9 @@ class Command(BaseCommand):
         except ConfigError as exc:
             raise CommandError("the demo configuration is invalid:\n" + str(exc)) from exc
         self.stdout.write("Demo setup: " + "; ".join(report.lines()))
+        with DEMO_POSTCODES.open(encoding="utf-8") as handle:
+            table = postal_codes_load(lines=handle)
+        self.stdout.write(f"Demo postal codes: {table['rows']} loaded.")
         sources = list(
             Source.objects.filter(
                 slug__in=["web-form", "zillow", "partner-api", "csv-upload"]
@@ -154,6 +162,8 @@ class Command(BaseCommand):
                     "interest": rng.choice(["quote", "call back", "brochure"]),
                 },
             }
+            if slug == "solar":  # posted with a postcode and city only: placed from the table
+                data["latitude"] = data["longitude"] = None
             with transaction.atomic():
                 lead, was_created = lead_ingest(
                     source=rng.choice(sources), data=data, campaigns=campaigns, queue=False

@@ -28,6 +28,7 @@ from distribution.models import (
     WindowStatus,
     Workflow,
 )
+from distribution.services.geo import lead_points_resolve
 from distribution.services.marketplace.history import STORED_CANDIDATES, compact_offers
 from distribution.services.marketplace.state import (
     close_window,
@@ -107,6 +108,9 @@ def workflow_allocate_batch(
                 live.append(window)
         if not live:
             return figures
+        # Leads sent without coordinates: their places', one query for the batch (before the
+        # contracts are locked: a place not seen yet may be asked of the geocoder).
+        points = lead_points_resolve([leads[w.lead_id] for w in live])
         contracts = contracts_for_campaign(campaign_id=workflow.campaign_id, today=now.date())
         lock_contracts(list(contracts.values_list("id", flat=True)))
         rows = contract_snapshots(
@@ -117,7 +121,10 @@ def workflow_allocate_batch(
         records = outbound_records(lead_ids=[w.lead_id for w in live])
         wf = workflow_snapshot(workflow)
         snaps = {
-            w.lead_id: lead_snapshot(leads[w.lead_id], records.get(w.lead_id, [])) for w in live
+            w.lead_id: lead_snapshot(
+                leads[w.lead_id], records.get(w.lead_id, []), points.get(w.lead_id)
+            )
+            for w in live
         }
         batch_leads = [batch.batch_lead(snaps[w.lead_id], rows.snapshots, wf, now) for w in live]
         allocation = optimizer.optimise_batch(

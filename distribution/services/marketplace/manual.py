@@ -24,6 +24,7 @@ from distribution.loaders.marketplace import (
 )
 from distribution.models import DistributionAttempt, OutboundLead, OutboundMethod
 from distribution.selectors.marketplace import window_open_for_lead, workflow_for_campaign
+from distribution.services.geo import lead_points_resolve
 from distribution.services.marketplace.history import (
     attempt_record,
     candidate_lines,
@@ -75,7 +76,8 @@ def lead_distribute_manually(
         if missing:
             raise MarketplaceError("unknown_contract", f"No contract with id {missing[0]}.")
         decision = engine.check_manual_selection(
-            lead_snapshot(lead, records),
+            # a manager's request: the place cache and the table, never the geocoder
+            lead_snapshot(lead, records, lead_points_resolve([lead], geocode=False).get(lead.pk)),
             [by_id[i] for i in ids],
             workflow_snapshot(workflow),
             now,

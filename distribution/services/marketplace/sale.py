@@ -35,6 +35,7 @@ from distribution.models import (
     WorkflowMode,
 )
 from distribution.selectors.marketplace import workflow_for_campaign
+from distribution.services.geo import lead_points_resolve
 from distribution.services.marketplace.history import (
     REASON_TEXT,
     attempt_record,
@@ -152,7 +153,12 @@ def persist_outbound(
 
 
 def _select_locked(
-    *, lead: Lead, workflow: Workflow, now: datetime, prelocked: set[int]
+    *,
+    lead: Lead,
+    workflow: Workflow,
+    now: datetime,
+    prelocked: set[int],
+    point: tuple[float, float] | None = None,
 ) -> tuple[engine.SelectionDecision, MarketIndex, list[engine.OutboundRecord]]:
     """Run the engine for a locked lead and hold locks on every contract it chooses.
 
@@ -167,7 +173,7 @@ def _select_locked(
     """
     assert lead.campaign_id is not None
     records = outbound_records(lead_ids=[lead.pk]).get(lead.pk, [])
-    lead_snap = lead_snapshot(lead, records)
+    lead_snap = lead_snapshot(lead, records, point)
     wf = workflow_snapshot(workflow)
     index = cache.market_index(campaign_id=lead.campaign_id, now=now)
     with index.lock:
@@ -249,11 +255,14 @@ def sell(
     """
     started = time.perf_counter()
     prelocked: set[int] = set()
+    # A lead sent without coordinates: its place's (no query when it has its own), once,
+    # before any contract is locked and outside the savepoint a relock rolls back.
+    point = lead_points_resolve([lead]).get(lead.pk)
     for _ in range(_LOCK_ROUNDS):
         try:
             with transaction.atomic():  # a savepoint: rolling it back releases its locks
                 decision, rows, records = _select_locked(
-                    lead=lead, workflow=workflow, now=now, prelocked=prelocked
+                    lead=lead, workflow=workflow, now=now, prelocked=prelocked, point=point
                 )
                 created = persist_outbound(
                     lead=lead,
