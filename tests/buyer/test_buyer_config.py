@@ -28,7 +28,7 @@ CONFIG = {
             "return_window": "3d",
         },
         {"name": "Rival solar", "company": "Rival", "campaign": "solar", "price": 20},
-    ],  # fmt: skip
+    ],
     "buyers": [
         {
             "email": "Bea@Zonnig.nl",
@@ -37,7 +37,7 @@ CONFIG = {
             "token": "buyer-token-bea-00001",
             "password": "s3cret-pass",
         },
-    ],  # fmt: skip
+    ],
 }
 
 
@@ -98,7 +98,7 @@ def test_moving_a_buyer_to_another_company_is_reported_and_applied():
                 ]
             },
             "contracts[0].return_window",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_errors_name_their_key_path_and_nothing_is_applied(patch, message):
