@@ -123,3 +123,10 @@ def test_the_demo_buyer_signs_in_lands_on_the_buyer_pages_and_sees_bought_leads(
     api = Client(HTTP_AUTHORIZATION="Bearer demo-buyer-zonnig-0001")
     rows = api.get("/api/v1/buyer/leads").json()
     assert rows and {r["contract"] for r in rows} <= {"Zonnig standard", "Zonnig insulation"}
+
+
+def test_an_agent_cannot_be_given_the_buyer_role_under_agents():
+    """Buyers belong to a company: they are listed under `buyers`, not as an agent role."""
+    with pytest.raises(ConfigError) as err:
+        config_apply({"agents": [{"email": "a@b.nl", "role": "buyer"}]})
+    assert "agents[0].role: must be one of agent, manager, admin" in str(err.value)
