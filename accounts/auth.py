@@ -1,4 +1,4 @@
-"""Bearer-token authentication for the API: source tokens and agent tokens."""
+"""Bearer-token authentication for the API: source tokens, agent tokens, buyer tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from accounts.models import AgentProfile, User
+from accounts.models import AgentProfile, BuyerProfile, User
 from accounts.tokens import hash_token
 
 
@@ -52,3 +52,27 @@ class LeadReaderAuth(HttpBearer):
         return SourceTokenAuth().authenticate(request, token) or AgentTokenAuth().authenticate(
             request, token
         )
+
+
+class BuyerTokenAuth(HttpBearer):
+    """`Authorization: Bearer <buyer token>` → the buyer's User."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        profile = (
+            BuyerProfile.objects.select_related("user", "company")
+            .filter(api_token_hash=hash_token(token), user__is_active=True)
+            .first()
+        )
+        return profile.user if profile else None
+
+
+class BuyerSessionAuth:
+    """A signed-in buyer's browser session."""
+
+    openapi_type = "apiKey"
+
+    def __call__(self, request: HttpRequest) -> User | None:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and hasattr(user, "buyer"):
+            return user  # type: ignore[return-value]
+        return None

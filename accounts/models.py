@@ -62,3 +62,24 @@ class AgentProfile(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+class BuyerProfile(models.Model):
+    """A buyer's user (DESIGN §4 "The buyer's side"): belongs to one company, signs in at the
+    shared login and lands on /buyer/; pulls leads through the buyer API with its token."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="buyer")
+    company = models.ForeignKey(
+        "crm.Company",
+        on_delete=models.CASCADE,
+        related_name="buyers",
+        help_text="Sees only this company's leads.",
+    )
+    api_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user__email"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.company})"

@@ -4,10 +4,11 @@ A role is read from the user, never stored apart from Django's own flags and gro
 
 * `agent`   — has an `AgentProfile` (the /agent/ pages and the agent API; never the admin);
 * `manager` — staff in the `Managers` group (the admin, with the group's permissions);
-* `admin`   — a superuser (everything).
+* `admin`   — a superuser (everything);
+* `buyer`   — has a `BuyerProfile` (the /buyer/ pages and the buyer API of their company;
+  never the admin or the agent pages).
 
-A person may hold several (an agent who is also a manager). `buyer` is a later role: it
-becomes one more case of `user_roles` and `home_url`, nothing here assumes three.
+A person may hold several (an agent who is also a manager).
 
 The groups are created by a data migration (accounts 0003) and kept complete by a
 `post_migrate` hook (`groups_sync`): a model added later gets its permissions in Managers
@@ -33,6 +34,7 @@ MANAGER_APPS = ("leads", "crm", "distribution")
 MANAGER_EXTRA: dict[str, dict[str, tuple[str, ...]]] = {
     "accounts": {
         "agentprofile": ("add", "change", "view"),
+        "buyerprofile": ("add", "change", "view"),
         "user": ("view",),
     }
 }
@@ -51,6 +53,7 @@ class Role(enum.StrEnum):
     AGENT = "agent"
     MANAGER = "manager"
     ADMIN = "admin"
+    BUYER = "buyer"
 
 
 def user_roles(user: Any) -> frozenset[Role]:
@@ -60,6 +63,8 @@ def user_roles(user: Any) -> frozenset[Role]:
     roles: set[Role] = set()
     if hasattr(user, "agent"):
         roles.add(Role.AGENT)
+    if hasattr(user, "buyer"):
+        roles.add(Role.BUYER)
     if user.is_superuser:
         roles.add(Role.ADMIN)
     elif user.is_staff and user.groups.filter(name=MANAGERS).exists():
@@ -83,11 +88,15 @@ def may_use_admin(user: Any) -> bool:
 
 def home_url(user: Any) -> str | None:
     """Where a person lands after signing in: the admin home for managers and admins (and
-    other staff), the agent pages for agents; None when no page is theirs."""
+    other staff), the agent pages for agents, the buyer pages for buyers; None when no page
+    is theirs."""
     if may_use_admin(user):
         return reverse("admin:index")
-    if Role.AGENT in user_roles(user):
+    roles = user_roles(user)
+    if Role.AGENT in roles:
         return reverse("agent:home")
+    if Role.BUYER in roles:
+        return reverse("buyer:home")
     return None
 
 

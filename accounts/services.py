@@ -1,12 +1,13 @@
-"""The writers of accounts: a person's role (flags and groups)."""
+"""The writers of accounts: a person's role (flags and groups), buyers' tokens."""
 
 from __future__ import annotations
 
 from django.apps import apps as global_apps
 from django.contrib.auth.models import Group
 
-from accounts.models import User
+from accounts.models import BuyerProfile, User
 from accounts.roles import AGENTS, MANAGERS, Role, groups_sync
+from accounts.tokens import hash_token, new_token
 
 
 def user_set_role(*, user: User, role: Role) -> list[str]:
@@ -31,3 +32,11 @@ def user_set_role(*, user: User, role: Role) -> list[str]:
         if "role" not in changed:
             changed.append("role")
     return changed
+
+
+def buyer_issue_token(*, profile_id: int) -> str:
+    """A fresh API token for a buyer (the old one stops working); returns it in plain,
+    the only time it is seen."""
+    token = new_token("buy")
+    BuyerProfile.objects.filter(pk=profile_id).update(api_token_hash=hash_token(token))
+    return token

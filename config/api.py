@@ -13,7 +13,8 @@ from config.errors import DomainError
 api = NinjaAPI(
     title="Leadrouter API",
     version="1",
-    description="Lead ingestion and the agent endpoints (offers, claims, pull, hopper).",
+    description="Lead ingestion, the agent endpoints (offers, claims, pull, hopper) and the "
+    "buyer endpoints (their leads, returns).",
     urls_namespace="api",
     openapi_url="/openapi.json",
     docs_url="/docs",

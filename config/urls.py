@@ -1,4 +1,4 @@
-"""Root URLs: admin, the JSON API, agent pages, login, health."""
+"""Root URLs: admin, the JSON API, agent pages, buyer pages, login, health."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ urlpatterns = [
     path("accounts/login/", account_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("agent/", include("distribution.urls")),
+    path("buyer/", include("distribution.buyer_urls")),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/login/", account_views.admin_login),  # before the admin's own
     path("admin/", admin.site.urls),

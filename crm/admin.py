@@ -107,6 +107,7 @@ class ContractAdmin(admin.ModelAdmin):
             },
         ),
         ("Lead requirements", {"fields": ("max_lead_age", "min_lead_score")}),
+        ("Returns", {"fields": ("return_window",)}),
         ("Audit", {"fields": ("last_outbound_at", ("created_at", "updated_at"))}),
     )
 

@@ -3,6 +3,7 @@ to). The marketplace engine reads these through `distribution.loaders.marketplac
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -17,6 +18,10 @@ from accounts.models import validate_timezone
 
 def default_timezone() -> str:
     return str(settings.TIME_ZONE)
+
+
+def default_return_window() -> timedelta:
+    return timedelta(days=7)
 
 
 class Company(models.Model):
@@ -132,6 +137,10 @@ class Contract(models.Model):
     )
     max_lead_age = models.DurationField(
         null=True, blank=True, help_text="Older leads are not delivered."
+    )
+    return_window = models.DurationField(
+        default=default_return_window,
+        help_text="How long after a sale the buyer may return the lead (DESIGN §4).",
     )
     min_lead_score = models.FloatField(
         null=True, blank=True, help_text="Leads need attributes.score at least this."

@@ -45,3 +45,10 @@ class MarketplaceError(DistributionError):
 
     def __init__(self, code: str, message: str):
         super().__init__(message, code=code)
+
+
+class ReturnWindowClosed(DistributionError):
+    """The contract's return window has passed: the buyer may no longer return the lead."""
+
+    code = "return_window_closed"
+    status = 409

@@ -1,7 +1,7 @@
 """Configuration as code: `apply_config` / `export_config` over registered sections.
 
 Each top-level key of the file is a `Section` (agents, sources, campaigns, schedules, pools,
-rules, companies, contracts, workflows, automations). Sections register themselves in
+rules, companies, contracts, workflows, automations, buyers). Sections register themselves in
 `SECTIONS`; this package imports the modules that define them.
 """
 

@@ -21,6 +21,7 @@ SECTION_MODULES = [
     "distribution.configuration.core",
     "distribution.configuration.routing",
     "distribution.configuration.marketplace",
+    "distribution.configuration.buyers",
 ]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")

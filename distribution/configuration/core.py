@@ -128,6 +128,8 @@ class AgentsSection(Section):
             try:
                 role = Role(str(item["role"]).strip().lower())
             except ValueError:
+                role = None
+            if role is None or role is Role.BUYER:  # buyers are listed under `buyers`
                 ctx.error(f"{path}.role", "must be one of agent, manager, admin")
                 return False, None
         if "manager" in item:

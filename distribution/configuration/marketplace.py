@@ -8,12 +8,20 @@ Top-level items are only upserted; `--prune` removes or deactivates the unnamed 
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 
-from crm.models import Company, Contract, ContractGroup, DeliveryInterval, Location
+from crm.models import (
+    Company,
+    Contract,
+    ContractGroup,
+    DeliveryInterval,
+    Location,
+    default_return_window,
+)
 from distribution.models import SelectionMode, SelectionRule, Workflow, WorkflowMode
 from leads.models import Campaign
 
@@ -140,6 +148,14 @@ class CompaniesSection(Section):
 # --- contracts ----------------------------------------------------------------------------
 
 
+def _return_window(ctx: Ctx, value: Any, path: str) -> dt.timedelta:
+    """`return_window: "7d"` (DESIGN §4: default 7 days; "0s" = no returns)."""
+    if value in (None, ""):
+        return default_return_window()
+    window = ctx.as_duration(value, f"{path}.return_window")
+    return window if window is not None else default_return_window()
+
+
 @register
 class ContractsSection(Section):
     key = "contracts"
@@ -162,6 +178,7 @@ class ContractsSection(Section):
         "timezone",
         "max_lead_age",
         "min_lead_score",
+        "return_window",
         "group",
         "delivery",
     )
@@ -223,6 +240,7 @@ class ContractsSection(Section):
                 "timezone": tz,
                 "max_lead_age": ctx.as_duration(item.get("max_lead_age"), f"{path}.max_lead_age"),
                 "min_lead_score": min_score,
+                "return_window": _return_window(ctx, item.get("return_window"), path),
                 **self._caps(ctx, item.get("caps"), f"{path}.caps", money=False),
                 **self._caps(ctx, item.get("budget"), f"{path}.budget", money=True),
             }
@@ -299,6 +317,8 @@ class ContractsSection(Section):
                 row["max_lead_age"] = format_duration(c.max_lead_age)
             if c.min_lead_score is not None:
                 row["min_lead_score"] = _plain_float(c.min_lead_score)
+            if c.return_window != default_return_window():
+                row["return_window"] = format_duration(c.return_window)
             if c.group is not None:
                 row["group"] = c.group.name
             intervals = sorted(

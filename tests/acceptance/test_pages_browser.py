@@ -175,3 +175,91 @@ def test_staff_without_permissions_are_refused_on_the_cherry_pick_screen(live_se
     expect(page.get_by_role("link", name="Lead Assignment queue")).to_be_visible()
     page.goto(url)
     expect(page.get_by_role("heading", name=f"Cherry-pick lead {lead}")).to_be_visible()
+
+
+def test_a_buyer_signs_in_sees_the_bought_lead_returns_it_and_a_manager_approves(live_server, page):
+    """DESIGN §4 "The buyer's side": the buyer lands on /buyer/ from the shared login, sees
+    only their company's lead, returns it with a reason; a manager approves the return in
+    the admin, and the buyer sees it returned."""
+    from django.contrib.auth.models import Group
+    from playwright.sync_api import expect
+
+    from distribution.models import OutboundLead
+    from tests.factories.marketplace import (
+        BuyerFactory,
+        CompanyFactory,
+        ContractFactory,
+        MarketplaceLeadFactory,
+        OutboundLeadFactory,
+    )
+
+    company = CompanyFactory(name="Zonnig")
+    contract = ContractFactory(company=company, name="Zonnig solar")
+    lead = MarketplaceLeadFactory(first_name="Mara", last_name="Mulder", phone="+31 6 5550 1234")
+    outbound = OutboundLeadFactory(contract=contract, lead=lead)
+    OutboundLeadFactory(lead=MarketplaceLeadFactory(first_name="Theo", last_name="Theirs"))
+    BuyerFactory(email="bea@zonnig.nl", company=company)
+    manager = UserFactory(email="morgan@example.com", is_staff=True)
+    manager.groups.add(Group.objects.get(name="Managers"))
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    sign_in(page, "bea@zonnig.nl", "pw")
+    assert page.url.endswith("/buyer/")
+    expect(page.get_by_role("heading", name="Bought leads")).to_be_visible()
+    expect(page.get_by_role("link", name="Mara Mulder")).to_be_visible()
+    expect(page.get_by_text("Theo Theirs")).to_have_count(0)
+
+    page.get_by_role("link", name="Mara Mulder").click()
+    expect(page.get_by_role("heading", name=f"Lead #{lead.pk} — Mara Mulder")).to_be_visible()
+    expect(page.get_by_text("+31 6 5550 1234")).to_be_visible()
+    page.get_by_label("Reason").fill("The number does not exist")
+    page.get_by_role("button", name="Return this lead").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Return requested; a manager will approve or deny it."
+    )
+    expect(page.locator("#return")).to_contain_text("The number does not exist")
+    page.get_by_role("button", name="Sign out bea@zonnig.nl").click()
+
+    page.goto(f"{live_server.url}/admin/distribution/outboundlead/?return_status=requested")
+    sign_in(page, "morgan@example.com", "pw")
+    page.locator(f'input[name="_selected_action"][value="{outbound.pk}"]').check()
+    page.locator('select[name="action"]').select_option("approve_returns")
+    page.get_by_role("button", name="Go", exact=True).click()
+    expect(page.locator("ul.messagelist")).to_contain_text("approved")
+    assert OutboundLead.objects.get(pk=outbound.pk).status == "returned"
+
+    page.get_by_role("button", name="Log out").click()
+    page.goto(f"{live_server.url}/buyer/leads/{outbound.pk}/")
+    sign_in(page, "bea@zonnig.nl", "pw")
+    expect(page.locator("#return")).to_contain_text("Return approved")
+
+
+def test_a_buyer_sees_spend_against_budget_drawn_and_pauses_their_contract(live_server, page):
+    from decimal import Decimal
+
+    from playwright.sync_api import expect
+
+    from crm.models import Contract
+    from tests.factories.marketplace import BuyerFactory, ContractFactory, OutboundLeadFactory
+
+    contract = ContractFactory(name="Zonnig solar", price=Decimal("25.00"),
+                               budget_month=Decimal("100.00"))  # fmt: skip
+    OutboundLeadFactory(contract=contract)
+    BuyerFactory(email="bea@zonnig.nl", company=contract.company)
+
+    page.goto(f"{live_server.url}/buyer/contracts/")
+    sign_in(page, "bea@zonnig.nl", "pw")
+    card = page.locator(f"#contract-{contract.pk}")
+    expect(card).to_contain_text("25.00")
+    expect(card).to_contain_text("25 %")
+    page.wait_for_function("document.body.dataset.chartsReady === '1'")
+    assert page.evaluate(
+        f"() => !!Chart.getChart(document.getElementById('chart-spend-{contract.pk}'))"
+    )
+    page.get_by_role("button", name="Pause Zonnig solar").click()
+    expect(page.get_by_role("status")).to_have_text("Zonnig solar paused: it gets no new leads.")
+    expect(card.locator(".contract-state")).to_have_text("Paused")
+    assert Contract.objects.get(pk=contract.pk).paused
+    page.get_by_role("button", name="Resume Zonnig solar").click()
+    expect(card.locator(".contract-state")).to_have_text("Buying")
+    assert not Contract.objects.get(pk=contract.pk).paused

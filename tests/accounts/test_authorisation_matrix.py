@@ -5,7 +5,8 @@ its check (a custom admin view without `permission_required`, an agent page with
 `agent_required`, a new top-level URL nobody classified) makes this test fail.
 
 Roles: a visitor (anonymous), a lead source (its bearer token), an agent, a manager, an
-admin, an agent who is also a manager, and a staff user without any permission. Each URL
+admin, an agent who is also a manager, a staff user without any permission, and a buyer
+(their session and their bearer token). Each URL
 is asked with GET (and, where the role is refused, POST too): the answer must be the one
 the role's row says — allowed (the page, a redirect inside it, a 404 of an object not
 theirs, a 409 of a lost race...) or refused (401, 403, or the login page); never a 5xx.
@@ -51,6 +52,7 @@ from distribution.models import (
 from leads.models import Activity
 from tests.factories import AgentFactory, LeadFactory, SourceFactory, UserFactory
 from tests.factories.marketplace import (
+    BuyerFactory,
     ContractFactory,
     ContractGroupFactory,
     DistributionWindowFactory,
@@ -61,8 +63,9 @@ from tests.factories.marketplace import (
 pytestmark = pytest.mark.django_db
 
 ROLES = ("anonymous", "source", "agent", "staff_without_permissions", "manager", "admin",
-         "agent_and_manager")  # fmt: skip
-SIGNED_IN = {"agent", "staff_without_permissions", "manager", "admin", "agent_and_manager"}
+         "agent_and_manager", "buyer")  # fmt: skip
+SIGNED_IN = {"agent", "staff_without_permissions", "manager", "admin", "agent_and_manager",
+             "buyer"}  # fmt: skip
 ADMIN_USERS = {"staff_without_permissions", "manager", "admin", "agent_and_manager"}
 MANAGERS = {"manager", "agent_and_manager"}
 AGENTS = {"agent", "agent_and_manager"}
@@ -77,6 +80,7 @@ MANAGER_MODELS: dict[str, set[str]] = {
     "crm": {"view", "add", "change", "delete"},
     "distribution": {"view", "add", "change", "delete"},
     "accounts.agentprofile": {"view", "add", "change"},
+    "accounts.buyerprofile": {"view", "add", "change"},
     "accounts.user": {"view"},
 }
 
@@ -203,6 +207,8 @@ def expected(entry: Entry, role: str) -> bool | None:
         return role in SIGNED_IN
     if path.startswith("/agent/"):
         return role in AGENTS
+    if path.startswith(("/buyer/", "/api/v1/buyer/")):
+        return role == "buyer"  # the buyer pages and the buyer API: buyers only
     if path.startswith("/api/v1/"):
         if name in ("api:post_lead", "api:ping"):
             return role == "source"
@@ -295,6 +301,7 @@ def world(db: None) -> dict[str, Any]:
         country="NL", postal_code="1011", postal_key="1011", place_name="Amsterdam",
         place_key="amsterdam", latitude=52.37, longitude=4.9,
     )  # fmt: skip
+    buyer = BuyerFactory(email="buyer@example.com", company=contract.company)
 
     clients: dict[str, Client] = {}
     for role, user in {
@@ -305,11 +312,12 @@ def world(db: None) -> dict[str, Any]:
         "manager": manager,
         "admin": boss,
         "agent_and_manager": both,
+        "buyer": buyer,
     }.items():
         headers = {}
         if role == "source":
             headers = {"HTTP_AUTHORIZATION": f"Bearer {source.plain_token}"}
-        elif role in AGENTS:
+        elif role in AGENTS | {"buyer"}:
             headers = {"HTTP_AUTHORIZATION": f"Bearer {user.plain_token}"}  # type: ignore[union-attr]
         client = Client(**headers)
         if user is not None:
@@ -320,6 +328,7 @@ def world(db: None) -> dict[str, Any]:
         "offer_id": offer.pk,
         "window_id": window.pk,
         "outbound_id": outbound.pk,
+        "contract_id": contract.pk,
         "verb": "pause",
         "waiting": waiting.pk,
     }

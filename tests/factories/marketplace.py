@@ -8,6 +8,8 @@ from typing import Any
 import factory
 from factory.django import DjangoModelFactory
 
+from accounts.models import BuyerProfile
+from accounts.tokens import hash_token
 from crm.models import Company, Contract, ContractGroup, DeliveryInterval, Location
 from distribution.models import (
     DistributionWindow,
@@ -15,7 +17,7 @@ from distribution.models import (
     SelectionRule,
     Workflow,
 )
-from tests.factories import CampaignFactory, LeadFactory
+from tests.factories import CampaignFactory, LeadFactory, UserFactory
 
 AMSTERDAM = (52.3676, 4.9041)
 ROTTERDAM = (51.9244, 4.4777)
@@ -127,3 +129,26 @@ class DistributionWindowFactory(DjangoModelFactory):
         model = DistributionWindow
 
     lead = factory.SubFactory(MarketplaceLeadFactory)
+
+
+class BuyerFactory(UserFactory):
+    """A User with a BuyerProfile of COMPANY (a new company unless given) and an API token
+    (`plain_token`): `BuyerFactory(company=c)`."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"buyer{n}@example.com")
+
+    @factory.post_generation
+    def company(obj: Any, create: bool, extracted: Any, **kwargs: Any) -> None:
+        token = f"buyer-token-{obj.email}"
+        obj.plain_token = token
+        if create:
+            BuyerProfile.objects.update_or_create(
+                user=obj,
+                defaults={
+                    "company": extracted or CompanyFactory(),
+                    "api_token_hash": hash_token(token),
+                },
+            )

@@ -28,6 +28,7 @@ DEMO_LOGINS = [
     ("manager", "manager@demo.leadrouter.local", "demo-manager"),
     ("agent", "ava@demo.leadrouter.local", "demo-agent"),
     ("agent", "ben@demo.leadrouter.local", "demo-agent"),
+    ("buyer", "bea@demo.leadrouter.local", "demo-buyer"),
 ]
 # One worker per lane (config/settings/base.py LANES): a backlog in `bulk` never delays a
 # live lead or a timer. The bulk worker also drains the default queue (unrouted tasks).
