@@ -5,6 +5,7 @@ rendered admin HTML (the lead's change page and its distribute page)."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -115,7 +116,8 @@ def test_a_lead_without_coordinates_says_so(workflow, contract, new_lead, client
     arrive(lead)
 
     page = _distribute_page(client, manager, lead)
-    assert "✘ out of service area (the lead has no coordinates)" in page
+    # the place is unknown: its own reason (issue 12 item 8), not "out of service area"
+    assert "✘ the lead's place is unknown (no coordinates)" in html.unescape(page)
     assert "No contract is eligible for this lead." in page
 
 
