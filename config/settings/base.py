@@ -111,6 +111,10 @@ NOTIFY_WEBHOOK_URL = env("NOTIFY_WEBHOOK_URL", default="")
 # Signs every POST (header Leadrouter-Signature, docs/webhooks.md); empty: sent unsigned.
 NOTIFY_WEBHOOK_SECRET = env("NOTIFY_WEBHOOK_SECRET", default="")
 
+# --- delivery to buyers (DESIGN §4): webhook URLs resolving to loopback, private,
+# link-local or reserved addresses are refused (reason url_not_public) unless this is true
+DELIVERY_ALLOW_PRIVATE_NETWORKS = env.bool("DELIVERY_ALLOW_PRIVATE_NETWORKS", default=False)
+
 # --- the site's own address (links in e-mails) -----------------------------------------
 SITE_URL = env("SITE_URL", default="http://localhost:8000")
 
@@ -174,6 +178,8 @@ LANE_OF_TASK = {
     "distribution.reassign_missed_sla": "timers",
     "distribution.recheck_windows": "timers",
     "distribution.send_webhook": "timers",
+    "distribution.deliver_outbound": "timers",
+    "distribution.deliver_pending": "timers",
     "distribution.distribute_waiting_for_rule": "bulk",
     "distribution.distribute_leads": "bulk",
     "distribution.requeue_pending": "bulk",

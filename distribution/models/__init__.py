@@ -3,6 +3,7 @@ outbound leads) and the history of every attempt."""
 
 from __future__ import annotations
 
+from .delivery import DeliveryAttempt
 from .history import DistributionAttempt
 from .marketplace import (
     OPEN_WINDOW_STATUSES,
@@ -44,6 +45,7 @@ __all__ = [
     "AfterHours",
     "Assignment",
     "Automation",
+    "DeliveryAttempt",
     "DeliveryStatus",
     "DistributionAttempt",
     "DistributionWindow",
