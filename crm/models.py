@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now as _now
@@ -154,8 +154,11 @@ class Contract(models.Model):
     delivery_method = models.CharField(
         max_length=10, choices=DeliveryMethod.choices, default=DeliveryMethod.PORTAL
     )
-    delivery_url = models.URLField(
-        max_length=500, blank=True, help_text="Webhook: the buyer's URL (http or https)."
+    delivery_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Webhook: the buyer's URL (http or https).",
     )
     delivery_format = models.CharField(
         max_length=4, choices=DeliveryFormat.choices, default=DeliveryFormat.JSON

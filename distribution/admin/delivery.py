@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from distribution.admin.notify import _ReadOnly
 from distribution.models import DeliveryAttempt
 
-FIELDS = (
+FIELDS: tuple[str, ...] = (
     "created_at",
     "attempt",
     "method",

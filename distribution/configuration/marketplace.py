@@ -9,7 +9,7 @@ Top-level items are only upserted; `--prune` removes or deactivates the unnamed 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -219,7 +219,7 @@ class ContractsSection(Section):
         if method == DeliveryMethod.EMAIL and not email:
             ctx.error(f"{path}.email", "is required for e-mail delivery")
         accept = value.get("accept")
-        accept_field, accept_in = "", []
+        accept_field, accept_in = "", cast(list[Any], [])
         if accept not in (None, "") and ctx.known_keys(accept, ("field", "in"), f"{path}.accept"):
             accept_field = str(accept.get("field") or "")
             accept_in = accept.get("in") if accept.get("in") is not None else []

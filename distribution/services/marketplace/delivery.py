@@ -188,7 +188,7 @@ def lead_document(outbound: OutboundLead) -> dict[str, Any]:
     """The default body: the lead's §7 fields plus lead_id, outbound_id, contract, price."""
     lead = outbound.lead
     doc: dict[str, Any] = {f: getattr(lead, f) for f in LEAD_FIELDS}
-    doc["campaign"] = lead.campaign.slug if lead.campaign_id else None
+    doc["campaign"] = lead.campaign.slug if lead.campaign is not None else None
     doc.update(
         lead_id=lead.pk,
         outbound_id=outbound.pk,
@@ -386,7 +386,7 @@ def email_send(outbound: OutboundLead) -> Sent:
     sent = Sent(
         outcome=Outcome.DELIVERED,
         url=outbound.contract.delivery_email,
-        headers={"To": outbound.contract.delivery_email, "Subject": message.subject},
+        headers={"To": outbound.contract.delivery_email, "Subject": str(message.subject)},
         body=str(message.body),
     )
     started = time.perf_counter()
