@@ -138,14 +138,14 @@ class ContractAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.test_delivery_view)
         return [
-            path("<int:contract_id>/test-delivery/", view, name="crm_contract_test_delivery"),
+            path("<int:object_id>/test-delivery/", view, name="crm_contract_test_delivery"),
             *super().get_urls(),
         ]
 
     @permission_required("crm.view_contract", change=("crm.change_contract",))
-    def test_delivery_view(self, request: HttpRequest, contract_id: int) -> HttpResponse:
+    def test_delivery_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """GET: what a test sends; POST: send a made-up lead and show request and answer."""
-        contract = get_object_or_404(Contract, pk=contract_id)
+        contract = get_object_or_404(Contract, pk=object_id)
         sent = None
         if request.method == "POST":
             try:

@@ -36,6 +36,7 @@ from django_celery_beat.models import (
 from distribution.models import (
     Assignment,
     Automation,
+    DeliveryAttempt,
     DistributionAttempt,
     Notice,
     Offer,
@@ -285,6 +286,9 @@ def world(db: None) -> dict[str, Any]:
         ends_at=now + dt.timedelta(days=1), every=dt.timedelta(hours=1), next_check_at=now
     )
     outbound = OutboundLeadFactory(contract=contract)
+    DeliveryAttempt.objects.create(
+        outbound=outbound, lead=outbound.lead, attempt=1, method="webhook", outcome="failed"
+    )
 
     clients: dict[str, Client] = {}
     for role, user in {
