@@ -494,3 +494,19 @@ def test_send_a_test_lead_returns_the_request_and_the_answer_and_stores_nothing(
     assert json.loads(sent.answer) == {"id": "abc"}
     assert buyer.json()["attributes"] == {"test": True}
     assert not DeliveryAttempt.objects.exists()
+
+
+def test_the_lead_api_shows_a_rejected_outbound_lead_with_its_reason(
+    buyer: FakeBuyer,
+    market: Any,
+    contract: Any,
+    new_lead: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from distribution.selectors import outbound_for_lead
+
+    webhook(contract, buyer.url, name="Picky")
+    buyer.script = [(410, "gone", 0)]
+    lead = sell(new_lead, django_capture_on_commit_callbacks)
+    [row] = outbound_for_lead(lead)
+    assert (row["contract"], row["status"], row["reason"]) == ("Picky", "rejected", "http_410")
