@@ -114,6 +114,9 @@ NOTIFY_WEBHOOK_SECRET = env("NOTIFY_WEBHOOK_SECRET", default="")
 # --- delivery to buyers (DESIGN §4): webhook URLs resolving to loopback, private,
 # link-local or reserved addresses are refused (reason url_not_public) unless this is true
 DELIVERY_ALLOW_PRIVATE_NETWORKS = env.bool("DELIVERY_ALLOW_PRIVATE_NETWORKS", default=False)
+# `make run` only: serve the demo's fake buyer (distribution/demo/fake_buyer.py) and point one
+# demo contract's webhook at it
+DEMO_FAKE_BUYER = env.bool("DEMO_FAKE_BUYER", default=False)
 
 # --- the site's own address (links in e-mails) -----------------------------------------
 SITE_URL = env("SITE_URL", default="http://localhost:8000")
