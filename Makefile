@@ -30,8 +30,8 @@ migrate: $(STAMP) ## Apply database migrations
 run: $(STAMP) ## Migrate, seed the demo, start web + worker + beat (embedded SQLite + filesystem broker)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py setup_periodic_tasks
-	$(PY) manage.py seed_demo
-	$(PY) manage.py run_embedded
+	DEMO_FAKE_BUYER=1 $(PY) manage.py seed_demo
+	DEMO_FAKE_BUYER=1 DELIVERY_ALLOW_PRIVATE_NETWORKS=1 $(PY) manage.py run_embedded
 
 # The test database is chosen here and said aloud (the settings never guess): DATABASE_URL
 # when set, else PostgreSQL when it answers on 127.0.0.1:5432, else SQLite.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -23,3 +24,7 @@ urlpatterns = [
     path("admin/login/", account_views.admin_login),  # before the admin's own
     path("admin/", admin.site.urls),
 ]
+if settings.DEMO_FAKE_BUYER:  # the embedded demo's fake buyer endpoint, never elsewhere
+    from distribution.demo.fake_buyer import DEMO_PATH, fake_buyer
+
+    urlpatterns.append(path(DEMO_PATH, fake_buyer, name="demo-fake-buyer"))

@@ -6,11 +6,16 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils.translation import ngettext
 
 from crm.models import Company, Contract, ContractGroup, DeliveryInterval, Location
 from distribution import services
+from distribution.admin.adapters import permission_required
+from distribution.errors import DistributionError
 
 
 class LocationInline(admin.TabularInline):
@@ -108,8 +113,54 @@ class ContractAdmin(admin.ModelAdmin):
         ),
         ("Lead requirements", {"fields": ("max_lead_age", "min_lead_score")}),
         ("Returns", {"fields": ("return_window",)}),
+        (
+            "Delivery to the buyer",
+            {
+                "description": "Portal: the buyer sees the lead on their pages (delivered when "
+                "sold). Webhook: a signed POST to the URL. E-mail: text + HTML to the address. "
+                "Save, then use “Send a test lead” above.",
+                "fields": (
+                    "delivery_method",
+                    "delivery_url",
+                    ("delivery_format", "delivery_timeout"),
+                    "delivery_headers",
+                    "delivery_mapping",
+                    "delivery_secret",
+                    ("delivery_accept_field", "delivery_accept_in"),
+                    "delivery_reason_field",
+                    ("delivery_retries", "delivery_retry_after"),
+                    "delivery_email",
+                ),
+            },
+        ),
         ("Audit", {"fields": ("last_outbound_at", ("created_at", "updated_at"))}),
     )
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.test_delivery_view)
+        return [
+            path("<int:object_id>/test-delivery/", view, name="crm_contract_test_delivery"),
+            *super().get_urls(),
+        ]
+
+    @permission_required("crm.view_contract", change=("crm.change_contract",))
+    def test_delivery_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """GET: what a test sends; POST: send a made-up lead and show request and answer."""
+        contract = get_object_or_404(Contract, pk=object_id)
+        sent = None
+        if request.method == "POST":
+            try:
+                sent = services.outbound_test_send(contract_id=contract.pk)
+            except DistributionError as exc:
+                messages.error(request, exc.detail)
+        ctx = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "contract": contract,
+            "sent": sent,
+            "title": f"Send a test lead · {contract}",
+        }
+        return TemplateResponse(request, "admin/crm/contract/test_delivery.html", ctx)
 
     @admin.display(description="caps (day/week/month)")
     def caps(self, obj: Contract) -> str:

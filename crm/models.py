@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now as _now
@@ -84,6 +84,19 @@ class ContractGroup(models.Model):
         return self.name
 
 
+class DeliveryMethod(models.TextChoices):
+    """DESIGN §4 "Delivery to buyers": how a sold lead reaches the buyer."""
+
+    PORTAL = "portal", "Portal (the buyer's pages and API)"
+    WEBHOOK = "webhook", "Webhook (HTTP POST to the buyer's URL)"
+    EMAIL = "email", "E-mail (text + HTML to the buyer's address)"
+
+
+class DeliveryFormat(models.TextChoices):
+    JSON = "json", "JSON"
+    FORM = "form", "Form-encoded"
+
+
 class Contract(models.Model):
     """What a company buys: leads of one campaign, at a price, within an area and caps."""
 
@@ -145,6 +158,52 @@ class Contract(models.Model):
     min_lead_score = models.FloatField(
         null=True, blank=True, help_text="Leads need attributes.score at least this."
     )
+    # --- delivery to the buyer (DESIGN §4, config `contracts[].delivery`) ---
+    delivery_method = models.CharField(
+        max_length=10, choices=DeliveryMethod.choices, default=DeliveryMethod.PORTAL
+    )
+    delivery_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Webhook: the buyer's URL (http or https).",
+    )
+    delivery_format = models.CharField(
+        max_length=4, choices=DeliveryFormat.choices, default=DeliveryFormat.JSON
+    )
+    delivery_headers = models.JSONField(
+        default=dict, blank=True, help_text='Extra headers, e.g. {"Authorization": "Bearer …"}.'
+    )
+    delivery_mapping = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Their field → our lead field or "=literal"; empty: every lead field of '
+        "the API's POST body plus lead_id, outbound_id, contract, price.",
+    )
+    delivery_secret = models.CharField(
+        max_length=200, blank=True, help_text="Signs each webhook (Leadrouter-Signature)."
+    )
+    delivery_timeout = models.DurationField(default=timedelta(seconds=10))
+    delivery_accept_field = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="A JSON field of the buyer's answer (dot path); empty: any 2xx accepts.",
+    )
+    delivery_accept_in = models.JSONField(
+        default=list, blank=True, help_text="The values of that field that mean accepted."
+    )
+    delivery_reason_field = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The JSON field (dot path) giving a rejection's reason.",
+    )
+    delivery_retries = models.PositiveSmallIntegerField(
+        default=3, help_text="Retries after the first try (5xx, 408, 429, timeouts, errors)."
+    )
+    delivery_retry_after = models.DurationField(
+        default=timedelta(seconds=30), help_text="First wait; then 4× and 16× that."
+    )
+    delivery_email = models.EmailField(blank=True, help_text="E-mail: the buyer's address.")
     # Written by the marketplace services when the contract is sold a lead (round robin
     # orders by it); kept on the row so selection needs no aggregate over outbound leads.
     last_outbound_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -173,6 +232,10 @@ class Contract(models.Model):
     def clean(self) -> None:
         if self.starts and self.ends and self.ends < self.starts:
             raise ValidationError({"ends": "The contract cannot end before it starts."})
+        if self.delivery_method == DeliveryMethod.WEBHOOK and not self.delivery_url:
+            raise ValidationError({"delivery_url": "A webhook contract needs a URL."})
+        if self.delivery_method == DeliveryMethod.EMAIL and not self.delivery_email:
+            raise ValidationError({"delivery_email": "An e-mail contract needs an address."})
 
     @property
     def has_caps(self) -> bool:

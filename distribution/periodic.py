@@ -21,6 +21,7 @@ PERIODIC_TASKS: list[Periodic] = [
         "Reassign leads that missed their contact SLA", "distribution.reassign_missed_sla", 60
     ),
     Periodic("Recheck auto-distribution windows", "distribution.recheck_windows", 60),
+    Periodic("Deliver sold leads that are due", "distribution.deliver_pending", 15),
 ]
 
 

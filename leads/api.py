@@ -51,6 +51,10 @@ class OutboundOut(Schema):
     company: str
     method: Literal["auto", "manual", "cherry_pick"]
     price: Decimal
+    status: Literal["pending", "delivered", "rejected", "failed", "returned"] = Field(
+        "delivered", description="Delivery to the buyer (DESIGN §4)"
+    )
+    reason: str | None = Field(None, description="Why a rejected or failed one did not go through")
 
 
 class LeadOut(Schema):

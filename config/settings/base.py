@@ -121,6 +121,12 @@ GEOCODER_API_KEY = env("GEOCODER_API_KEY", default="")
 GEOCODER_URL = env("GEOCODER_URL", default="")
 GEOCODER_TIMEOUT = env.float("GEOCODER_TIMEOUT", default=5.0)
 GEOCODER_USER_AGENT = env("GEOCODER_USER_AGENT", default="leadrouter")
+# --- delivery to buyers (DESIGN §4): webhook URLs resolving to loopback, private,
+# link-local or reserved addresses are refused (reason url_not_public) unless this is true
+DELIVERY_ALLOW_PRIVATE_NETWORKS = env.bool("DELIVERY_ALLOW_PRIVATE_NETWORKS", default=False)
+# `make run` only: serve the demo's fake buyer (distribution/demo/fake_buyer.py) and point one
+# demo contract's webhook at it
+DEMO_FAKE_BUYER = env.bool("DEMO_FAKE_BUYER", default=False)
 
 # --- the site's own address (links in e-mails) -----------------------------------------
 SITE_URL = env("SITE_URL", default="http://localhost:8000")
@@ -185,6 +191,8 @@ LANE_OF_TASK = {
     "distribution.reassign_missed_sla": "timers",
     "distribution.recheck_windows": "timers",
     "distribution.send_webhook": "timers",
+    "distribution.deliver_outbound": "timers",
+    "distribution.deliver_pending": "timers",
     "distribution.distribute_waiting_for_rule": "bulk",
     "distribution.distribute_leads": "bulk",
     "distribution.requeue_pending": "bulk",

@@ -3,6 +3,6 @@ one Lead admin (leads), which adds distribution's inlines and actions to leads' 
 
 from __future__ import annotations
 
-from . import geo, history, leads, marketplace, notify, routing
+from . import delivery, geo, history, leads, marketplace, notify, routing
 
-__all__ = ["geo", "history", "leads", "marketplace", "notify", "routing"]
+__all__ = ["delivery", "geo", "history", "leads", "marketplace", "notify", "routing"]

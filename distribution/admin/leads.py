@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 
 from accounts.models import User
 from distribution.admin.adapters import run_service
+from distribution.admin.delivery import LeadDeliveryAttemptInline
 from distribution.admin.marketplace import lead_marketplace_actions
 from distribution.admin.notify import WebhookAttemptInline
 from distribution.admin.routing import DistributionAttemptInline, OfferInline
@@ -63,6 +64,7 @@ class LeadAdmin(BaseLeadAdmin):
         OfferInline,
         DistributionAttemptInline,
         WebhookAttemptInline,
+        LeadDeliveryAttemptInline,
     ]
     actions = [*BaseLeadAdmin.actions, "assign_to_agent", *lead_marketplace_actions]
 

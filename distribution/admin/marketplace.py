@@ -27,6 +27,7 @@ from django.utils.translation import ngettext
 from crm.models import Contract
 from distribution import services
 from distribution.admin.adapters import permission_required, run_service
+from distribution.admin.delivery import DeliveryAttemptInline
 from distribution.configuration.base import format_duration, parse_duration
 from distribution.errors import MarketplaceError
 from distribution.models import (
@@ -432,8 +433,9 @@ class OutboundLeadAdmin(admin.ModelAdmin):
         "price",
         "actor",
         "return_status",
+        "status",
     )
-    list_filter = ("method", "return_status", "contract__campaign")
+    list_filter = ("method", "status", "return_status", "contract__campaign")
     list_select_related = ("lead", "contract__company", "actor")
     search_fields = ("=lead__id", "contract__name", "contract__company__name")
     readonly_fields = (
@@ -450,7 +452,12 @@ class OutboundLeadAdmin(admin.ModelAdmin):
         "return_decided_at",
         "return_decided_by",
         "return_note",
+        "status",
+        "delivery_reason",
+        "delivery_attempts",
+        "delivery_due_at",
     )
+    inlines = [DeliveryAttemptInline]
     date_hierarchy = "created_at"
     actions = ["approve_returns", "deny_returns"]
     show_full_result_count = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -18,7 +18,9 @@ from crm.models import (
     Company,
     Contract,
     ContractGroup,
+    DeliveryFormat,
     DeliveryInterval,
+    DeliveryMethod,
     Location,
     default_return_window,
 )
@@ -39,6 +41,25 @@ from .base import (
 )
 
 PERIODS = ("day", "week", "month")
+DELIVERY_KEYS = (
+    "method",
+    "url",
+    "format",
+    "headers",
+    "mapping",
+    "secret",
+    "timeout",
+    "accept",
+    "reason_field",
+    "retries",
+    "retry_after",
+    "email",
+)
+DELIVERY_DEFAULTS: dict[str, Any] = {
+    f.name: f.get_default()
+    for f in Contract._meta.concrete_fields
+    if f.name.startswith("delivery_")
+}
 
 
 def _non_negative(ctx: Ctx, value: Any, path: str) -> Decimal | None:
@@ -180,8 +201,91 @@ class ContractsSection(Section):
         "min_lead_score",
         "return_window",
         "group",
+        "delivery_hours",
         "delivery",
     )
+
+    def _str_map(self, ctx: Ctx, value: Any, path: str) -> dict[str, str]:
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            ctx.error(path, "must be a mapping")
+            return {}
+        return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+    def _delivery(self, ctx: Ctx, value: Any, path: str) -> dict[str, Any]:
+        """`delivery: {method, url, …}` → the contract's delivery_* fields (DESIGN §7)."""
+        out = dict(DELIVERY_DEFAULTS)
+        if value in (None, "") or not ctx.known_keys(value, DELIVERY_KEYS, path):
+            return out
+        method = ctx.as_choice(
+            value.get("method"), f"{path}.method", DeliveryMethod.values, DeliveryMethod.PORTAL
+        )
+        url = str(value.get("url") or "")
+        if url and not url.startswith(("http://", "https://")):
+            ctx.error(f"{path}.url", f"{url!r} is not an http(s) URL")
+        if method == DeliveryMethod.WEBHOOK and not url:
+            ctx.error(f"{path}.url", "is required for a webhook")
+        email = str(value.get("email") or "")
+        if method == DeliveryMethod.EMAIL and not email:
+            ctx.error(f"{path}.email", "is required for e-mail delivery")
+        accept = value.get("accept")
+        accept_field, accept_in = "", cast(list[Any], [])
+        if accept not in (None, "") and ctx.known_keys(accept, ("field", "in"), f"{path}.accept"):
+            accept_field = str(accept.get("field") or "")
+            accept_in = accept.get("in") if accept.get("in") is not None else []
+            if not isinstance(accept_in, list):
+                ctx.error(f"{path}.accept.in", "must be a list of values")
+                accept_in = []
+            if not accept_field:
+                ctx.error(f"{path}.accept.field", "is required")
+        retries = ctx.as_int(value.get("retries"), f"{path}.retries")
+        timeout = ctx.as_duration(value.get("timeout"), f"{path}.timeout")
+        retry_after = ctx.as_duration(value.get("retry_after"), f"{path}.retry_after")
+        out.update(
+            delivery_method=method,
+            delivery_url=url,
+            delivery_format=ctx.as_choice(
+                value.get("format"), f"{path}.format", DeliveryFormat.values, DeliveryFormat.JSON
+            ),
+            delivery_headers=self._str_map(ctx, value.get("headers"), f"{path}.headers"),
+            delivery_mapping=self._str_map(ctx, value.get("mapping"), f"{path}.mapping"),
+            delivery_secret=str(value.get("secret") or ""),
+            delivery_accept_field=accept_field,
+            delivery_accept_in=accept_in,
+            delivery_reason_field=str(value.get("reason_field") or ""),
+            delivery_email=email,
+        )
+        if retries is not None:
+            out["delivery_retries"] = retries
+        if timeout is not None:
+            out["delivery_timeout"] = timeout
+        if retry_after is not None:
+            out["delivery_retry_after"] = retry_after
+        return out
+
+    def _delivery_export(self, c: Contract) -> dict[str, Any] | None:
+        row: dict[str, Any] = {"method": c.delivery_method}
+        for key, attr in (
+            ("url", "delivery_url"),
+            ("headers", "delivery_headers"),
+            ("mapping", "delivery_mapping"),
+            ("secret", "delivery_secret"),
+            ("reason_field", "delivery_reason_field"),
+            ("email", "delivery_email"),
+        ):
+            if getattr(c, attr):
+                row[key] = getattr(c, attr)
+        if c.delivery_format != DELIVERY_DEFAULTS["delivery_format"]:
+            row["format"] = c.delivery_format
+        if c.delivery_accept_field:
+            row["accept"] = {"field": c.delivery_accept_field, "in": c.delivery_accept_in}
+        if c.delivery_retries != DELIVERY_DEFAULTS["delivery_retries"]:
+            row["retries"] = c.delivery_retries
+        for key, attr in (("timeout", "delivery_timeout"), ("retry_after", "delivery_retry_after")):
+            if getattr(c, attr) != DELIVERY_DEFAULTS[attr]:
+                row[key] = format_duration(getattr(c, attr))
+        return None if row == {"method": DeliveryMethod.PORTAL} else row
 
     def _caps(self, ctx: Ctx, value: Any, path: str, *, money: bool) -> dict[str, Any]:
         prefix = "budget" if money else "cap"
@@ -244,7 +348,18 @@ class ContractsSection(Section):
                 **self._caps(ctx, item.get("caps"), f"{path}.caps", money=False),
                 **self._caps(ctx, item.get("budget"), f"{path}.budget", money=True),
             }
-            delivery = ctx.weekly_intervals(item.get("delivery"), f"{path}.delivery")
+            # `delivery_hours`; a list under `delivery` = hours (older files, decision D1)
+            legacy = item.get("delivery")
+            if isinstance(legacy, list):
+                if item.get("delivery_hours") is not None:
+                    ctx.error(f"{path}.delivery", "hours are given twice (use delivery_hours)")
+                delivery = ctx.weekly_intervals(legacy, f"{path}.delivery")
+                values.update(DELIVERY_DEFAULTS)
+            else:
+                delivery = ctx.weekly_intervals(
+                    item.get("delivery_hours"), f"{path}.delivery_hours"
+                )
+                values.update(self._delivery(ctx, legacy, f"{path}.delivery"))
             if name and str(name) in seen:
                 ctx.error(f"{path}.name", f"{name!r} is listed twice")
                 return
@@ -270,7 +385,7 @@ class ContractsSection(Section):
                     ]
                 )
                 if not created:
-                    changed.append("delivery")
+                    changed.append("delivery_hours")
             ctx.report.count_saved(self.key, str(name), created=created, changed=changed)
 
         each_item(ctx, self.key, items, self.fields, one)
@@ -325,7 +440,7 @@ class ContractsSection(Section):
                 c.delivery_intervals.all(), key=lambda d: (d.weekday, d.start, d.end)
             )
             if intervals:
-                row["delivery"] = [
+                row["delivery_hours"] = [
                     {
                         "days": [DAYS[d.weekday]],
                         "start": format_time(d.start),
@@ -333,6 +448,9 @@ class ContractsSection(Section):
                     }
                     for d in intervals
                 ]
+            delivery = self._delivery_export(c)
+            if delivery is not None:
+                row["delivery"] = delivery
             rows.append(row)
         return rows
 

@@ -3,6 +3,7 @@ outbound leads) and the history of every attempt."""
 
 from __future__ import annotations
 
+from .delivery import DeliveryAttempt
 from .geo import GeoPlace, PlaceSource, PostalCode
 from .history import DistributionAttempt
 from .marketplace import (
@@ -45,6 +46,7 @@ __all__ = [
     "AfterHours",
     "Assignment",
     "Automation",
+    "DeliveryAttempt",
     "DeliveryStatus",
     "DistributionAttempt",
     "DistributionWindow",

@@ -242,6 +242,12 @@ class OutboundLead(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     return_note = models.CharField(max_length=500, blank=True)
+    # Delivery (webhook / e-mail): the next attempt's time while pending (a database timer,
+    # run by the task after the sale, Beat and `deliver_pending`), the attempts made, and why
+    # a rejected or failed one did not go through (the buyer's reason, http_<status>, …).
+    delivery_due_at = models.DateTimeField(null=True, blank=True, editable=False)
+    delivery_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    delivery_reason = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -253,6 +259,11 @@ class OutboundLead(models.Model):
             # cap and budget usage: a contract's outbound leads since a window start
             models.Index(fields=["contract", "created_at"], name="outbound_usage_idx"),
             models.Index(fields=["return_status", "created_at"], name="outbound_return_idx"),
+            models.Index(
+                fields=["delivery_due_at"],
+                name="outbound_delivery_due_idx",
+                condition=Q(delivery_due_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -55,6 +55,8 @@ def outbound_for_lead(lead: Lead) -> list[dict[str, Any]]:
             "company": o.contract.company.name,
             "method": o.method,
             "price": str(o.price),
+            "status": o.status,
+            "reason": o.delivery_reason or None,
         }
         for o in rows
     ]

@@ -37,6 +37,7 @@ from django_celery_beat.models import (
 from distribution.models import (
     Assignment,
     Automation,
+    DeliveryAttempt,
     DistributionAttempt,
     GeoPlace,
     Notice,
@@ -302,6 +303,9 @@ def world(db: None) -> dict[str, Any]:
         place_key="amsterdam", latitude=52.37, longitude=4.9,
     )  # fmt: skip
     buyer = BuyerFactory(email="buyer@example.com", company=contract.company)
+    DeliveryAttempt.objects.create(
+        outbound=outbound, lead=outbound.lead, attempt=1, method="webhook", outcome="failed"
+    )
 
     clients: dict[str, Client] = {}
     for role, user in {

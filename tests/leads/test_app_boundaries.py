@@ -70,6 +70,7 @@ def test_one_lead_admin_with_distributions_inlines_and_actions():
         "OfferInline",
         "DistributionAttemptInline",
         "WebhookAttemptInline",
+        "LeadDeliveryAttemptInline",
     ]
     actions = [getattr(a, "__name__", a) for a in type(registered).actions or []]
     assert actions == [

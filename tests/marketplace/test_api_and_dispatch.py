@@ -49,12 +49,16 @@ def test_lead_document_lists_outbound_leads(
             "company": buyer.company.name,
             "method": "auto",
             "price": "12.50",
+            "status": "delivered",
+            "reason": None,
         },
         {
             "contract": "Deal",
             "company": body["outbound"][1]["company"],
             "method": "cherry_pick",
             "price": "7.00",
+            "status": "delivered",
+            "reason": None,
         },
     ]
 

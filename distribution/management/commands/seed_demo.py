@@ -6,12 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
 from distribution.configuration import ConfigError, config_apply, load_text
+from distribution.demo.fake_buyer import DEMO_CONTRACT, demo_delivery
 from distribution.services import leads_distribute_pending
 from distribution.services.geo import postal_codes_load
 from leads.models import Campaign, Lead, Source
@@ -101,6 +103,17 @@ COMPANIES = [
 ]
 
 
+def demo_config() -> dict[str, Any]:
+    """The demo's setup; in the embedded run (DEMO_FAKE_BUYER) one contract delivers by
+    webhook to the demo's own fake buyer."""
+    data: dict[str, Any] = load_text(DEMO_CONFIG.read_text())
+    if settings.DEMO_FAKE_BUYER:
+        for item in data.get("contracts", []):
+            if item.get("name") == DEMO_CONTRACT:
+                item["delivery"] = demo_delivery(settings.SITE_URL)
+    return data
+
+
 class Command(BaseCommand):
     help = (
         "Fill the database with a realistic demo: agents, sources, campaigns (and the "
@@ -117,7 +130,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            report = config_apply(load_text(DEMO_CONFIG.read_text()))
+            report = config_apply(demo_config())
         except ConfigError as exc:
             raise CommandError("the demo configuration is invalid:\n" + str(exc)) from exc
         self.stdout.write("Demo setup: " + "; ".join(report.lines()))

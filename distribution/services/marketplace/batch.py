@@ -29,6 +29,7 @@ from distribution.models import (
     Workflow,
 )
 from distribution.services.geo import lead_points_resolve
+from distribution.services.marketplace.delivery import deliveries_on_commit, outbound_prepare
 from distribution.services.marketplace.history import STORED_CANDIDATES, compact_offers
 from distribution.services.marketplace.state import (
     close_window,
@@ -188,7 +189,9 @@ def workflow_allocate_batch(
             )
             figures["distributed" if sold else "not_distributed"] += 1
             figures["turnover"] += turnover
+        to_deliver = outbound_prepare(outbound, now=now)  # webhook / e-mail: pending
         OutboundLead.objects.bulk_create(outbound)
+        deliveries_on_commit(to_deliver)
         DistributionAttempt.objects.bulk_create(attempts)
         figures["outbound"] = len(outbound)
         touched = {o.contract_id for o in outbound}

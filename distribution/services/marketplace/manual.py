@@ -25,6 +25,7 @@ from distribution.loaders.marketplace import (
 from distribution.models import DistributionAttempt, OutboundLead, OutboundMethod
 from distribution.selectors.marketplace import window_open_for_lead, workflow_for_campaign
 from distribution.services.geo import lead_points_resolve
+from distribution.services.marketplace.delivery import deliveries_on_commit, outbound_prepare
 from distribution.services.marketplace.history import (
     attempt_record,
     candidate_lines,
@@ -145,7 +146,7 @@ def lead_cherry_pick(
         if amount < 0:
             raise MarketplaceError("invalid", "The price cannot be negative.")
         user = actor if getattr(actor, "pk", None) else None
-        outbound = OutboundLead.objects.create(
+        outbound = OutboundLead(
             lead=lead,
             contract=contract,
             method=OutboundMethod.CHERRY_PICK,
@@ -153,6 +154,9 @@ def lead_cherry_pick(
             created_at=now,
             actor=user,
         )
+        to_deliver = outbound_prepare([outbound], now=now)  # webhook / e-mail: pending
+        outbound.save(force_insert=True)
+        deliveries_on_commit(to_deliver)
         LeadEvent.objects.create(
             lead=lead,
             kind=LeadEvent.Kind.DISTRIBUTED,

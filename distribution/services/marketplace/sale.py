@@ -36,6 +36,7 @@ from distribution.models import (
 )
 from distribution.selectors.marketplace import workflow_for_campaign
 from distribution.services.geo import lead_points_resolve
+from distribution.services.marketplace.delivery import deliveries_on_commit, outbound_prepare
 from distribution.services.marketplace.history import (
     REASON_TEXT,
     attempt_record,
@@ -122,20 +123,21 @@ def persist_outbound(
     if not decision.chosen:
         return []
     user = actor if getattr(actor, "pk", None) else None
-    created = OutboundLead.objects.bulk_create(
-        [
-            OutboundLead(
-                lead=lead,
-                contract_id=c.contract_id,
-                method=method,
-                price=c.price,
-                created_at=now,
-                actor=user,
-                window=window,
-            )
-            for c in decision.chosen
-        ]
-    )
+    rows = [
+        OutboundLead(
+            lead=lead,
+            contract_id=c.contract_id,
+            method=method,
+            price=c.price,
+            created_at=now,
+            actor=user,
+            window=window,
+        )
+        for c in decision.chosen
+    ]
+    to_deliver = outbound_prepare(rows, now=now)  # webhook / e-mail: pending, due now
+    created = OutboundLead.objects.bulk_create(rows)
+    deliveries_on_commit(to_deliver)
     # Round robin orders by it; the rows are locked by this transaction already.
     Contract.objects.filter(id__in=decision.chosen_ids).update(last_outbound_at=now)
     fields = set_status(
